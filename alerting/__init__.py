@@ -1,0 +1,43 @@
+"""Staged alerting: the alert and headquarters stage machines, operator actions, SMS, CAP 1.2.
+
+Pure state machines (no I/O, JSON-serializable state; DESIGN.md §4):
+
+* :mod:`alerting.machine` — :class:`AlertMachine`: detections in, ``AlertEvent`` transitions
+  out; operator actions (acknowledge, silence, manual escalate, clear) with an audit log; the
+  active-alerts listing; reminders for unacknowledged alerts.
+* :mod:`alerting.policy` — per-hazard staging policy (quorum, N-of-M, off-delay, dwell).
+* :mod:`alerting.hq` — :class:`HQMachine`: 비상 1·2·3단계 from province counts, proposals.
+
+Delivery adapters (DESIGN.md §5), imported from their modules:
+
+* :mod:`alerting.templates` — SMS templates, validated at load.
+* :mod:`alerting.sms` — recipients, drill isolation, Twilio / dry-run providers, dispatcher.
+* :mod:`alerting.sentlog` — the durable sent log (exactly one SMS per event × recipient).
+* :mod:`alerting.status` — delivery-status callbacks (parser, aiohttp handler factory).
+* :mod:`alerting.cap`, :mod:`alerting.cap_check`, :mod:`alerting.feed` — CAP 1.2.
+
+Nothing here imports Kafka, MQTT, Faust or ``geo``: the worker adapts geo's zones and
+recipients to :class:`ZoneInfo` and :class:`Recipient`.
+"""
+
+from __future__ import annotations
+
+from alerting.hq import HQMachine, compute_stage
+from alerting.machine import ActiveAlert, AlertMachine, AuditEntry, OperatorError, Reminder
+from alerting.model import Recipient, ZoneInfo, mask_phone
+from alerting.policy import DEFAULT_POLICIES, StagePolicy
+
+__all__ = [
+    "DEFAULT_POLICIES",
+    "ActiveAlert",
+    "AlertMachine",
+    "AuditEntry",
+    "HQMachine",
+    "OperatorError",
+    "Recipient",
+    "Reminder",
+    "StagePolicy",
+    "ZoneInfo",
+    "compute_stage",
+    "mask_phone",
+]

@@ -1,0 +1,700 @@
+"""The alert stage machine: one alert per (hazard, zone), fed with station detections.
+
+Input is :class:`gyeongbo.events.Detection` (a station's level under one rule, DESIGN.md §11.2)
+with the zones the station serves; output is the list of :class:`~gyeongbo.events.AlertEvent`
+transitions for the ``alerts`` topic. Pure Python, no I/O, deterministic: the same inputs give
+the same events with the same ``event_id`` (SMS and CAP de-duplicate on it), and the whole state
+round-trips through :meth:`AlertMachine.to_bytes` / :meth:`AlertMachine.from_bytes` (a Faust
+table value, restored after a restart or rebalance).
+
+How a zone's stage moves (DESIGN.md §4; :mod:`alerting.policy` for the per-hazard knobs):
+
+1. Each station keeps its latest public level (older, out-of-order detections are ignored).
+   Stations flagged by a ``sensor_health`` detection (level ≥ 주의) are held out of public
+   stages until they recover; their zone gets an operator-only ``sensor_health`` alert.
+2. The zone level is the highest L that at least ``quorum`` of its stations reach (spatial
+   N-of-M; quorum 1 = max over stations).
+3. Up: to the highest L above the stage that ``n`` of the last ``m`` zone samples reach
+   (temporal N-of-M). Stages may jump (주의 → 심각 directly).
+4. Down: only after the zone has stayed below the stage for the off-delay and the stage has
+   stood for its minimum dwell (ISA-18.2 off-delay/minimum duration), to the highest level seen
+   during that time (or one step, for O₃).
+5. Operators: acknowledge (stops reminders until the next escalation), silence a zone or a
+   zone × hazard for a window (no public transitions in the window except a rise to 심각, which
+   breaks through; at the end the stage catches up), escalate by hand (the manual stage is a
+   floor automatic de-escalation respects) and clear (the alert ends; it re-raises only when
+   the zone rises above the level it stood at when cleared). Every action goes to the audit
+   log with who, when and why — rejected ones too.
+
+Exercise (drill) detections live in their own namespace: their alerts have ids prefixed with
+``exercise:``, never merge with real alerts, and carry ``exercise=True`` to SMS and CAP.
+
+>>> from gyeongbo.events import Detection
+>>> m = AlertMachine()
+>>> z = ZoneInfo(id="11030", name="용산구")
+>>> d = Detection(station="1018683", hazard="flood", level="caution", ts_ms=1596678000000,
+...               rule="flood.gauge_stage", value=8.6, threshold=8.5)
+>>> [(e.action, e.level, e.alert_id) for e in m.feed(d, [z])]
+[('raise', 'caution', 'flood:11030:2020-08-06T10:40:00+09:00')]
+>>> AlertMachine.from_bytes(m.to_bytes()).active()[0].level
+'caution'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from alerting.model import ZoneInfo, rfc3339
+from alerting.policy import DEFAULT_POLICIES, StagePolicy, policy_for
+from gyeongbo.events import ActionName, AlertEvent, Detection, LevelName
+from gyeongbo.vocab import Level
+
+__all__ = [
+    "ActiveAlert",
+    "AlertMachine",
+    "AuditEntry",
+    "OperatorError",
+    "Reminder",
+    "track_key",
+]
+
+SENSOR_HEALTH = "sensor_health"
+_HISTORY_MAX = 200
+_AUDIT_MAX = 2000
+_STATE_VERSION = 1
+
+
+class OperatorError(ValueError):
+    """An operator action that cannot apply (unknown alert, not an escalation, …)."""
+
+
+class RuleLevel(msgspec.Struct):
+    """The latest level one rule gave a station, with its evidence."""
+
+    level: int
+    ts_ms: int
+    value: float
+    threshold: float | None = None
+    projected_crossing_ms: int | None = None
+    confidence: float | None = None
+
+
+class StationLevel(msgspec.Struct):
+    """A station's level for one hazard: the highest of its rules' latest levels.
+
+    Several rules speak for one hazard at one station (``flood.gauge_stage`` and
+    ``flood.forecast``): the forecast may stand at 주의 while the gauge is still below the line,
+    so the station level is their maximum, and the evidence is that rule's.
+    """
+
+    level: int
+    ts_ms: int
+    rule: str
+    value: float
+    threshold: float | None = None
+    projected_crossing_ms: int | None = None
+    confidence: float | None = None
+    rules: dict[str, RuleLevel] = {}
+
+
+class Transition(msgspec.Struct):
+    """One entry of an alert's history."""
+
+    ts_ms: int
+    level: int
+    previous: int
+    action: str
+    event_id: str
+    actor: str | None = None
+    reason: str | None = None
+
+
+class Track(msgspec.Struct):
+    """State of one (namespace, hazard, zone)."""
+
+    exercise: bool
+    hazard: str
+    zone: str
+    zone_name: str
+    #: How many stations serve the zone for this hazard (the M of N-of-M); 0 = unknown.
+    zone_size: int = 0
+    stations: dict[str, StationLevel] = {}
+    samples: list[int] = []
+    stage: int = 0
+    alert_id: str | None = None
+    last_alert_id: str | None = None
+    seq: int = 0
+    stage_since_ms: int = 0
+    below_since_ms: int | None = None
+    below_max: int = 0
+    floor: int = 0
+    cleared_hold: int = 0
+    acked: bool = False
+    last_notified_ms: int = 0
+    last_ts_ms: int = 0
+    history: list[Transition] = []
+
+
+class Silence(msgspec.Struct):
+    exercise: bool
+    zone: str
+    hazard: str | None
+    until_ms: int
+    actor: str
+    reason: str
+
+
+class AuditEntry(msgspec.Struct, frozen=True):
+    """Who did what, when and why; ``result`` is ``ok`` or ``rejected: …``."""
+
+    ts_ms: int
+    actor: str
+    action: str
+    target: str
+    reason: str
+    result: str
+
+
+class ActiveAlert(msgspec.Struct, frozen=True):
+    """A row of the active-alerts listing (JSON-able for the operator API)."""
+
+    alert_id: str
+    hazard: str
+    zone: str
+    zone_name: str
+    level: LevelName
+    level_ko: str
+    since: str
+    exercise: bool
+    acked: bool
+    silenced_until: str | None
+    manual_floor: LevelName | None
+    stations: dict[str, LevelName]
+    history: list[Transition]
+
+
+class Reminder(msgspec.Struct, frozen=True):
+    """An unacknowledged alert due for another operator notification."""
+
+    alert_id: str
+    hazard: str
+    zone: str
+    level: LevelName
+    ts: str
+
+
+class _State(msgspec.Struct):
+    version: int = _STATE_VERSION
+    tracks: dict[str, Track] = {}
+    faulty: dict[str, int] = {}
+    silences: list[Silence] = []
+    audit: list[AuditEntry] = []
+    #: Newest event time any exercise detection carried: the drill's own clock.
+    exercise_watermark_ms: int = 0
+
+
+def track_key(hazard: str, zone: str, exercise: bool = False) -> str:
+    return f"{'exercise' if exercise else 'real'}|{hazard}|{zone}"
+
+
+def _wire(level: int) -> LevelName:
+    name: LevelName = Level(level).wire  # type: ignore[assignment]
+    return name
+
+
+class AlertMachine:
+    """Alert stages for every (hazard, zone), in two namespaces (real and exercise)."""
+
+    def __init__(self, policies: dict[str, StagePolicy] | None = None) -> None:
+        self.policies = DEFAULT_POLICIES if policies is None else policies
+        self._s = _State()
+
+    # ------------------------------------------------------------------ state
+    def to_bytes(self) -> bytes:
+        """The whole state as JSON (a Faust table value)."""
+        return msgspec.json.encode(self._s)
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, policies: dict[str, StagePolicy] | None = None
+    ) -> AlertMachine:
+        m = cls(policies)
+        state = msgspec.json.decode(data, type=_State)
+        if state.version != _STATE_VERSION:
+            raise ValueError(f"alert state version {state.version} != {_STATE_VERSION}")
+        m._s = state
+        return m
+
+    @property
+    def audit_log(self) -> list[AuditEntry]:
+        return list(self._s.audit)
+
+    # ------------------------------------------------------------------ input
+    def feed(self, det: Detection, zones: Sequence[ZoneInfo]) -> list[AlertEvent]:
+        """Apply one detection to the zones its station serves; return the transitions."""
+        if not det.public and det.hazard != SENSOR_HEALTH:
+            return []  # anomaly scores and other operator-only signals never stage publicly
+        out: list[AlertEvent] = []
+        if det.exercise and det.ts_ms > self._s.exercise_watermark_ms:
+            self._s.exercise_watermark_ms = det.ts_ms
+        if det.hazard == SENSOR_HEALTH:
+            out += self._update_faulty(det)
+        elif f"{'exercise' if det.exercise else 'real'}|{det.station}" in self._s.faulty:
+            return []  # a faulty station's readings are held out until it recovers
+        for zone in zones:
+            key = track_key(det.hazard, zone.id, det.exercise)
+            tr = self._s.tracks.get(key)
+            if tr is None:
+                tr = Track(
+                    exercise=det.exercise,
+                    hazard=det.hazard,
+                    zone=zone.id,
+                    zone_name=zone.name,
+                )
+                self._s.tracks[key] = tr
+            if zone.stations:
+                tr.zone_size = len(zone.stations)
+            tr.zone_name = zone.name
+            prev = tr.stations.get(det.station)
+            rules = dict(prev.rules) if prev is not None else {}
+            old = rules.get(det.rule)
+            if old is not None and det.ts_ms < old.ts_ms:
+                continue  # out of order: the rule's newer level stands
+            rules[det.rule] = RuleLevel(
+                level=int(Level.parse(det.level)),
+                ts_ms=det.ts_ms,
+                value=det.value,
+                threshold=det.threshold,
+                projected_crossing_ms=det.projected_crossing_ms,
+                confidence=det.confidence,
+            )
+            lead_rule, lead = max(rules.items(), key=lambda kv: (kv[1].level, kv[1].ts_ms))
+            tr.stations[det.station] = StationLevel(
+                level=lead.level,
+                ts_ms=max(r.ts_ms for r in rules.values()),
+                rule=lead_rule,
+                value=lead.value,
+                threshold=lead.threshold,
+                projected_crossing_ms=lead.projected_crossing_ms,
+                confidence=lead.confidence,
+                rules=rules,
+            )
+            now = max(tr.last_ts_ms, det.ts_ms)
+            ev = self._evaluate(key, tr, now, sample=True)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def feed_all(self, items: Iterable[tuple[Detection, Sequence[ZoneInfo]]]) -> list[AlertEvent]:
+        out: list[AlertEvent] = []
+        for det, zones in items:
+            out += self.feed(det, zones)
+        return out
+
+    def advance(self, now_ms: int, *, exercise_now_ms: int | None = None) -> list[AlertEvent]:
+        """Let time pass: off-delays, expiries and silence windows end.
+
+        Real alerts follow ``now_ms`` (the worker's clock). Exercise alerts follow the drill's
+        own event time: ``exercise_now_ms`` (the newest drill reading the worker has seen) or
+        the newest event time an exercise detection carried, whichever is later: an
+        accelerated drill plays hours of readings in minutes with
+        timestamps behind the wall clock, which would otherwise end every off-delay at once.
+        """
+        out: list[AlertEvent] = []
+        # The drill clock never runs backwards: the newest of what we are told and have seen.
+        ex_now = max(self._s.exercise_watermark_ms, exercise_now_ms or 0)
+        self._s.silences = [
+            s for s in self._s.silences if s.until_ms > (ex_now if s.exercise else now_ms)
+        ]
+        for key in sorted(self._s.tracks):
+            tr = self._s.tracks[key]
+            if tr.stage == 0 and not tr.stations:
+                continue
+            now = ex_now if tr.exercise else now_ms
+            ev = self._evaluate(key, tr, max(now, tr.last_ts_ms), sample=False)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    # ------------------------------------------------------------------ core
+    def _policy(self, hazard: str) -> StagePolicy:
+        return policy_for(hazard, self.policies)
+
+    def _zone_level(self, tr: Track, now: int, pol: StagePolicy) -> int:
+        ns = "exercise" if tr.exercise else "real"
+        levels = []
+        for sid, st in tr.stations.items():
+            if tr.hazard != SENSOR_HEALTH and f"{ns}|{sid}" in self._s.faulty:
+                continue
+            if pol.expire_s is not None and now - st.ts_ms > pol.expire_s * 1000:
+                continue
+            levels.append(st.level)
+        m = tr.zone_size or len(tr.stations)
+        q = max(1, min(pol.quorum, m))
+        levels.sort(reverse=True)
+        return levels[q - 1] if len(levels) >= q else 0
+
+    def _silenced(self, tr: Track, now: int) -> bool:
+        return any(
+            s.exercise == tr.exercise
+            and s.zone == tr.zone
+            and s.hazard in (None, tr.hazard)
+            and s.until_ms > now
+            for s in self._s.silences
+        )
+
+    def _evaluate(self, key: str, tr: Track, now: int, *, sample: bool) -> AlertEvent | None:
+        pol = self._policy(tr.hazard)
+        tr.last_ts_ms = now
+        zl = self._zone_level(tr, now, pol)
+        n, m = pol.confirm
+        if sample:
+            tr.samples.append(zl)
+            del tr.samples[:-m]
+        tr.cleared_hold = min(tr.cleared_hold, zl)
+        window = tr.samples[-m:]
+        up = 0
+        for lv in range(int(Level.SERIOUS), tr.stage, -1):
+            if sum(1 for s in window if s >= lv) >= n:
+                up = lv
+                break
+        silenced = self._silenced(tr, now)
+        if up > tr.stage and up > tr.cleared_hold:
+            tr.below_since_ms = None
+            if silenced and up < Level.SERIOUS:
+                return None
+            action: ActionName = "raise" if tr.stage == 0 else "escalate"
+            return self._transition(tr, up, now, action)
+        if zl < tr.stage:
+            if tr.below_since_ms is None:
+                tr.below_since_ms, tr.below_max = now, zl
+            else:
+                tr.below_max = max(tr.below_max, zl)
+            if (
+                now - tr.below_since_ms >= pol.off_delay_s * 1000
+                and now - tr.stage_since_ms >= pol.min_dwell_s * 1000
+                and not silenced
+            ):
+                new = tr.below_max
+                if pol.step_down_one and tr.stage > Level.CAUTION:
+                    new = max(new, tr.stage - 1)
+                new = max(new, tr.floor)
+                if new < tr.stage:
+                    ev = self._transition(tr, new, now, "clear" if new == 0 else "deescalate")
+                    tr.below_since_ms, tr.below_max = (now, zl) if zl < new else (None, 0)
+                    return ev
+        else:
+            tr.below_since_ms = None
+        return None
+
+    def _transition(
+        self,
+        tr: Track,
+        level: int,
+        now: int,
+        action: ActionName,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> AlertEvent:
+        previous = tr.stage
+        if tr.alert_id is None:
+            if level == 0:
+                raise OperatorError("no active alert")
+            aid = f"{tr.hazard}:{tr.zone}:{rfc3339(now)}"
+            if tr.exercise:
+                aid = "exercise:" + aid
+            if aid == tr.last_alert_id:  # cleared and re-raised within the same instant
+                aid += f"~{tr.seq + 1}"
+            tr.alert_id, tr.seq, tr.history = aid, 0, []
+        alert_id = tr.alert_id
+        tr.seq += 1
+        event_id = f"{alert_id}#{tr.seq}"
+        if level != previous:
+            tr.stage, tr.stage_since_ms = level, now
+        if level > previous:
+            tr.acked = False
+            tr.last_notified_ms = now
+        tr.history.append(
+            Transition(now, level, previous, action, event_id, actor=actor, reason=reason)
+        )
+        del tr.history[:-_HISTORY_MAX]
+        ev = AlertEvent(
+            alert_id=alert_id,
+            hazard=tr.hazard,
+            zone=tr.zone,
+            zone_name=tr.zone_name,
+            level=_wire(level),
+            previous=_wire(previous),
+            level_ko=Level(level).ko,
+            ts=rfc3339(now),
+            action=action,
+            exercise=tr.exercise,
+            stations=self._contributors(tr, level),
+            evidence=self._evidence(tr, extra),
+            event_id=event_id,
+            actor=actor,
+            reason=reason,
+        )
+        if level == 0:
+            tr.last_alert_id, tr.alert_id = alert_id, None
+            tr.floor, tr.acked, tr.samples = 0, False, []
+        return ev
+
+    def _contributors(self, tr: Track, level: int) -> list[str]:
+        ns = "exercise" if tr.exercise else "real"
+        ok = {s: st for s, st in tr.stations.items() if f"{ns}|{s}" not in self._s.faulty}
+        top = sorted(s for s, st in ok.items() if st.level >= max(level, 1))
+        return top or sorted(tr.stations)
+
+    def _evidence(self, tr: Track, extra: dict[str, Any] | None) -> dict[str, Any]:
+        ev: dict[str, Any] = {}
+        if tr.stations:
+            lead_id, lead = max(tr.stations.items(), key=lambda kv: (kv[1].level, kv[1].ts_ms))
+            ev = {
+                "rule": lead.rule,
+                "station": lead_id,
+                "value": lead.value,
+                "threshold": lead.threshold,
+                "observed_at": rfc3339(lead.ts_ms),
+                "station_levels": {s: _wire(st.level) for s, st in sorted(tr.stations.items())},
+            }
+            if lead.projected_crossing_ms is not None:
+                ev["projected_crossing"] = rfc3339(lead.projected_crossing_ms)
+            if lead.confidence is not None:
+                ev["confidence"] = lead.confidence
+            faulty = sorted(
+                s
+                for s in tr.stations
+                if f"{'exercise' if tr.exercise else 'real'}|{s}" in self._s.faulty
+            )
+            if faulty:
+                ev["held_out"] = faulty
+        pol = self._policy(tr.hazard)
+        ev["policy"] = {"quorum": pol.quorum, "confirm": list(pol.confirm)}
+        if extra:
+            ev.update(extra)
+        return ev
+
+    def _update_faulty(self, det: Detection) -> list[AlertEvent]:
+        key = f"{'exercise' if det.exercise else 'real'}|{det.station}"
+        bad = Level.parse(det.level) >= Level.CAUTION
+        was = key in self._s.faulty
+        if bad == was:
+            return []
+        if bad:
+            self._s.faulty[key] = det.ts_ms
+        else:
+            del self._s.faulty[key]
+            # levels from before the fault are stale: the next detection defines the station
+            for tr in self._s.tracks.values():
+                if tr.hazard != SENSOR_HEALTH and tr.exercise == det.exercise:
+                    tr.stations.pop(det.station, None)
+        out: list[AlertEvent] = []
+        for k in sorted(self._s.tracks):
+            tr = self._s.tracks[k]
+            if (
+                tr.hazard != SENSOR_HEALTH
+                and tr.exercise == det.exercise
+                and det.station in tr.stations
+            ):
+                ev = self._evaluate(k, tr, max(tr.last_ts_ms, det.ts_ms), sample=True)
+                if ev is not None:
+                    out.append(ev)
+        return out
+
+    # ------------------------------------------------------------------ operators
+    def _audit(
+        self, ts_ms: int, actor: str, action: str, target: str, reason: str, result: str = "ok"
+    ) -> None:
+        self._s.audit.append(AuditEntry(ts_ms, actor, action, target, reason, result))
+        del self._s.audit[:-_AUDIT_MAX]
+
+    def _reject(
+        self, ts_ms: int, actor: str, action: str, target: str, reason: str, why: str
+    ) -> OperatorError:
+        self._audit(ts_ms, actor, action, target, reason, f"rejected: {why}")
+        return OperatorError(why)
+
+    def _by_alert_id(self, alert_id: str) -> Track | None:
+        for tr in self._s.tracks.values():
+            if tr.alert_id == alert_id:
+                return tr
+        return None
+
+    def acknowledge(
+        self, alert_id: str, *, actor: str, ts_ms: int, reason: str = ""
+    ) -> list[AlertEvent]:
+        """Acknowledge an alert: it stays, reminders stop until it escalates."""
+        tr = self._by_alert_id(alert_id)
+        if tr is None:
+            raise self._reject(
+                ts_ms, actor, "ack", alert_id, reason, "no active alert with this id"
+            )
+        self._audit(ts_ms, actor, "ack", alert_id, reason)
+        tr.acked = True
+        return [self._transition(tr, tr.stage, ts_ms, "ack", actor=actor, reason=reason)]
+
+    def silence(
+        self,
+        zone: str,
+        *,
+        hazard: str | None = None,
+        duration_s: int,
+        actor: str,
+        ts_ms: int,
+        reason: str,
+        exercise: bool = False,
+    ) -> list[AlertEvent]:
+        """Silence a zone (every hazard) or a zone × hazard for ``duration_s`` seconds."""
+        target = f"{zone}/{hazard or '*'}" + (" (exercise)" if exercise else "")
+        if duration_s <= 0 or not reason:
+            raise self._reject(
+                ts_ms,
+                actor,
+                "silence",
+                target,
+                reason,
+                "a silence needs a positive duration and a reason",
+            )
+        until = ts_ms + duration_s * 1000
+        self._s.silences.append(Silence(exercise, zone, hazard, until, actor, reason))
+        self._audit(ts_ms, actor, "silence", target, f"{reason} (until {rfc3339(until)})")
+        out = []
+        for k in sorted(self._s.tracks):
+            tr = self._s.tracks[k]
+            if (
+                tr.alert_id
+                and tr.zone == zone
+                and tr.exercise == exercise
+                and hazard in (None, tr.hazard)
+            ):
+                out.append(
+                    self._transition(
+                        tr,
+                        tr.stage,
+                        ts_ms,
+                        "silence",
+                        actor=actor,
+                        reason=reason,
+                        extra={"silenced_until": rfc3339(until)},
+                    )
+                )
+        return out
+
+    def escalate(
+        self,
+        hazard: str,
+        zone: ZoneInfo,
+        level: str,
+        *,
+        actor: str,
+        ts_ms: int,
+        reason: str,
+        exercise: bool = False,
+    ) -> list[AlertEvent]:
+        """Raise or escalate by hand to ``level``; that level becomes a floor until cleared."""
+        target = track_key(hazard, zone.id, exercise)
+        lv = int(Level.parse(level))
+        key = target
+        tr = self._s.tracks.get(key)
+        current = tr.stage if tr else 0
+        if lv <= current or lv == 0:
+            raise self._reject(
+                ts_ms,
+                actor,
+                "manual",
+                target,
+                reason,
+                f"{level} is not above the current stage {_wire(current)}",
+            )
+        if tr is None:
+            tr = Track(
+                exercise=exercise,
+                hazard=hazard,
+                zone=zone.id,
+                zone_name=zone.name,
+                zone_size=len(zone.stations),
+            )
+            self._s.tracks[key] = tr
+        self._audit(ts_ms, actor, "manual", target, f"{reason} (→ {_wire(lv)})")
+        tr.floor, tr.below_since_ms = lv, None
+        tr.last_ts_ms = max(tr.last_ts_ms, ts_ms)
+        return [self._transition(tr, lv, ts_ms, "manual", actor=actor, reason=reason)]
+
+    def clear(
+        self, alert_id: str, *, actor: str, ts_ms: int, reason: str, cancel: bool = False
+    ) -> list[AlertEvent]:
+        """End an alert by hand. ``cancel=True`` marks it issued in error (CAP ``Cancel``)."""
+        tr = self._by_alert_id(alert_id)
+        if tr is None:
+            raise self._reject(
+                ts_ms, actor, "clear", alert_id, reason, "no active alert with this id"
+            )
+        if not reason:
+            raise self._reject(ts_ms, actor, "clear", alert_id, reason, "a clear needs a reason")
+        self._audit(ts_ms, actor, "clear", alert_id, reason + (" (cancel)" if cancel else ""))
+        pol = self._policy(tr.hazard)
+        tr.cleared_hold = self._zone_level(tr, max(ts_ms, tr.last_ts_ms), pol)
+        tr.below_since_ms = None
+        tr.last_ts_ms = max(tr.last_ts_ms, ts_ms)
+        extra = {"cancel": True} if cancel else None
+        return [self._transition(tr, 0, ts_ms, "clear", actor=actor, reason=reason, extra=extra)]
+
+    # ------------------------------------------------------------------ views
+    def active(self, *, exercise: bool | None = None) -> list[ActiveAlert]:
+        """Active alerts, most severe first."""
+        rows = []
+        for tr in self._s.tracks.values():
+            if tr.alert_id is None or (exercise is not None and tr.exercise != exercise):
+                continue
+            until = [
+                s.until_ms
+                for s in self._s.silences
+                if s.exercise == tr.exercise
+                and s.zone == tr.zone
+                and s.hazard in (None, tr.hazard)
+                and s.until_ms > tr.last_ts_ms
+            ]
+            rows.append(
+                ActiveAlert(
+                    alert_id=tr.alert_id,
+                    hazard=tr.hazard,
+                    zone=tr.zone,
+                    zone_name=tr.zone_name,
+                    level=_wire(tr.stage),
+                    level_ko=Level(tr.stage).ko,
+                    since=rfc3339(tr.stage_since_ms),
+                    exercise=tr.exercise,
+                    acked=tr.acked,
+                    silenced_until=rfc3339(max(until)) if until else None,
+                    manual_floor=_wire(tr.floor) if tr.floor else None,
+                    stations={s: _wire(st.level) for s, st in sorted(tr.stations.items())},
+                    history=list(tr.history),
+                )
+            )
+        rows.sort(key=lambda a: (-int(Level.parse(a.level)), a.alert_id))
+        return rows
+
+    def stage_of(self, hazard: str, zone: str, *, exercise: bool = False) -> Level:
+        tr = self._s.tracks.get(track_key(hazard, zone, exercise))
+        return Level(tr.stage if tr else 0)
+
+    def reminders(self, now_ms: int) -> list[Reminder]:
+        """Unacknowledged, unsilenced alerts due for another operator notification."""
+        out = []
+        for key in sorted(self._s.tracks):
+            tr = self._s.tracks[key]
+            rep = self._policy(tr.hazard).repeat_s
+            if tr.alert_id is None or tr.acked or rep is None or self._silenced(tr, now_ms):
+                continue
+            if now_ms - tr.last_notified_ms >= rep * 1000:
+                tr.last_notified_ms = now_ms
+                out.append(
+                    Reminder(tr.alert_id, tr.hazard, tr.zone, _wire(tr.stage), rfc3339(now_ms))
+                )
+        return out

@@ -1,0 +1,116 @@
+"""Twilio delivery-status callbacks: a pure parser, a recorder, and an aiohttp handler.
+
+Twilio POSTs ``application/x-www-form-urlencoded`` to a message's ``StatusCallback`` URL as its
+status moves (queued → sent → delivered / undelivered / failed), with ``MessageSid``,
+``MessageStatus``, ``ErrorCode`` (on failure), ``To``, ``AccountSid`` and an
+``X-Twilio-Signature`` header: base64 HMAC-SHA1, keyed with the auth token, over the full URL
+followed by the sorted POST parameters (https://www.twilio.com/docs/usage/security). The worker
+mounts :func:`make_status_handler` on its web server; nothing here knows Kafka.
+
+>>> s = parse_status_callback({"MessageSid": "SM1", "MessageStatus": "undelivered",
+...                            "ErrorCode": "30003", "To": "+821012345678"})
+>>> (s.sid, s.status, s.error_code, s.to_masked)
+('SM1', 'undelivered', 30003, '+8210****5678')
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+import msgspec
+
+from alerting.model import mask_phone
+from alerting.sentlog import SentLog
+
+__all__ = [
+    "DeliveryStatus",
+    "StatusError",
+    "make_status_handler",
+    "parse_status_callback",
+    "record_status",
+]
+
+STATUSES = frozenset(
+    {
+        "accepted",
+        "scheduled",
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+        "read",
+        "canceled",
+        "receiving",
+        "received",
+    }
+)
+
+
+class StatusError(ValueError):
+    pass
+
+
+class DeliveryStatus(msgspec.Struct, frozen=True):
+    sid: str
+    status: str
+    error_code: int | None = None
+    to_masked: str | None = None
+
+
+def parse_status_callback(form: Mapping[str, str]) -> DeliveryStatus:
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    status = form.get("MessageStatus") or form.get("SmsStatus")
+    if not sid or not status:
+        raise StatusError("MessageSid and MessageStatus are required")
+    if status not in STATUSES:
+        raise StatusError(f"unknown MessageStatus {status!r}")
+    code = form.get("ErrorCode")
+    try:
+        error_code = int(code) if code else None
+    except ValueError:
+        raise StatusError(f"ErrorCode {code!r} is not a number") from None
+    to = form.get("To")
+    return DeliveryStatus(sid, status, error_code, mask_phone(to) if to else None)
+
+
+def record_status(sentlog: SentLog, status: DeliveryStatus, *, now_ms: int) -> bool:
+    """Record a status on the delivery with this SID; False if the SID is not ours."""
+    return sentlog.record_status(status.sid, status.status, status.error_code, now_ms=now_ms)
+
+
+def make_status_handler(
+    sentlog: SentLog,
+    *,
+    auth_token: str | None,
+    public_url: str | None = None,
+    on_status: Callable[[DeliveryStatus], None] | None = None,
+) -> Callable[..., Awaitable[object]]:
+    """An aiohttp handler: validates the signature (when an auth token is configured), records
+    the status, answers 204; 403 on a bad signature, 400 on a malformed callback. ``public_url``
+    is the URL Twilio was given (the signature covers it), when the worker sits behind a proxy.
+    ``on_status`` lets the worker forward the status (e.g. to the ``sms.status`` topic)."""
+    from aiohttp import web
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(auth_token) if auth_token else None
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        if validator is not None:
+            url = public_url or str(request.url)
+            sig = request.headers.get("X-Twilio-Signature", "")
+            if not validator.validate(url, form, sig):
+                return web.Response(status=403, text="bad signature")
+        try:
+            status = parse_status_callback(form)
+        except StatusError as exc:
+            return web.Response(status=400, text=str(exc))
+        record_status(sentlog, status, now_ms=time.time_ns() // 1_000_000)
+        if on_status is not None:
+            on_status(status)
+        return web.Response(status=204)
+
+    return handler

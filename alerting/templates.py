@@ -1,0 +1,215 @@
+"""SMS templates: loading, validation and rendering (DESIGN.md §5).
+
+One template per public hazard × stage (``caution``, ``alert``, ``serious``, ``cleared``) in
+``config/templates.yaml``: Korean, with the English hazard keyword, naming what to do, where,
+and the issuing body. Validated at load — a bad file is refused with every problem named:
+
+* every public hazard has the four stages; placeholders are only ``prefix``, ``zone``,
+  ``station``, ``value``, ``issuer``; each text contains its hazard's English keyword;
+* the longest message the template can produce — each field at its ``field_limits`` length,
+  with the drill prefix in front — is at most ``max_chars`` (90 by default, the Korean
+  short-message limit; configurable up to 157).
+
+At render time longer fields are cut to their limit with "…", so a rendered message can never
+exceed the limit the file was validated for. Which events get an SMS at all (주의 and above,
+and one all-clear when a public stage is lifted) is decided by :func:`sms_stage`.
+
+>>> t = load_templates(DEFAULT_TEMPLATES)
+>>> t.render_fields("flood", "caution", zone="용산구", station="한강대교", value=8.6)
+'[경보] Flood 홍수주의보 용산구: 한강대교 수위 8.6m. 하천변 접근 금지, 대피 준비. -한강홍수통제소'
+>>> t.render_fields("flood", "caution", zone="용산구", station="한강대교", value=8.6,
+...                 drill=True)[:14]
+'[훈련][경보] Flood'
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alerting.policy import policy_for
+from gyeongbo.errors import ConfigError
+from gyeongbo.events import AlertEvent
+from gyeongbo.settings import REPO_ROOT
+from gyeongbo.vocab import Level
+
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "STAGES",
+    "TemplateError",
+    "Templates",
+    "load_templates",
+    "parse_templates",
+    "sms_stage",
+]
+
+DEFAULT_TEMPLATES = REPO_ROOT / "config" / "templates.yaml"
+STAGES = ("caution", "alert", "serious", "cleared")
+PUBLIC_HAZARDS = ("flood", "heavy_rain", "pm10", "pm25", "ozone", "structural", "earthquake")
+_FIELDS = {"prefix", "zone", "station", "value", "issuer"}
+MAX_LIMIT = 157
+
+
+class TemplateError(ConfigError):
+    """The SMS templates file is invalid."""
+
+
+@dataclass(frozen=True)
+class HazardTemplates:
+    keyword: str
+    issuer: str
+    value_format: str
+    stages: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Templates:
+    max_chars: int
+    prefix: str
+    drill_prefix: str
+    field_limits: Mapping[str, int]
+    hazards: Mapping[str, HazardTemplates]
+
+    def render_fields(
+        self,
+        hazard: str,
+        stage: str,
+        *,
+        zone: str,
+        station: str = "",
+        value: float | None = None,
+        drill: bool = False,
+    ) -> str:
+        h = self.hazards[hazard]
+        shown = "-" if value is None else h.value_format.format(value)
+        fields = {
+            "prefix": self.prefix,
+            "issuer": h.issuer,
+            "zone": _cut(zone, self.field_limits["zone"]),
+            "station": _cut(station, self.field_limits["station"]),
+            "value": _cut(shown, self.field_limits["value"]),
+        }
+        text = h.stages[stage].format(**fields)
+        if drill:
+            text = self.drill_prefix + text
+        if len(text) > self.max_chars:  # impossible after validation; never send a cut SMS
+            raise TemplateError(hazard, [f"{stage}: {len(text)} > {self.max_chars} chars"])
+        return text
+
+    def render(
+        self, event: AlertEvent, *, station_names: Mapping[str, str] | None = None
+    ) -> str | None:
+        """The SMS text for an alert event, or None when the event gets no SMS."""
+        stage = sms_stage(event)
+        if stage is None or event.hazard not in self.hazards:
+            return None
+        lead = str(event.evidence.get("station") or (event.stations[0] if event.stations else ""))
+        value = event.evidence.get("value")
+        return self.render_fields(
+            event.hazard,
+            stage,
+            zone=event.zone_name,
+            station=(station_names or {}).get(lead, lead),
+            value=float(value) if isinstance(value, int | float) else None,
+            drill=event.exercise,
+        )
+
+
+def sms_stage(event: AlertEvent) -> str | None:
+    """Which template an event gets: its stage from 주의 up, ``cleared`` once when a public
+    stage (주의 or above) is lifted, None otherwise (관심, acks, silences, sensor health).
+
+    >>> import msgspec
+    >>> from gyeongbo.events import AlertEvent
+    >>> e = AlertEvent(alert_id="a", hazard="flood", zone="z", zone_name="z", level="caution",
+    ...                previous="attention", level_ko="주의", ts="t", action="escalate")
+    >>> sms_stage(e), sms_stage(msgspec.structs.replace(e, level="attention", previous="alert"))
+    ('caution', 'cleared')
+    """
+    if not policy_for(event.hazard).public or event.action in ("ack", "silence"):
+        return None
+    level, previous = Level.parse(event.level), Level.parse(event.previous)
+    if level == previous:
+        return None
+    if level >= Level.CAUTION:
+        return event.level
+    if previous >= Level.CAUTION:
+        return "cleared"
+    return None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_templates(
+    data: Any, *, max_chars: int | None = None, path: str = "<templates>"
+) -> Templates:
+    """Validate a parsed YAML document; ``max_chars`` overrides the file's (from settings)."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise TemplateError(path, ["top level must be a mapping"])
+    limit = int(max_chars if max_chars is not None else data.get("max_chars", 90))
+    if not 40 <= limit <= MAX_LIMIT:
+        problems.append(f"max_chars {limit} outside 40..{MAX_LIMIT}")
+    prefix = str(data.get("prefix", "[경보]"))
+    drill_prefix = str(data.get("drill_prefix", "[훈련]"))
+    if "훈련" not in drill_prefix:
+        problems.append("drill_prefix must say 훈련")
+    limits = {"zone": 8, "station": 8, "value": 6, **(data.get("field_limits") or {})}
+    hazards: dict[str, HazardTemplates] = {}
+    raw = data.get("hazards") or {}
+    for hz in PUBLIC_HAZARDS:
+        if hz not in raw:
+            problems.append(f"hazards.{hz}: missing")
+    for hz, spec in raw.items():
+        where = f"hazards.{hz}"
+        if not isinstance(spec, dict) or not spec.get("keyword") or not spec.get("issuer"):
+            problems.append(f"{where}: needs keyword, issuer and stages")
+            continue
+        stages = spec.get("stages") or {}
+        fmt = str(spec.get("value_format", "{}"))
+        for st in STAGES:
+            text = stages.get(st)
+            if not isinstance(text, str):
+                problems.append(f"{where}.stages.{st}: missing")
+                continue
+            names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+            if names - _FIELDS:
+                problems.append(
+                    f"{where}.stages.{st}: unknown placeholder(s) {sorted(names - _FIELDS)}"
+                )
+                continue
+            if spec["keyword"] not in text:
+                problems.append(
+                    f"{where}.stages.{st}: lacks the English keyword {spec['keyword']!r}"
+                )
+            worst = drill_prefix + text.format(
+                prefix=prefix,
+                issuer=spec["issuer"],
+                zone="가" * limits["zone"],
+                station="가" * limits["station"],
+                value="9" * limits["value"],
+            )
+            if len(worst) > limit:
+                problems.append(
+                    f"{where}.stages.{st}: up to {len(worst)} chars with the drill prefix and "
+                    f"fields at their limits, over {limit}"
+                )
+        hazards[hz] = HazardTemplates(spec["keyword"], spec["issuer"], fmt, dict(stages))
+    if problems:
+        raise TemplateError(path, problems)
+    return Templates(limit, prefix, drill_prefix, limits, hazards)
+
+
+def load_templates(
+    path: Path | str = DEFAULT_TEMPLATES, *, max_chars: int | None = None
+) -> Templates:
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    return parse_templates(data, max_chars=max_chars, path=str(path))

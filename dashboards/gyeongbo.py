@@ -1,0 +1,833 @@
+"""Gyeongbo's Grafana dashboards, generated from the station registry.
+
+Two dashboards, both with the drill toggle ``$exercise`` (``false`` = live data, ``true`` =
+drill data; every event query filters on it) and the alert transitions of the selected mode
+as annotations (one annotation query per level, in the level's colour):
+
+* **Situation** (``gyeongbo-situation``): a Geomap of stations coloured by their current
+  stage; active alerts (latest state per hazard × zone, not cleared) and the alert history;
+  the headquarters' stage; recent detections; water level per gauge with its four official
+  stage lines (관심/주의/경계/심각 from the registry, drawn as threshold lines); gauges without
+  official stages together; rainfall per interval and the KMA heavy-rain sums over 3 h
+  (60/90 mm) and 12 h (110/180 mm); PM10 (150/300 µg/m³), PM2.5 (75/150 µg/m³) and O₃
+  (0.12/0.3/0.5 ppm) hourly means; each structural monitor's channels as % of its allowable
+  (60/80/100 % lines); peak ground acceleration.
+* **Operations** (``gyeongbo-operations``): sensor health (open faults, fault changes),
+  pipeline lag and throughput per component, rejected readings, detections and alerts per
+  second, and the InfluxDB sink's own counters.
+
+Queries are InfluxQL only, over the schema of :mod:`streams.influx_lines`. Each query's
+expected result (columns, and the tags its series are grouped by) is recorded in
+:attr:`Built.expects`; the tests run every query against a real InfluxDB after a drill and
+hold it to that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from dashboards.model import (
+    DATASOURCE,
+    SCHEMA_VERSION,
+    Annotation,
+    Annotations,
+    Dashboard,
+    FieldConfig,
+    FieldDefaults,
+    Grid,
+    Panel,
+    Target,
+    Templating,
+    Thresholds,
+    ThresholdStep,
+    TimeRange,
+    Variable,
+    VariableOption,
+)
+from gyeongbo.registry import Registry, Station
+from gyeongbo.vocab import LEVEL_COLOUR, Kind, Level
+
+__all__ = ["Built", "Expect", "build_all", "operations", "situation"]
+
+EX: Final = "\"exercise\" = '$exercise'"
+#: Window for "latest state" queries (active alerts, stages, health, station metadata).
+STATE_WINDOW: Final = "time > now() - 30d"
+STAGE_COLOURS: Final = {int(lv): LEVEL_COLOUR[lv] for lv in Level}
+LEVEL_LABEL: Final = {int(lv): f"{lv.ko} {lv.wire}" for lv in Level}
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What one query must return on the drill data: every column, at least one row, and
+    series grouped by exactly these tags."""
+
+    columns: tuple[str, ...]
+    group_by: tuple[str, ...] = ()
+
+
+@dataclass
+class Built:
+    dashboard: Dashboard
+    #: (panel id, refId) → expectation; annotations are keyed (0, annotation name).
+    expects: dict[tuple[int, str], Expect] = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.dashboard.uid}.json"
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.grid = Grid()
+        self.panels: list[Panel] = []
+        self.expects: dict[tuple[int, str], Expect] = {}
+        self.next_id = 1
+
+    def row(self, title: str) -> None:
+        self.grid.newline()
+        self.panels.append(
+            Panel(
+                id=self._id(),
+                type="row",
+                title=title,
+                grid_pos=self.grid.place(24, 1),
+                collapsed=False,
+            )
+        )
+
+    def panel(
+        self,
+        type_: str,
+        title: str,
+        w: int,
+        h: int,
+        queries: list[tuple[str, Expect]],
+        *,
+        table: bool = False,
+        alias: str | None = None,
+        defaults: FieldDefaults | None = None,
+        options: dict[str, Any] | None = None,
+        description: str | None = None,
+        interval: str | None = None,
+        overrides: list[dict[str, Any]] | None = None,
+        transformations: list[dict[str, Any]] | None = None,
+    ) -> Panel:
+        pid = self._id()
+        targets = []
+        for i, (q, exp) in enumerate(queries):
+            ref = chr(ord("A") + i)
+            targets.append(
+                Target(
+                    ref_id=ref,
+                    query=q,
+                    datasource=DATASOURCE,
+                    raw_query=True,
+                    result_format="table" if table else "time_series",
+                    alias=alias,
+                )
+            )
+            self.expects[(pid, ref)] = exp
+        p = Panel(
+            id=pid,
+            type=type_,
+            title=title,
+            grid_pos=self.grid.place(w, h),
+            datasource=DATASOURCE,
+            targets=targets,
+            field_config=FieldConfig(
+                defaults=defaults or FieldDefaults(), overrides=overrides or []
+            ),
+            options=options or {},
+            description=description,
+            interval=interval,
+            transformations=transformations or [],
+        )
+        self.panels.append(p)
+        return p
+
+    def _id(self) -> int:
+        i = self.next_id
+        self.next_id += 1
+        return i
+
+
+# -- pieces ---------------------------------------------------------------------------------
+def _thresholds(base: str, *steps: tuple[float, str]) -> Thresholds:
+    return Thresholds(
+        mode="absolute",
+        steps=[ThresholdStep(color=base, value=None)]
+        + [ThresholdStep(color=c, value=v) for v, c in steps],
+    )
+
+
+def _lines(unit: str, thresholds: Thresholds, **custom: Any) -> FieldDefaults:
+    """Time-series defaults that draw the thresholds as dashed lines over tinted bands."""
+    return FieldDefaults(
+        unit=unit,
+        thresholds=thresholds,
+        color={"mode": "palette-classic"},
+        custom={
+            "thresholdsStyle": {"mode": "dashed+area"},
+            "lineWidth": 2,
+            "fillOpacity": 0,
+            "spanNulls": True,
+            **custom,
+        },
+    )
+
+
+def _stage_mappings() -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "value",
+            "options": {
+                str(n): {"text": LEVEL_LABEL[n], "color": STAGE_COLOURS[n], "index": n}
+                for n in STAGE_COLOURS
+            },
+        }
+    ]
+
+
+def _stage_thresholds() -> Thresholds:
+    return _thresholds(STAGE_COLOURS[0], *((float(n), STAGE_COLOURS[n]) for n in range(1, 5)))
+
+
+def _legend() -> dict[str, Any]:
+    return {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+
+
+def _exercise_variable() -> Variable:
+    live = VariableOption(text="live", value="false", selected=True)
+    drill = VariableOption(text="drill (훈련)", value="true", selected=False)
+    return Variable(
+        type="custom",
+        name="exercise",
+        label="Data",
+        query="live : false,drill (훈련) : true",
+        current=VariableOption(text="live", value="false", selected=True),
+        options=[live, drill],
+        hide=0,
+        multi=False,
+        include_all=False,
+        description="Live data or drill (exercise) data; drills never mix with live data.",
+    )
+
+
+def _annotations() -> Annotations:
+    out = []
+    for lv in reversed(Level):
+        q = (
+            'SELECT "message", "hazard", "zone" FROM "alert" '
+            f"WHERE \"level\" = '{lv.wire}' AND {EX} AND $timeFilter"
+        )
+        out.append(_annotation(f"Alert → {lv.ko} {lv.wire}", LEVEL_COLOUR[lv], q))
+    q = f'SELECT "message", "hazard_group" FROM "hq_stage" WHERE {EX} AND $timeFilter'
+    out.append(_annotation("HQ stage (비상단계)", "purple", q, tags="hazard_group"))
+    return Annotations(list=out)
+
+
+def _annotation(name: str, colour: str, q: str, tags: str = "hazard,zone") -> Annotation:
+    return Annotation(
+        name=name,
+        icon_color=colour,
+        datasource=DATASOURCE,
+        enable=True,
+        hide=False,
+        query=q,
+        text_column="message",
+        tags_column=tags,
+        target={
+            "refId": "Anno",
+            "query": q,
+            "rawQuery": True,
+            "resultFormat": "table",
+            "textColumn": "message",
+            "tagsColumn": tags,
+            "fromAnnotations": True,
+        },
+    )
+
+
+def _annotation_expects(annotations: Annotations) -> dict[tuple[int, str], Expect]:
+    return {
+        (0, a.name): Expect(
+            columns=("time", *(c for c in [a.text_column, *a.tags_column.split(",")]))
+        )
+        for a in annotations.list
+    }
+
+
+def _dashboard(uid: str, title: str, description: str, b: _Builder) -> Built:
+    annotations = _annotations()
+    d = Dashboard(
+        uid=uid,
+        title=title,
+        description=description,
+        tags=["gyeongbo", "경보"],
+        timezone="browser",
+        editable=False,
+        graph_tooltip=1,
+        refresh="30s",
+        schema_version=SCHEMA_VERSION,
+        version=1,
+        time=TimeRange(from_="now-6h", to="now"),
+        templating=Templating(list=[_exercise_variable()]),
+        annotations=annotations,
+        panels=b.panels,
+        links=[
+            {
+                "title": "Gyeongbo",
+                "type": "dashboards",
+                "tags": ["gyeongbo"],
+                "asDropdown": False,
+                "includeVars": True,
+                "keepTime": True,
+            }
+        ],
+    )
+    return Built(dashboard=d, expects={**b.expects, **_annotation_expects(annotations)})
+
+
+def _gauge_title(st: Station) -> str:
+    return f"{st.name} {st.name_en} ({st.id})"
+
+
+def _in(ids: list[str]) -> str:
+    return "/^(" + "|".join(ids) + ")$/"
+
+
+# -- the dashboards ---------------------------------------------------------------------------
+def situation(registry: Registry) -> Built:
+    b = _Builder()
+    stations = [registry.stations[s] for s in registry.station_ids()]
+    by_kind = {k: [s for s in stations if s.kind is k] for k in Kind}
+
+    b.row("Alerts · 경보")
+    b.panel(
+        "geomap",
+        "Stations by stage",
+        12,
+        14,
+        [
+            (
+                'SELECT last("lat") AS "lat", last("lon") AS "lon", last("name_en") AS "name" '
+                f'FROM "station" WHERE {STATE_WINDOW} GROUP BY "station", "kind"',
+                Expect(("time", "lat", "lon", "name"), ("kind", "station")),
+            ),
+            (
+                'SELECT max("level_num") AS "stage", last("lat") AS "lat", last("lon") AS "lon" '
+                'FROM (SELECT last("level_num") AS "level_num", last("lat") AS "lat", '
+                'last("lon") AS "lon" FROM "detection" '
+                f"WHERE \"public\" = 'true' AND {EX} AND {STATE_WINDOW} "
+                'GROUP BY "station", "rule") GROUP BY "station"',
+                Expect(("time", "stage", "lat", "lon"), ("station",)),
+            ),
+        ],
+        table=True,
+        defaults=FieldDefaults(
+            thresholds=_stage_thresholds(),
+            color={"mode": "thresholds"},
+            mappings=_stage_mappings(),
+        ),
+        description="Every station (grey); stations with a public detection coloured by the "
+        "highest current stage of their rules (관심 blue, 주의 yellow, 경계 orange, 심각 red).",
+        options={
+            "view": {"id": "coords", "lat": 37.55, "lon": 126.99, "zoom": 10},
+            "controls": {"showZoom": True, "mouseWheelZoom": True, "showAttribution": True},
+            "basemap": {"type": "default", "name": "Basemap"},
+            "tooltip": {"mode": "details"},
+            "layers": [
+                _markers_layer("Stations", "A", {"fixed": "text"}, 5),
+                _markers_layer("Stage", "B", {"field": "stage", "fixed": "green"}, 10),
+            ],
+        },
+    )
+    b.panel(
+        "table",
+        "Active alerts",
+        12,
+        7,
+        [
+            (
+                'SELECT "level_num", "level_ko", "message" FROM (SELECT last("level_num") AS '
+                '"level_num", last("level_ko") AS "level_ko", last("message") AS "message" '
+                f'FROM "alert" WHERE {EX} AND {STATE_WINDOW} GROUP BY "hazard", "zone") '
+                'WHERE "level_num" > 0 GROUP BY "hazard", "zone"',
+                Expect(("time", "level_num", "level_ko", "message"), ("hazard", "zone")),
+            )
+        ],
+        table=True,
+        defaults=FieldDefaults(
+            mappings=_stage_mappings(),
+            thresholds=_stage_thresholds(),
+            custom={"cellOptions": {"type": "auto"}},
+        ),
+        overrides=[
+            {
+                "matcher": {"id": "byName", "options": "level_num"},
+                "properties": [
+                    {"id": "displayName", "value": "stage"},
+                    {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                ],
+            }
+        ],
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {"excludeByName": {"time": True}}},
+        ],
+        description="Latest state of every alert (hazard × zone) that is not cleared, with "
+        "its last transition or operator action.",
+    )
+    b.panel(
+        "stat",
+        "Headquarters stage (비상단계)",
+        12,
+        7,
+        [
+            (
+                'SELECT last("stage") AS "stage" FROM "hq_stage" '
+                f'WHERE {EX} AND {STATE_WINDOW} GROUP BY "hazard_group"',
+                Expect(("time", "stage"), ("hazard_group",)),
+            )
+        ],
+        alias="$tag_hazard_group",
+        defaults=FieldDefaults(
+            thresholds=_thresholds("green", (1.0, "yellow"), (2.0, "orange"), (3.0, "red")),
+            color={"mode": "thresholds"},
+            mappings=[
+                {
+                    "type": "value",
+                    "options": {
+                        str(n): {"text": f"비상 {n}단계" if n else "평시", "index": n}
+                        for n in range(4)
+                    },
+                }
+            ],
+        ),
+        options={
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "background",
+            "graphMode": "none",
+            "textMode": "value_and_name",
+        },
+    )
+    b.panel(
+        "table",
+        "Alert history",
+        12,
+        9,
+        [
+            (
+                'SELECT "hazard", "zone", "level_ko", "action", "message", "stations" '
+                f'FROM "alert" WHERE {EX} AND $timeFilter ORDER BY time DESC LIMIT 500',
+                Expect(("time", "hazard", "zone", "level_ko", "action", "message", "stations")),
+            )
+        ],
+        table=True,
+        description="Every transition and operator action in the time range, newest first.",
+    )
+    b.panel(
+        "table",
+        "Recent detections",
+        12,
+        9,
+        [
+            (
+                'SELECT "station", "hazard", "level", "rule", "value", "threshold" '
+                f'FROM "detection" WHERE "level" != \'cleared\' AND {EX} AND $timeFilter '
+                "ORDER BY time DESC LIMIT 300",
+                Expect(("time", "station", "hazard", "level", "rule", "value", "threshold")),
+            )
+        ],
+        table=True,
+        description="What the rules and detectors concluded per station (public and "
+        "operators-only), newest first.",
+    )
+
+    b.row("Water level · 수위")
+    staged = [s for s in by_kind[Kind.WATER_LEVEL] if s.levels is not None]
+    for st in staged:
+        lv = st.levels
+        assert lv is not None
+        steps = [
+            (lv.caution, LEVEL_COLOUR[Level.CAUTION]),
+            (lv.alert, LEVEL_COLOUR[Level.ALERT]),
+            (lv.serious, LEVEL_COLOUR[Level.SERIOUS]),
+        ]
+        if lv.attention is not None:
+            steps.insert(0, (lv.attention, LEVEL_COLOUR[Level.ATTENTION]))
+        b.panel(
+            "timeseries",
+            f"{_gauge_title(st)} water level",
+            12,
+            8,
+            [
+                (
+                    'SELECT mean("level_m") AS "level_m" FROM "reading" '
+                    f"WHERE \"station\" = '{st.id}' AND {EX} AND $timeFilter "
+                    "GROUP BY time($__interval) fill(none)",
+                    Expect(("time", "level_m")),
+                )
+            ],
+            alias="수위 level",
+            defaults=_lines("lengthm", _thresholds("green", *steps), axisSoftMax=lv.serious + 0.5),
+            options=_legend(),
+            description="Stage lines (HRFCO): "
+            + ", ".join(
+                f"{Level[n.upper()].ko} {v} m"
+                for n, v in (
+                    ("attention", lv.attention),
+                    ("caution", lv.caution),
+                    ("alert", lv.alert),
+                    ("serious", lv.serious),
+                )
+                if v is not None
+            )
+            + (f". Source: {lv.source}" if lv.source else ""),
+        )
+    others = [s.id for s in by_kind[Kind.WATER_LEVEL] if s.levels is None]
+    if others:
+        b.panel(
+            "timeseries",
+            "Other gauges (no official stages)",
+            12 if len(staged) % 2 else 24,
+            8,
+            [
+                (
+                    'SELECT mean("level_m") AS "level_m" FROM "reading" '
+                    f'WHERE "station" =~ {_in(others)} AND {EX} AND $timeFilter '
+                    'GROUP BY time($__interval), "station" fill(none)',
+                    Expect(("time", "level_m"), ("station",)),
+                )
+            ],
+            alias="$tag_station",
+            defaults=FieldDefaults(unit="lengthm"),
+            options=_legend(),
+            description="Gauges that feed forecasts and anomaly detection but have no "
+            "published stage levels.",
+        )
+
+    b.row("Rain · 강우")
+    b.panel(
+        "timeseries",
+        "Rainfall per interval",
+        12,
+        8,
+        [
+            (
+                'SELECT sum("rain_mm") AS "rain_mm" FROM "reading" '
+                f"WHERE \"kind\" = 'rainfall' AND {EX} AND $timeFilter "
+                'GROUP BY time($__interval), "station" fill(0)',
+                Expect(("time", "rain_mm"), ("station",)),
+            )
+        ],
+        alias="$tag_station",
+        defaults=FieldDefaults(unit="lengthmm", custom={"drawStyle": "bars", "fillOpacity": 80}),
+        options=_legend(),
+    )
+    for hours, (watch, warning) in ((3, (60.0, 90.0)), (12, (110.0, 180.0))):
+        b.panel(
+            "bargauge",
+            f"Rain, last {hours} h (호우주의보 {watch:g} / 호우경보 {warning:g} mm)",
+            6,
+            8,
+            [
+                (
+                    f'SELECT sum("rain_mm") AS "rain_{hours}h" FROM "reading" '
+                    f"WHERE \"kind\" = 'rainfall' AND {EX} AND time > now() - {hours}h "
+                    'GROUP BY "station"',
+                    Expect(("time", f"rain_{hours}h"), ("station",)),
+                )
+            ],
+            alias="$tag_station",
+            defaults=FieldDefaults(
+                unit="lengthmm",
+                min=0.0,
+                max=warning * 1.2,
+                color={"mode": "thresholds"},
+                thresholds=_thresholds("green", (watch, "yellow"), (warning, "orange")),
+            ),
+            options={
+                "orientation": "horizontal",
+                "displayMode": "gradient",
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                "showUnfilled": True,
+            },
+            description=f"KMA heavy-rain criteria over {hours} h: 주의보 ≥ {watch:g} mm, "
+            f"경보 ≥ {warning:g} mm.",
+        )
+
+    b.row("Air quality · 대기질 (hourly means)")
+    for field_, title, unit, aq_lines in (
+        (
+            "pm10_ugm3",
+            "PM10 (주의보 150 / 경보 300 µg/m³)",
+            "conµgm3",
+            ((150.0, "yellow"), (300.0, "orange")),
+        ),
+        (
+            "pm25_ugm3",
+            "PM2.5 (주의보 75 / 경보 150 µg/m³)",
+            "conµgm3",
+            ((75.0, "yellow"), (150.0, "orange")),
+        ),
+        (
+            "o3_ppm",
+            "O₃ (주의보 0.12 / 경보 0.3 / 중대경보 0.5 ppm)",
+            "ppm",
+            ((0.12, "yellow"), (0.3, "orange"), (0.5, "red")),
+        ),
+    ):
+        b.panel(
+            "timeseries",
+            title,
+            8,
+            8,
+            [
+                (
+                    f'SELECT mean("{field_}") AS "{field_}" FROM "reading" '
+                    f"WHERE \"kind\" = 'air_quality' AND {EX} AND $timeFilter "
+                    'GROUP BY time($__interval), "station" fill(none)',
+                    Expect(("time", field_), ("station",)),
+                )
+            ],
+            alias="$tag_station",
+            interval="1h",
+            defaults=_lines(unit, _thresholds("green", *aq_lines)),
+            options=_legend(),
+            description="Air Quality Conservation Act, Enforcement Rule Annex 7 (alerts need "
+            "the hourly mean over the line for 2 h for PM; O₃ on the 1 h mean).",
+        )
+
+    b.row("Structures · 구조물 (% of allowable)")
+    for st in by_kind[Kind.STRUCTURAL]:
+        allow = st.allowable or {}
+        cols: list[str] = []
+        sel: list[str] = []
+        for ch, a in allow.items():
+            k = 100.0 / a
+            if ch == "tilt_rad":
+                sel += [
+                    f'max("tilt_rad") * {k:g} AS "tilt (+)"',
+                    f'min("tilt_rad") * {-k:g} AS "tilt (-)"',
+                ]
+                cols += ["tilt (+)", "tilt (-)"]
+            else:
+                name = ch.split("_")[0]
+                sel.append(f'max("{ch}") * {k:g} AS "{name}"')
+                cols.append(name)
+        b.panel(
+            "timeseries",
+            f"{st.name_en} ({st.id})",
+            8,
+            8,
+            [
+                (
+                    f'SELECT {", ".join(sel)} FROM "reading" '
+                    f"WHERE \"station\" = '{st.id}' AND {EX} AND $timeFilter "
+                    "GROUP BY time($__interval) fill(none)",
+                    Expect(("time", *cols)),
+                )
+            ],
+            defaults=_lines(
+                "percent",
+                _thresholds("green", (60.0, "yellow"), (80.0, "orange"), (100.0, "red")),
+                axisSoftMax=110,
+            ),
+            options=_legend(),
+            description="관리기준 1차/2차/3차 = 60/80/100 % of the allowable: "
+            + ", ".join(f"{ch} {a:g}" for ch, a in allow.items()),
+        )
+
+    b.row("Seismic · 지진")
+    b.panel(
+        "timeseries",
+        "Peak ground acceleration",
+        24,
+        7,
+        [
+            (
+                'SELECT max("pga_g") AS "pga_g" FROM "reading" '
+                f"WHERE \"kind\" = 'seismic' AND {EX} AND $timeFilter "
+                'GROUP BY time($__interval), "station" fill(none)',
+                Expect(("time", "pga_g"), ("station",)),
+            )
+        ],
+        alias="$tag_station",
+        defaults=FieldDefaults(unit="accG"),
+        options=_legend(),
+    )
+    return _dashboard(
+        "gyeongbo-situation",
+        "Gyeongbo · 상황판 Situation",
+        "Live levels against their official lines, alerts and stages (generated by "
+        "`python -m dashboards`; do not edit by hand).",
+        b,
+    )
+
+
+def _markers_layer(name: str, ref: str, colour: dict[str, str], size: int) -> dict[str, Any]:
+    return {
+        "type": "markers",
+        "name": name,
+        "config": {
+            "showLegend": ref == "B",
+            "style": {
+                "color": colour,
+                "size": {"fixed": size},
+                "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
+                "opacity": 0.9,
+            },
+        },
+        "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
+        "filterData": {"id": "byRefId", "options": ref},
+        "tooltip": True,
+    }
+
+
+def operations() -> Built:
+    b = _Builder()
+    b.row("Sensor health · 센서 상태 (operators only)")
+    b.panel(
+        "table",
+        "Open sensor faults",
+        12,
+        8,
+        [
+            (
+                'SELECT "level_num", "faults", "value" FROM (SELECT last("level_num") AS '
+                '"level_num", last("faults") AS "faults", last("value") AS "value" '
+                f'FROM "sensor_health" WHERE {EX} AND {STATE_WINDOW} GROUP BY "station", '
+                '"check") WHERE "level_num" > 0 GROUP BY "station", "check"',
+                Expect(("time", "level_num", "faults", "value"), ("check", "station")),
+            )
+        ],
+        table=True,
+        defaults=FieldDefaults(mappings=_stage_mappings()),
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {"excludeByName": {"time": True}}},
+        ],
+        description="Stations whose latest health check is not cleared: silent (deadman), "
+        "flat-lined, stuck or out of range. Their readings are held out of public stages.",
+    )
+    b.panel(
+        "timeseries",
+        "Sensor faults raised",
+        12,
+        8,
+        [
+            (
+                'SELECT count("level_num") AS "faults" FROM "sensor_health" '
+                f'WHERE "level_num" > 0 AND {EX} AND $timeFilter '
+                'GROUP BY time($__interval), "check" fill(none)',
+                Expect(("time", "faults"), ("check",)),
+            )
+        ],
+        alias="$tag_check",
+        defaults=FieldDefaults(unit="short", custom={"drawStyle": "bars", "fillOpacity": 80}),
+        options=_legend(),
+    )
+    b.row("Pipeline · 처리 파이프라인")
+    b.panel(
+        "timeseries",
+        "Lag: event time → processed",
+        12,
+        8,
+        [
+            (
+                'SELECT max("lag_ms_p99") AS "p99", max("lag_ms_p50") AS "p50" FROM "pipeline" '
+                'WHERE $timeFilter GROUP BY time($__interval), "component", "instance" '
+                "fill(none)",
+                Expect(("time", "p99", "p50"), ("component", "instance")),
+            )
+        ],
+        alias="$tag_component $tag_instance $col",
+        defaults=_lines("ms", _thresholds("green", (1000.0, "red"))),
+        options=_legend(),
+        description="Target: reading published → alert transition p99 < 1 s (DESIGN.md §8).",
+    )
+    b.panel(
+        "timeseries",
+        "Throughput (readings/s)",
+        12,
+        8,
+        [
+            (
+                'SELECT non_negative_derivative(max("readings_total"), 1s) AS "readings/s" '
+                'FROM "pipeline" WHERE $timeFilter '
+                'GROUP BY time($__interval), "component", "instance" fill(none)',
+                Expect(("time", "readings/s"), ("component", "instance")),
+            )
+        ],
+        alias="$tag_component $tag_instance",
+        defaults=FieldDefaults(unit="reqps"),
+        options=_legend(),
+    )
+    for title, fields in (
+        (
+            "Rejected readings, detections and alerts (/s)",
+            ("rejected_total", "detections_total", "alerts_total"),
+        ),
+        (
+            "InfluxDB sink (lines/s)",
+            ("influx_written_total", "influx_dropped_total", "influx_retries_total"),
+        ),
+    ):
+        b.panel(
+            "timeseries",
+            title,
+            8,
+            8,
+            [
+                (
+                    "SELECT "
+                    + ", ".join(
+                        f'non_negative_derivative(max("{f}"), 1s) AS "{f.removesuffix("_total")}"'
+                        for f in fields
+                    )
+                    + ' FROM "pipeline" WHERE $timeFilter '
+                    'GROUP BY time($__interval), "component", "instance" fill(none)',
+                    Expect(
+                        ("time", *(f.removesuffix("_total") for f in fields)),
+                        ("component", "instance"),
+                    ),
+                )
+            ],
+            alias="$tag_component $tag_instance $col",
+            defaults=FieldDefaults(unit="short"),
+            options=_legend(),
+        )
+    b.panel(
+        "timeseries",
+        "InfluxDB sink buffer (lines)",
+        8,
+        8,
+        [
+            (
+                'SELECT max("influx_buffered") AS "buffered" FROM "pipeline" WHERE $timeFilter '
+                'GROUP BY time($__interval), "component", "instance" fill(none)',
+                Expect(("time", "buffered"), ("component", "instance")),
+            )
+        ],
+        alias="$tag_component $tag_instance",
+        defaults=FieldDefaults(unit="short"),
+        options=_legend(),
+        description="Lines waiting for InfluxDB; when the bound is reached the oldest are "
+        "dropped (counted above as dropped).",
+    )
+    return _dashboard(
+        "gyeongbo-operations",
+        "Gyeongbo · 운영 Operations",
+        "Sensor health and the pipeline itself (generated by `python -m dashboards`; do not "
+        "edit by hand).",
+        b,
+    )
+
+
+def build_all(registry: Registry) -> list[Built]:
+    return [situation(registry), operations()]

@@ -1,0 +1,114 @@
+"""Earthquakes: KMA message class from magnitude and intensity; PGA → instrumental intensity.
+
+**Message class** (KMA cell-broadcast rules from 2024-10-28; DESIGN.md §3.4):
+
+================  =========================================  ============================
+magnitude M       message class                              target
+================  =========================================  ============================
+M ≥ 6.0           위급재난문자 (:data:`EMERGENCY`)            nationwide
+5.0 ≤ M < 6.0     긴급재난문자 (:data:`URGENT`)               nationwide
+3.5 ≤ M < 5.0     긴급 if max expected intensity ≥ V,        districts with intensity ≥ II
+                  else 안전안내 (:data:`SAFETY`)
+2.0 ≤ M < 3.5     안전안내 if max measured intensity ≥ III    districts with intensity ≥ II
+================  =========================================  ============================
+
+:func:`message_class` is pure: the caller (``geo/``) computes the maximum intensity.
+
+**Instrumental intensity** from peak ground acceleration (Wald, Quitoriano, Heaton & Kanamori
+1999, "Relationships between peak ground acceleration, peak ground velocity, and modified
+Mercalli intensity in California", Earthquake Spectra 15(3), eqs. for PGA in cm/s²):
+``I = 3.66 log10(PGA) - 1.66`` for ``I ≥ V`` and ``I = 2.20 log10(PGA) + 1.00`` below,
+clipped to ``[1, 10]``; the Korean scale has been MMI-based since 2018. The integer class is
+``round(I)``.
+
+**Station level** from the integer intensity of an accelerometer (the lines of §3.4): II →
+관심 ATTENTION (1, the targeting line), III–IV → 주의 CAUTION (2, the 안전안내 line), V–VI →
+경계 ALERT (3, the 긴급 line), ≥ VII → 심각 SERIOUS (4, damage begins at VII — our choice). The
+level holds for ``hold_ms`` after the last reading that reached it, so one shaking is one
+raise and one clear.
+
+>>> intensity(np.array([0.001, 0.01, 0.1, 0.5])).round(2).tolist()
+[1.0, 3.18, 5.63, 8.19]
+>>> message_class(np.array([6.1, 5.4, 4.2, 4.2, 3.0, 3.0, 1.5]),
+...               np.array([8, 6, 5, 4, 3, 2, 3])).tolist()
+[3, 2, 2, 1, 1, 0, 0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "EMERGENCY",
+    "NONE",
+    "SAFETY",
+    "SEISMIC_DTYPE",
+    "URGENT",
+    "intensity",
+    "level_of",
+    "message_class",
+    "nationwide",
+    "update",
+]
+
+NONE, SAFETY, URGENT, EMERGENCY = 0, 1, 2, 3
+CLASS_KO = {NONE: "", SAFETY: "안전안내문자", URGENT: "긴급재난문자", EMERGENCY: "위급재난문자"}
+G_CMS2 = 980.665
+
+SEISMIC_DTYPE = np.dtype([("until", np.int64), ("level", np.uint8), ("_pad", np.uint8, (7,))])
+
+
+def intensity(pga_g: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Instrumental (MMI) intensity from PGA in g (Wald et al. 1999)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lg = np.log10(np.maximum(pga_g, 1e-9) * G_CMS2)
+    hi = 3.66 * lg - 1.66
+    lo = 2.20 * lg + 1.00
+    return np.clip(np.where(hi >= 5.0, hi, lo), 1.0, 10.0)
+
+
+def level_of(mmi_class: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+    """Crisis level of an integer intensity class (see module docstring)."""
+    return np.select(
+        [mmi_class >= 7, mmi_class >= 5, mmi_class >= 3, mmi_class >= 2], [4, 3, 2, 1], default=0
+    ).astype(np.uint8)
+
+
+def message_class(
+    magnitude: npt.NDArray[np.float64], max_intensity: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """KMA message class per event: NONE, SAFETY, URGENT or EMERGENCY.
+
+    ``max_intensity`` is the expected intensity for 3.5 ≤ M < 5.0 and the measured one for
+    2.0 ≤ M < 3.5 (the caller passes the right one).
+    """
+    m = np.asarray(magnitude, dtype=np.float64)
+    i = np.asarray(max_intensity)
+    return np.select(
+        [m >= 6.0, m >= 5.0, (m >= 3.5) & (i >= 5), m >= 3.5, (m >= 2.0) & (i >= 3)],
+        [EMERGENCY, URGENT, URGENT, SAFETY, SAFETY],
+        default=NONE,
+    ).astype(np.int64)
+
+
+def nationwide(magnitude: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """True when the message goes nationwide (M ≥ 5.0); else to districts with intensity ≥ II."""
+    return np.asarray(magnitude) >= 5.0
+
+
+def update(
+    st: npt.NDArray[np.void],
+    ts: npt.NDArray[np.int64],
+    pga_g: npt.NDArray[np.float64],
+    hold_ms: int = 60_000,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+    """Held station level after each PGA reading; returns (level, intensity)."""
+    inten = intensity(pga_g)
+    lv = level_of(np.floor(inten + 0.5).astype(np.int64)).astype(np.int64)
+    cur = st["level"].astype(np.int64)
+    take = (lv >= cur) | (ts >= st["until"])
+    new = np.where(take, lv, cur)
+    st["until"] = np.where(take & (lv > 0), ts + hold_ms, st["until"])
+    st["level"] = new
+    return new.astype(np.uint8), inten

@@ -1,0 +1,56 @@
+"""Geofences: zones, station → zone joins, recipients, regional aggregates (shapely 2, pure).
+
+No Kafka, MQTT or Faust here: every function takes plain values or arrays, so streams/ wires
+it and alerting/ calls it. One concern per module:
+
+* :mod:`geo.zones` — the zone registry (KOSTAT administrative zones + ``config/zones``),
+  hierarchy, point location; :mod:`geo.geojson` validates the files.
+* :mod:`geo.index` — vectorized point-in-polygon (prepared STRtree).
+* :mod:`geo.stations` — station → zones join, cached per registry version.
+* :mod:`geo.recipients` — subscribers, opt-ins, drill handsets; :mod:`geo.phone` E.164 + masking.
+* :mod:`geo.aggregates` — regional means, provinces at a level.
+* :mod:`geo.quake` — earthquake intensity targeting (Atkinson & Wald 2007).
+* :mod:`geo.zonegen` — regenerates the custom zone files.
+
+Boundary data: Statistics Korea (KOSTAT) SGIS census boundary data (2013), Korea Open
+Government Licence type 1 (attribution), via southkorea/southkorea-maps and
+southkorea/seoul-maps (see :data:`geo.zones.ADMIN_ATTRIBUTION`).
+"""
+
+from __future__ import annotations
+
+from geo.aggregates import RegionalMeans, count_provinces_at, provinces_at
+from geo.geojson import ZoneError
+from geo.index import PointIndex
+from geo.phone import PhoneNumber, mask_phone
+from geo.quake import IntensityTarget, QuakeEvent, expected_mmi, target_zones
+from geo.recipients import Recipient, RecipientDirectory, RecipientError, load_recipients
+from geo.stations import StationZoneIndex, StationZones, station_zones
+from geo.zones import Location, Zone, ZoneKind, ZoneRegistry, default_admin_dir, load_zones
+
+__all__ = [
+    "IntensityTarget",
+    "Location",
+    "PhoneNumber",
+    "PointIndex",
+    "QuakeEvent",
+    "Recipient",
+    "RecipientDirectory",
+    "RecipientError",
+    "RegionalMeans",
+    "StationZoneIndex",
+    "StationZones",
+    "Zone",
+    "ZoneError",
+    "ZoneKind",
+    "ZoneRegistry",
+    "count_provinces_at",
+    "default_admin_dir",
+    "expected_mmi",
+    "load_recipients",
+    "load_zones",
+    "mask_phone",
+    "provinces_at",
+    "station_zones",
+    "target_zones",
+]

@@ -1,0 +1,108 @@
+"""The ``gyeongbo`` command line. Every command has ``--help``.
+
+Sub-commands live next to the code they drive and are registered here:
+``stack`` (local development stack), ``config`` (show and check configuration), and, as the
+pipeline grows, ``bridge``, ``worker``, ``alerts``, ``drill`` and ``simulate``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.console import Console
+
+from gyeongbo.registry import RegistryError, load_registry
+from gyeongbo.settings import Settings
+from gyeongbo.stack.cli import app as stack_app
+from simulators.cli import drill_app, simulate_app
+from streams.alerts_cli import app as alerts_app
+from streams.bridge_cli import app as bridge_app
+from streams.worker_cli import worker as worker_command
+
+app = typer.Typer(
+    name="gyeongbo",
+    help=(
+        "Gyeongbo (경보): real-time IoT disaster detection and staged alerting.\n\n"
+        "Sensor readings arrive over MQTT, flow through Kafka to detectors, and become staged "
+        "alerts (관심 → 주의 → 경계 → 심각) delivered by SMS, CAP 1.2 and dashboards. "
+        "Settings come from GYEONGBO_* environment variables (see README)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Show and validate configuration.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics the project uses.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(topics_app, name="topics")
+app.add_typer(stack_app, name="stack")
+app.add_typer(bridge_app, name="bridge")
+app.command("worker")(worker_command)
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(drill_app, name="drill")
+app.add_typer(simulate_app, name="simulate")
+
+console = Console(stderr=True)
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings as JSON, with every secret masked."""
+    print(json.dumps(Settings().public_dict(), indent=2, ensure_ascii=False, default=str))
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the station registry (and, as they exist, zones, recipients and templates).
+
+    Exits 1 and names every bad entry when something is wrong.
+    """
+    settings = Settings()
+    try:
+        reg = load_registry(settings.paths.stations)
+    except RegistryError as err:
+        console.print(f"[red]invalid station registry[/red] {err}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]ok[/green] {settings.paths.stations}: {len(reg.stations)} stations, "
+        f"{len(reg.gateways)} gateways, version {reg.version}"
+    )
+
+
+@topics_app.command("create")
+def topics_create(
+    timeout_s: float = typer.Option(60.0, help="Give up after this many seconds."),
+) -> None:
+    """Create every topic in settings with its partition count (existing ones are kept).
+
+    Production runs this once before the bridge and workers start (compose `kafka-init`).
+    """
+    import time
+
+    from gyeongbo.topics import create_topics
+
+    settings = Settings()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            counts = create_topics(settings.kafka.bootstrap, settings.kafka.topics.all())
+            break
+        except Exception as err:  # broker still starting: retry until the deadline
+            if time.monotonic() > deadline:
+                console.print(
+                    f"[red]could not create topics[/red] on {settings.kafka.bootstrap}: {err}"
+                )
+                raise typer.Exit(1) from None
+            console.print(f"waiting for Kafka at {settings.kafka.bootstrap}: {err}")
+            time.sleep(2)
+    for name, n in counts.items():
+        console.print(f"{name}: {n} partitions")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,102 @@
+"""Records that cross package boundaries: detections, alert events, headquarters stages.
+
+These are the v1 wire shapes of the ``detections``, ``alerts`` and ``hq.stages`` topics
+(DESIGN.md §11.2). They are msgspec Structs: typed, immutable, and encoded to JSON an order
+of magnitude faster than dataclasses + ``json``.
+
+>>> d = Detection(station="1018683", hazard="flood", level="caution", ts_ms=1596678600000,
+...               rule="flood.gauge_stage", value=8.6, threshold=8.5)
+>>> decode_detection(encode(d)) == d
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+LevelName = Literal["cleared", "attention", "caution", "alert", "serious"]
+ActionName = Literal["raise", "escalate", "deescalate", "clear", "ack", "silence", "manual"]
+
+
+class Detection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What one rule or detector concluded about one station at one event time.
+
+    ``level`` is the stage the rule assigns to the station *now* (``cleared`` when below
+    every line). ``public`` detections decide public stages; the others (anomaly scores,
+    sensor health) go to operators only (DESIGN.md §4, §6).
+    """
+
+    station: str
+    hazard: str
+    level: LevelName
+    ts_ms: int
+    rule: str
+    value: float
+    threshold: float | None = None
+    exercise: bool = False
+    public: bool = True
+    #: Flood forecast: when the level is projected to cross ``threshold`` (epoch ms).
+    projected_crossing_ms: int | None = None
+    confidence: float | None = None
+    details: dict[str, Any] = {}
+
+
+class AlertEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One transition of one alert (hazard × zone), DESIGN.md §11.2."""
+
+    alert_id: str
+    hazard: str
+    zone: str
+    zone_name: str
+    level: LevelName
+    previous: LevelName
+    level_ko: str
+    ts: str  # RFC 3339 with offset
+    action: ActionName
+    exercise: bool = False
+    stations: list[str] = []
+    evidence: dict[str, Any] = {}
+    #: Unique id of this transition; SMS and CAP de-duplicate on it.
+    event_id: str = ""
+    #: Operator actions: who and why.
+    actor: str | None = None
+    reason: str | None = None
+
+
+class HQStageEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A change of the disaster headquarters' emergency stage (비상 0–3단계)."""
+
+    hazard_group: str  # e.g. "storm_flood" (heavy rain, snow, typhoon)
+    stage: int
+    previous: int
+    ts: str
+    action: Literal["propose", "confirm", "manual", "deescalate"]
+    exercise: bool = False
+    provinces: dict[str, str] = {}  # province code -> alert level standing there
+    evidence: dict[str, Any] = {}
+    event_id: str = ""
+    actor: str | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_det_decoder = msgspec.json.Decoder(Detection)
+_alert_decoder = msgspec.json.Decoder(AlertEvent)
+_hq_decoder = msgspec.json.Decoder(HQStageEvent)
+
+
+def encode(obj: msgspec.Struct) -> bytes:
+    return _encoder.encode(obj)
+
+
+def decode_detection(data: bytes) -> Detection:
+    return _det_decoder.decode(data)
+
+
+def decode_alert(data: bytes) -> AlertEvent:
+    return _alert_decoder.decode(data)
+
+
+def decode_hq(data: bytes) -> HQStageEvent:
+    return _hq_decoder.decode(data)

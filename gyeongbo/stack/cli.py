@@ -1,0 +1,104 @@
+"""``gyeongbo stack up|down|status``: the local development stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gyeongbo.settings import Settings
+from gyeongbo.stack.procs import StackError
+from gyeongbo.stack.stack import Stack
+
+app = typer.Typer(
+    help=(
+        "Local stack on loopback ports of its own: mosquitto, a Kafka-protocol broker "
+        "(noida-db or Tansu), influxd 1.x with a v2-write endpoint, and a fake Twilio API. "
+        "Logs and data under .gyeongbo/ (GYEONGBO_STACK__HOME)."
+    ),
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+
+
+def _stack(home: Path | None, broker: str | None) -> Stack:
+    settings = Settings()
+    cfg = settings.stack
+    updates: dict[str, object] = {}
+    if home is not None:
+        updates["home"] = home
+    if broker is not None:
+        updates["broker"] = broker
+    if updates:
+        cfg = cfg.model_copy(update=updates)
+    return Stack(config=cfg, settings=settings)
+
+
+HomeOpt = Annotated[Optional[Path], typer.Option(help="Stack folder (default .gyeongbo).")]  # noqa: UP045
+
+
+@app.command()
+def up(
+    home: HomeOpt = None,
+    broker: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Kafka-protocol broker: noida (default) or tansu."),
+    ] = None,
+) -> None:
+    """Start every component, create the topics, and wait until each is healthy."""
+    stack = _stack(home, broker)
+    try:
+        stack.up(report=lambda msg: console.print(f"[cyan]stack[/cyan] {msg}"))
+    except StackError as err:
+        console.print(f"[red]stack up failed[/red]: {err}")
+        raise typer.Exit(1) from None
+    _print_status(stack)
+    console.print("Point apps at it with:")
+    for k, v in stack.env().items():
+        print(f"export {k}={v}")
+
+
+@app.command()
+def down(home: HomeOpt = None) -> None:
+    """Stop every component started by `stack up` (data stays under the stack folder)."""
+    stack = _stack(home, None)
+    stack.down(report=lambda msg: console.print(f"[cyan]stack[/cyan] {msg}"))
+    console.print("[green]stack down[/green]")
+
+
+@app.command()
+def status(
+    home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show each component's pid, port and health; exit 1 if anything is down."""
+    stack = _stack(home, None)
+    st = stack.status()
+    if as_json:
+        print(json.dumps(st, indent=2))
+    else:
+        _print_status(stack)
+    if not st or not stack.healthy():
+        raise typer.Exit(1)
+
+
+def _print_status(stack: Stack) -> None:
+    table = Table(title=f"gyeongbo stack ({stack.config.broker}) at {stack.home}")
+    for col in ("component", "pid", "port", "health", "log"):
+        table.add_column(col)
+    for name, s in stack.status().items():
+        ok = s["alive"] and s["listening"]
+        table.add_row(
+            name,
+            str(s["pid"]),
+            str(s["port"]),
+            "[green]up[/green]" if ok else "[red]down[/red]",
+            s["log"],
+        )
+    if not stack.procs:
+        table.add_row("(nothing running)", "", "", "", "")
+    console.print(table)

@@ -1,0 +1,77 @@
+"""Mosquitto (Debian package) with a config written by the project.
+
+The listener is on 127.0.0.1 only. ``persistence`` keeps QoS 1 messages of persistent
+sessions across a broker restart. ``log_dest stdout``: mosquitto drops root privileges and
+could not write a log file in a root-owned folder, so its output goes to the stack's log.
+With ``password_file`` and ``acl_file`` it authenticates gateways and enforces the topic
+ACL (``streams.mqtt_auth`` generates both from the station registry).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from gyeongbo.stack.install import ensure_binary
+from gyeongbo.stack.procs import Proc, spawn
+
+
+def write_config(
+    home: Path,
+    port: int,
+    *,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+    name: str = "mosquitto",
+) -> Path:
+    data = home / name
+    data.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# written by gyeongbo stack; port {port}",
+        f"listener {port} 127.0.0.1",
+        "persistence true",
+        f"persistence_location {data}/",
+        "autosave_interval 5",
+        "log_dest stdout",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "connection_messages true",
+        # Gateways may send large batches; the bridge rejects what is above its own limit.
+        "message_size_limit 4194304",
+        "max_inflight_messages 1000",
+        "max_queued_messages 1000000",
+        "max_queued_bytes 0",
+    ]
+    if password_file is not None:
+        lines += ["allow_anonymous false", f"password_file {password_file}"]
+        if acl_file is not None:
+            lines.append(f"acl_file {acl_file}")
+    else:
+        lines.append("allow_anonymous true")
+    if os.geteuid() == 0:
+        # Stay root so the persistence folder under the project's home stays writable.
+        lines.insert(1, "user root")
+    conf = data / "mosquitto.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
+def start(
+    home: Path,
+    port: int,
+    *,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+    name: str = "mosquitto",
+) -> Proc:
+    binary = ensure_binary("mosquitto", "mosquitto")
+    ensure_binary("mosquitto_passwd", "mosquitto")
+    conf = write_config(home, port, password_file=password_file, acl_file=acl_file, name=name)
+    return spawn(name, [binary, "-c", str(conf)], port=port, home=home)
+
+
+def passwd_binary() -> str:
+    return shutil.which("mosquitto_passwd") or ensure_binary("mosquitto_passwd", "mosquitto")

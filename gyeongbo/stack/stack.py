@@ -1,0 +1,222 @@
+"""The local stack as one object: start every role, health-check it, stop it.
+
+``Stack.up()`` starts, in order: mosquitto, the Kafka-protocol broker (then creates every
+topic with its partition count), influxd with the v2-write compatibility endpoint, and the
+fake Twilio Messages API. Ports come from :class:`~gyeongbo.settings.StackSettings`; the
+state (pids, ports) is written to ``<home>/stack.json`` so ``status`` and ``down`` work from
+another process. Everything lives under ``home`` (default ``.gyeongbo/``, git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gyeongbo.settings import Settings, StackSettings
+from gyeongbo.stack import brokers, influx, mosquitto
+from gyeongbo.stack.procs import Proc, StackError, pid_alive, port_open, spawn, stop
+from gyeongbo.topics import create_topics
+
+Report = Callable[[str], None]
+
+#: Credentials the local fake Twilio accepts (not secrets: it is a local test double).
+FAKE_TWILIO_SID = "AC" + "0" * 32
+FAKE_TWILIO_TOKEN = "fake-twilio-auth-token"
+FAKE_TWILIO_SERVICE = "MG" + "0" * 32
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Stack:
+    config: StackSettings
+    settings: Settings = field(default_factory=Settings)
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    @property
+    def home(self) -> Path:
+        return self.config.home.resolve()
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "stack.json"
+
+    # -- the addresses apps use --------------------------------------------------------
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.config.kafka_port}"
+
+    @property
+    def influx_url(self) -> str:
+        """The compat endpoint: serves /api/v2/write and /query."""
+        return f"http://127.0.0.1:{self.config.influx_compat_port}"
+
+    @property
+    def influxd_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.influxd_port}"
+
+    @property
+    def twilio_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.fake_twilio_port}"
+
+    def env(self) -> dict[str, str]:
+        """``GYEONGBO_*`` variables that point any gyeongbo process at this stack."""
+        return {
+            "GYEONGBO_MQTT__HOST": "127.0.0.1",
+            "GYEONGBO_MQTT__PORT": str(self.config.mqtt_port),
+            "GYEONGBO_KAFKA__BOOTSTRAP": self.kafka_bootstrap,
+            "GYEONGBO_INFLUX__URL": self.influx_url,
+            "GYEONGBO_TWILIO__API_BASE": self.twilio_url,
+            # The fake Twilio accepts these; the real twilio client is used end to end.
+            "GYEONGBO_TWILIO__ACCOUNT_SID": FAKE_TWILIO_SID,
+            "GYEONGBO_TWILIO__AUTH_TOKEN": FAKE_TWILIO_TOKEN,
+            "GYEONGBO_TWILIO__MESSAGING_SERVICE_SID": FAKE_TWILIO_SERVICE,
+            "GYEONGBO_STACK__HOME": str(self.home),
+            "GYEONGBO_STACK__BROKER": self.config.broker,
+            "GYEONGBO_STACK__MQTT_PORT": str(self.config.mqtt_port),
+            "GYEONGBO_STACK__KAFKA_PORT": str(self.config.kafka_port),
+            "GYEONGBO_STACK__INFLUXD_PORT": str(self.config.influxd_port),
+            "GYEONGBO_STACK__INFLUX_COMPAT_PORT": str(self.config.influx_compat_port),
+            "GYEONGBO_STACK__FAKE_TWILIO_PORT": str(self.config.fake_twilio_port),
+        }
+
+    def app_settings(self) -> Settings:
+        """Settings for apps that talk to this stack (the defaults with the stack's ports)."""
+        base = self.settings.model_dump()
+        base["mqtt"].update(host="127.0.0.1", port=self.config.mqtt_port)
+        base["kafka"].update(bootstrap=self.kafka_bootstrap)
+        base["influx"].update(url=self.influx_url)
+        base["twilio"].update(
+            api_base=self.twilio_url,
+            account_sid=FAKE_TWILIO_SID,
+            auth_token=FAKE_TWILIO_TOKEN,
+            messaging_service_sid=FAKE_TWILIO_SERVICE,
+        )
+        base["stack"] = self.config.model_dump()
+        return Settings.model_validate(base)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def up(self, report: Report = _quiet) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.state_file.exists():
+            self.load()
+            if self.healthy():
+                report("stack already running")
+                return
+            self.down(report)
+        try:
+            self._up(report)
+        except BaseException:
+            self.down(report)
+            raise
+        self.save()
+
+    def _up(self, report: Report) -> None:
+        c = self.config
+        t0 = time.monotonic()
+        report(f"mosquitto on 127.0.0.1:{c.mqtt_port}")
+        self.procs["mosquitto"] = mosquitto.start(self.home, c.mqtt_port)
+        self.start_broker(report)
+        report(f"influxd on 127.0.0.1:{c.influxd_port}")
+        self.procs["influxd"] = influx.start(
+            self.home, c.influxd_port, c.influxd_port + 1000, [self.settings.influx.bucket]
+        )
+        report(f"influx v2-write compat on 127.0.0.1:{c.influx_compat_port}")
+        self.procs["influx-compat"] = influx.start_compat(
+            self.home, c.influx_compat_port, c.influxd_port
+        )
+        report(f"fake Twilio on 127.0.0.1:{c.fake_twilio_port}")
+        self.procs["fake-twilio"] = spawn(
+            "fake-twilio",
+            [
+                sys.executable,
+                "-m",
+                "gyeongbo.stack.fake_twilio",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(c.fake_twilio_port),
+                "--data",
+                str(self.home / "fake-twilio"),
+                "--auth-token",
+                FAKE_TWILIO_TOKEN,
+            ],
+            port=c.fake_twilio_port,
+            home=self.home,
+        )
+        report(f"stack up in {time.monotonic() - t0:.1f}s")
+
+    def start_broker(self, report: Report = _quiet) -> Proc:
+        c = self.config
+        report(f"Kafka-protocol broker ({c.broker}) on 127.0.0.1:{c.kafka_port}")
+        proc = brokers.launcher(c.broker).start(self.home, c.kafka_port)
+        self.procs["kafka"] = proc
+        counts = create_topics(self.kafka_bootstrap, self.settings.kafka.topics.all())
+        for t in self.settings.kafka.topics.all():
+            if counts.get(t.name) != t.partitions:
+                raise StackError(
+                    f"topic {t.name}: broker reports {counts.get(t.name)} partitions, "
+                    f"expected {t.partitions}"
+                )
+        report(f"topics ready: {', '.join(f'{k}×{v}' for k, v in counts.items())}")
+        self.save()
+        return proc
+
+    def stop_broker(self, *, kill: bool = False) -> None:
+        import signal
+
+        proc = self.procs.pop("kafka", None)
+        if proc is not None:
+            stop(proc.pid, sig=signal.SIGKILL if kill else signal.SIGTERM)
+            self.save()
+
+    def down(self, report: Report = _quiet) -> None:
+        if not self.procs and self.state_file.exists():
+            self.load()
+        for name in reversed(list(self.procs)):
+            report(f"stopping {name}")
+            stop(self.procs[name].pid)
+        self.procs.clear()
+        self.state_file.unlink(missing_ok=True)
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        if not self.procs and self.state_file.exists():
+            self.load()
+        return {
+            name: {
+                "pid": p.pid,
+                "port": p.port,
+                "alive": pid_alive(p.pid),
+                "listening": port_open(p.port),
+                "log": str(p.log),
+            }
+            for name, p in self.procs.items()
+        }
+
+    def healthy(self) -> bool:
+        st = self.status()
+        return bool(st) and all(s["alive"] and s["listening"] for s in st.values())
+
+    # -- persistence of the process table ------------------------------------------------
+    def save(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        data = {
+            "config": self.config.model_dump(mode="json"),
+            "procs": {n: {**asdict(p), "log": str(p.log)} for n, p in self.procs.items()},
+        }
+        self.state_file.write_text(json.dumps(data, indent=2))
+
+    def load(self) -> None:
+        data = json.loads(self.state_file.read_text())
+        self.procs = {
+            n: Proc(name=p["name"], pid=p["pid"], port=p["port"], log=Path(p["log"]))
+            for n, p in data["procs"].items()
+        }
+        self.config = StackSettings.model_validate(data["config"])

@@ -1,0 +1,96 @@
+"""Closed vocabularies shared by every concern: sensor kinds, hazards, alert levels.
+
+Levels follow the national crisis alert of the Framework Act on the Management of Disasters
+and Safety, Art. 38: 관심 Attention (blue) → 주의 Caution (yellow) → 경계 Alert (orange) →
+심각 Serious (red). ``cleared`` is the lifted state (DESIGN.md §4, §11.2).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class Kind(StrEnum):
+    """Sensor kind; the ``{kind}`` segment of the MQTT topic (DESIGN.md §11.1)."""
+
+    WATER_LEVEL = "water_level"
+    RAINFALL = "rainfall"
+    AIR_QUALITY = "air_quality"
+    STRUCTURAL = "structural"
+    SEISMIC = "seismic"
+
+
+#: Value names each kind may carry, with their units (DESIGN.md §11.1).
+KIND_VALUES: dict[Kind, dict[str, str]] = {
+    Kind.WATER_LEVEL: {"level_m": "m"},
+    Kind.RAINFALL: {"rain_mm": "mm", "interval_s": "s"},
+    Kind.AIR_QUALITY: {"pm10_ugm3": "µg/m³", "pm25_ugm3": "µg/m³", "o3_ppm": "ppm"},
+    Kind.STRUCTURAL: {"tilt_rad": "rad", "crack_mm": "mm", "vibration_cms": "cm/s"},
+    Kind.SEISMIC: {"pga_g": "g"},
+}
+
+#: Physically possible ranges per value name; outside them a reading is rejected at the
+#: front door (not merely anomalous). Wide on purpose: records, not typical values.
+PHYSICAL_RANGE: dict[str, tuple[float, float]] = {
+    "level_m": (-5.0, 60.0),
+    "rain_mm": (0.0, 500.0),  # per interval; the Korean 1-h record is 145 mm
+    "interval_s": (1.0, 86_400.0),
+    "pm10_ugm3": (0.0, 5_000.0),
+    "pm25_ugm3": (0.0, 3_000.0),
+    "o3_ppm": (0.0, 1.0),
+    "tilt_rad": (-0.5, 0.5),
+    "crack_mm": (0.0, 500.0),
+    "vibration_cms": (0.0, 500.0),
+    "pga_g": (0.0, 5.0),
+}
+
+
+class Hazard(StrEnum):
+    FLOOD = "flood"
+    HEAVY_RAIN = "heavy_rain"
+    PM10 = "pm10"
+    PM25 = "pm25"
+    OZONE = "ozone"
+    STRUCTURAL = "structural"
+    EARTHQUAKE = "earthquake"
+    SENSOR_HEALTH = "sensor_health"  # operators only, never public (DESIGN.md §4)
+
+
+class Level(IntEnum):
+    """Alert level, ordered so that comparisons mean "more severe than"."""
+
+    CLEARED = 0
+    ATTENTION = 1
+    CAUTION = 2
+    ALERT = 3
+    SERIOUS = 4
+
+    @property
+    def wire(self) -> str:
+        """Name on the wire (``level`` in alert events, DESIGN.md §11.2)."""
+        return self.name.lower()
+
+    @property
+    def ko(self) -> str:
+        return LEVEL_KO[self]
+
+    @classmethod
+    def parse(cls, name: str) -> Level:
+        return cls[name.upper()]
+
+
+LEVEL_KO: dict[Level, str] = {
+    Level.CLEARED: "해제",
+    Level.ATTENTION: "관심",
+    Level.CAUTION: "주의",
+    Level.ALERT: "경계",
+    Level.SERIOUS: "심각",
+}
+
+LEVEL_COLOUR: dict[Level, str] = {
+    Level.CLEARED: "green",
+    Level.ATTENTION: "blue",
+    Level.CAUTION: "yellow",
+    Level.ALERT: "orange",
+    Level.SERIOUS: "red",
+}

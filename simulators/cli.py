@@ -1,0 +1,279 @@
+"""``gyeongbo drill …`` and ``gyeongbo simulate …``: drills for officers, load for benchmarks.
+
+Registered in :mod:`gyeongbo.cli` as::
+
+    from simulators.cli import drill_app, simulate_app
+    app.add_typer(drill_app, name="drill")
+    app.add_typer(simulate_app, name="simulate")
+
+Exit status of ``drill run``: 0 every expectation met, 1 an expectation failed (missed, late,
+early, unexpected, or a finding such as a lost exercise flag), 2 the drill could not run
+(invalid scenario, no pipeline, broker unreachable).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gyeongbo.registry import RegistryError, load_registry
+from gyeongbo.settings import Settings
+from gyeongbo.stack.procs import StackError
+from simulators.drill import DrillError, DrillOptions, run_drill
+from simulators.generator import Clock, batch_publications, generate
+from simulators.load import LoadPlan, run_load, write_registry
+from simulators.publisher import MqttPublisher, PublishError
+from simulators.scenario import (
+    ScenarioError,
+    check_against_registry,
+    describe,
+    list_scenarios,
+    load_checked,
+    load_scenario,
+)
+
+__all__ = ["drill_app", "simulate_app"]
+
+console = Console(stderr=True)
+
+drill_app = typer.Typer(
+    help=(
+        "Drills: play a scenario through the MQTT front door (readings marked exercise), follow "
+        "the alerts and report what fired when against the scenario's expectations."
+    ),
+    no_args_is_help=True,
+)
+simulate_app = typer.Typer(help="Synthetic load over MQTT for benchmarks.", no_args_is_help=True)
+
+
+def _fail(msg: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error[/red] {msg}")
+    return typer.Exit(code)
+
+
+@drill_app.command("run")
+def drill_run(
+    scenario: Annotated[
+        str, typer.Argument(help="Scenario name (in simulators/scenarios) or path.")
+    ],
+    speed: Annotated[
+        float, typer.Option(help="Playback speed: 1 = real time, 60 = an hour in a minute.")
+    ] = 60.0,
+    seed: Annotated[
+        Optional[int],  # noqa: UP045 - typer needs Optional here
+        typer.Option(help="Random seed (default: the scenario's). Same seed, same payloads."),
+    ] = None,
+    faults: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--faults", help="Faults overlay to apply (repeatable), e.g. sensor-faults."),
+    ] = None,
+    report: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Write the machine-readable report (JSON) here."),
+    ] = None,
+    batch: Annotated[
+        bool, typer.Option(help="Send readings due together as gateway batches (_batch).")
+    ] = False,
+    settle: Annotated[
+        float, typer.Option(help="Seconds to keep following alerts after the last reading.")
+    ] = 30.0,
+    start_pipeline: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--start-pipeline/--no-start-pipeline",
+            help=(
+                "Start the bridge and worker for the drill (streams.pipeline). Default: only "
+                "when the drill starts the stack itself."
+            ),
+        ),
+    ] = None,
+    clock: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "end-now: the scenario's last reading is stamped 'now' (no future timestamps); "
+                "start-now: scenario start is 'now'."
+            )
+        ),
+    ] = "end-now",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the payloads (topic TAB payload) to stdout; publish nothing."
+        ),
+    ] = False,
+) -> None:
+    """Run a drill and print its report; exit 1 when an expectation fails."""
+    if clock not in ("end-now", "start-now"):
+        raise _fail(f"--clock must be end-now or start-now, not {clock!r}")
+    settings = Settings()
+    try:
+        if dry_run:
+            _dry_run(scenario, settings, seed, tuple(faults or ()), batch, speed)
+            return
+        result = run_drill(
+            scenario,
+            settings,
+            DrillOptions(
+                speed=speed,
+                seed=seed,
+                faults=tuple(faults or ()),
+                batch=batch,
+                settle_s=settle,
+                start_pipeline=start_pipeline,
+                clock=clock,  # type: ignore[arg-type]
+            ),
+            console=console,
+        )
+    except (ScenarioError, RegistryError) as err:
+        raise _fail(f"invalid scenario: {err}") from None
+    except (DrillError, PublishError, StackError) as err:
+        raise _fail(str(err)) from None
+    if report is not None:
+        report.write_text(result.to_json() + "\n", encoding="utf-8")
+        console.print(f"report written to {report}")
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def _dry_run(
+    scenario: str,
+    settings: Settings,
+    seed: int | None,
+    faults: tuple[str, ...],
+    batch: bool,
+    speed: float,
+) -> None:
+    import time
+
+    reg = load_registry(settings.paths.stations)
+    sc = load_checked(scenario, reg, overlays=faults, directory=settings.paths.scenarios)
+    clock = Clock.ending_now(sc.duration_s, speed, time.time())
+    gen = generate(
+        sc, reg, seed=seed, anchor_ms=clock.anchor_ms, topic_root=settings.mqtt.topic_root
+    )
+    pubs = gen.publications
+    if batch:
+        pubs = batch_publications(pubs, topic_root=settings.mqtt.topic_root)
+    out = sys.stdout.buffer
+    for p in pubs:
+        out.write(p.topic.encode() + b"\t" + p.payload + b"\n")
+    out.flush()
+
+
+@drill_app.command("list")
+def drill_list() -> None:
+    """List the scenarios and faults overlays."""
+    settings = Settings()
+    table = Table(title=f"Scenarios in {settings.paths.scenarios}", title_justify="left")
+    for col in ("name", "kind", "duration", "stations", "faults", "expect", "never", "title"):
+        table.add_column(col)
+    for path in list_scenarios(settings.paths.scenarios):
+        try:
+            d = describe(load_scenario(path))
+        except ScenarioError as err:
+            table.add_row(path.stem, "[red]invalid[/red]", "", "", "", "", "", str(err.problems[0]))
+            continue
+        overlay = d["format"].endswith("faults/v1")
+        secs = d["min_duration_s"] if overlay else d["duration_s"]
+        text = f"{secs / 3600:g} h" if secs >= 3600 else f"{secs / 60:g} min"
+        table.add_row(
+            d["name"],
+            "overlay" if overlay else "scenario",
+            f"≥ {text}" if overlay else text,
+            str(d["stations"]),
+            str(d["faults"]),
+            str(d["expect"]),
+            str(d["never"]),
+            d["title"],
+        )
+    Console().print(table)
+
+
+@drill_app.command("validate")
+def drill_validate(
+    paths: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Argument(help="Scenario files (default: every file in the scenarios folder)."),
+    ] = None,
+) -> None:
+    """Validate scenario files against the schema and the station registry; exit 1 if any
+    is invalid, naming each bad entry."""
+    settings = Settings()
+    try:
+        reg = load_registry(settings.paths.stations)
+    except RegistryError as err:
+        raise _fail(f"invalid station registry: {err}") from None
+    files = paths or list_scenarios(settings.paths.scenarios)
+    bad = 0
+    for path in files:
+        try:
+            sc = load_scenario(path)
+            check_against_registry(sc, reg, path=path)
+        except ScenarioError as err:
+            bad += 1
+            console.print(f"[red]invalid[/red] {err}")
+            continue
+        console.print(f"[green]ok[/green] {path}: {sc.name} v{sc.version}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@simulate_app.command("load")
+def simulate_load(
+    stations: Annotated[
+        int, typer.Option(min=1, help="Synthetic stations (SIM000000…).")
+    ] = 100_000,
+    rate: Annotated[float, typer.Option(min=1, help="Target readings per second.")] = 10_000.0,
+    duration: Annotated[float, typer.Option(min=0.1, help="Seconds to publish.")] = 30.0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Readings per gateway batch.")] = 500,
+    kinds: Annotated[
+        str, typer.Option(help="Comma-separated kinds, in station blocks.")
+    ] = "water_level,air_quality,structural,rainfall",
+    seed: Annotated[int, typer.Option(help="Random seed for values.")] = 0,
+) -> None:
+    """Publish synthetic readings in gateway batches at a target rate; the last stdout line is
+    a JSON summary with the achieved rate."""
+    settings = Settings()
+    plan = LoadPlan(stations=stations, kinds=tuple(k.strip() for k in kinds.split(",")), seed=seed)
+    publisher = MqttPublisher(
+        settings.mqtt.host,
+        settings.mqtt.port,
+        client_id="gyeongbo-load",
+        username=settings.mqtt.username,
+        password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
+        max_in_flight=200,
+    )
+    try:
+        publisher.connect()
+        try:
+            result = run_load(
+                publisher,
+                plan,
+                rate=rate,
+                duration_s=duration,
+                batch_size=batch_size,
+                topic_root=settings.mqtt.topic_root,
+            )
+        finally:
+            publisher.close()
+    except (PublishError, ValueError) as err:
+        raise _fail(str(err)) from None
+    print(result.to_json(), flush=True)
+
+
+@simulate_app.command("registry")
+def simulate_registry(
+    out: Annotated[Path, typer.Option(help="Where to write the registry YAML.")],
+    stations: Annotated[int, typer.Option(min=1)] = 100_000,
+    kinds: Annotated[str, typer.Option()] = "water_level,air_quality,structural,rainfall",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write a station registry with the load mode's synthetic stations (for the bridge)."""
+    plan = LoadPlan(stations=stations, kinds=tuple(k.strip() for k in kinds.split(",")), seed=seed)
+    write_registry(plan, out)
+    console.print(f"[green]ok[/green] {stations} synthetic stations written to {out}")

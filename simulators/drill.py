@@ -1,0 +1,505 @@
+"""Run a drill: publish a scenario through the real front door and judge what the pipeline did.
+
+:func:`run_drill` does, in order:
+
+1. load and check the scenario (with any faults overlays) against the station registry;
+2. use the stack the settings point at, or — when its MQTT broker and Kafka are not
+   reachable — start a local one (:class:`gyeongbo.stack.stack.Stack`) and stop it after;
+3. optionally start the bridge and worker through the pipeline hook
+   ``streams.pipeline.start_local_pipeline(settings)`` (a context manager; see
+   :func:`pipeline_context`);
+4. position Kafka followers on ``alerts``, ``hq.stages`` and ``readings.rejected`` at their
+   end offsets, *before* the first reading is published;
+5. publish the scenario on a :class:`~simulators.generator.Clock` at the chosen speed, with a
+   rich progress bar, then keep following until every expectation is decided or
+   ``settle_s`` of wall time has passed;
+6. read the SMS sent from the fake Twilio (``GET {twilio.api_base}/_fake/messages``), and
+   build the :class:`~simulators.report.DrillReport`.
+
+Alert times are judged in scenario time: an alert's ``ts`` (event time, DESIGN.md §11.2) minus
+the clock's anchor. When an alert's ``ts`` cannot be read, the receive time is used instead,
+scaled by the speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from gyeongbo.registry import Registry, load_registry
+from gyeongbo.settings import Settings
+from gyeongbo.stack.procs import port_open
+from gyeongbo.vocab import Level
+from simulators.generator import (
+    Clock,
+    Generated,
+    batch_publications,
+    crossing_time,
+    generate,
+    rfc3339,
+)
+from simulators.publisher import MqttPublisher, play
+from simulators.report import DrillReport, Observed, evaluate, fmt_t, print_report
+from simulators.scenario import Scenario, load_checked, stage_threshold
+
+__all__ = [
+    "PIPELINE_HOOK",
+    "DrillError",
+    "DrillOptions",
+    "Followed",
+    "pipeline_context",
+    "run_drill",
+    "stack_reachable",
+    "truth_times",
+]
+
+#: ``module:function`` of the hook that starts the bridge and worker for a drill.
+PIPELINE_HOOK = "streams.pipeline:start_local_pipeline"
+
+ClockMode = Literal["end-now", "start-now"]
+
+
+class DrillError(RuntimeError):
+    """The drill could not run (as opposed to: it ran and an expectation failed)."""
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    speed: float = 60.0
+    seed: int | None = None
+    faults: tuple[str, ...] = ()
+    batch: bool = False
+    max_batch: int = 500
+    #: Wall seconds to keep following after the last publication (at most).
+    settle_s: float = 30.0
+    #: None: start the pipeline only when the drill started the stack itself.
+    start_pipeline: bool | None = None
+    clock: ClockMode = "end-now"
+    #: Epoch ms of scenario t=0 instead of the clock mode's choice (reproduces a payload stream
+    #: byte for byte; timestamps in the past must stay within the bridge's backfill window).
+    anchor_ms: int | None = None
+    client_id: str = "gyeongbo-drill"
+    show_progress: bool = True
+
+
+# -- the stack and the pipeline ---------------------------------------------------------------
+def _host_port(addr: str, default_port: int) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return (host or addr, int(port)) if port.isdigit() else (addr, default_port)
+
+
+def stack_reachable(settings: Settings) -> bool:
+    """The MQTT broker and the first Kafka bootstrap server accept TCP connections."""
+    k_host, k_port = _host_port(settings.kafka.bootstrap.split(",")[0], 9092)
+    return port_open(settings.mqtt.port, settings.mqtt.host) and port_open(k_port, k_host)
+
+
+@contextlib.contextmanager
+def stack_context(settings: Settings, console: Console) -> Iterator[tuple[Settings, bool]]:
+    """Yield ``(settings, started)``: the running stack's settings, or a local stack's."""
+    if stack_reachable(settings):
+        yield settings, False
+        return
+    from gyeongbo.stack.stack import Stack
+
+    console.print(
+        f"[cyan]drill[/cyan] no stack at mqtt {settings.mqtt.host}:{settings.mqtt.port} / kafka "
+        f"{settings.kafka.bootstrap}: starting a local one under {settings.stack.home}"
+    )
+    stack = Stack(config=settings.stack, settings=settings)
+    stack.up(report=lambda m: console.print(f"[cyan]stack[/cyan] {m}"))
+    try:
+        yield stack.app_settings(), True
+    finally:
+        console.print("[cyan]drill[/cyan] stopping the local stack")
+        stack.down()
+
+
+def pipeline_context(settings: Settings, hook: str = PIPELINE_HOOK) -> AbstractContextManager[Any]:
+    """Start the bridge and worker(s) through :data:`PIPELINE_HOOK`.
+
+    The hook is ``start_local_pipeline(settings: Settings) -> ContextManager``: entering it
+    returns once the bridge subscribes to MQTT and the worker consumes ``readings``; leaving it
+    stops them. Raises :class:`DrillError` with instructions when it is not importable.
+    """
+    module_name, _, func_name = hook.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        start = getattr(module, func_name)
+    except (ImportError, AttributeError) as err:
+        raise DrillError(
+            f"cannot start the pipeline: {hook} is not available ({err}). Start the "
+            "bridge and worker yourself and rerun with --no-start-pipeline."
+        ) from None
+    ctx = start(settings)
+    if not isinstance(ctx, AbstractContextManager):
+        raise DrillError(f"{hook} must return a context manager, got {type(ctx).__name__}")
+    return ctx
+
+
+# -- following Kafka ----------------------------------------------------------------------------
+@dataclass
+class Followed:
+    """What the followers saw, with receive times (wall clock, seconds)."""
+
+    alerts: list[tuple[float, bytes]] = field(default_factory=list)
+    hq: list[tuple[float, bytes]] = field(default_factory=list)
+    rejected: list[tuple[float, bytes]] = field(default_factory=list)
+
+
+class _Followers:
+    """One aiokafka consumer, no group, assigned every partition of the followed topics and
+    positioned at their end offsets."""
+
+    def __init__(self, settings: Settings) -> None:
+        t = settings.kafka.topics
+        self.topics = {t.alerts.name: "alerts", t.hq_stages.name: "hq", t.rejected.name: "rejected"}
+        self.bootstrap = settings.kafka.bootstrap
+        self.seen = Followed()
+        self._consumer: Any = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        c = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id="gyeongbo-drill-follower",
+        )
+        await c.start()
+        parts = []
+        for topic in self.topics:
+            ps = c.partitions_for_topic(topic)
+            if ps is None:
+                await c._client.force_metadata_update()
+                ps = c.partitions_for_topic(topic) or set()
+            if not ps:
+                await c.stop()
+                raise DrillError(f"Kafka topic {topic!r} does not exist at {self.bootstrap}")
+            parts += [TopicPartition(topic, p) for p in sorted(ps)]
+        c.assign(parts)
+        await c.seek_to_end(*parts)
+        for tp in parts:  # resolve the end offsets now, before anything is published
+            await c.position(tp)
+        self._consumer = c
+
+    async def poll(self) -> int:
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
+        now = time.time()
+        n = 0
+        for tp, records in batches.items():
+            bucket = getattr(self.seen, self.topics[tp.topic])
+            for r in records:
+                bucket.append((now, bytes(r.value or b"")))
+                n += 1
+        return n
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+# -- turning what was followed into observations -----------------------------------------------
+def _parse_ts_ms(ts: Any) -> int | None:
+    if isinstance(ts, int) and not isinstance(ts, bool):
+        return ts
+    if isinstance(ts, str):
+        try:
+            t = datetime.fromisoformat(ts)
+        except ValueError:
+            return None
+        if t.tzinfo is not None:
+            return round(t.timestamp() * 1000)
+    return None
+
+
+def observe_alerts(
+    raw: Sequence[tuple[float, bytes]],
+    clock: Clock,
+    stations: set[str],
+    findings: list[str],
+) -> list[Observed]:
+    """Alert events → observations in scenario time. Events that are not JSON, or that name a
+    drill station without ``exercise: true``, become findings."""
+    out: list[Observed] = []
+    for recv, data in raw:
+        try:
+            ev = json.loads(data)
+        except ValueError:
+            findings.append(f"an alert event is not JSON: {data[:120]!r}")
+            continue
+        if not isinstance(ev, dict) or "level" not in ev or "zone" not in ev:
+            findings.append(f"an alert event lacks level/zone: {data[:120]!r}")
+            continue
+        ev_stations = tuple(str(s) for s in ev.get("stations") or ())
+        exercise = bool(ev.get("exercise", False))
+        if not exercise:
+            if stations & set(ev_stations):
+                findings.append(
+                    f"alert {ev.get('alert_id', '?')} on drill station(s) "
+                    f"{sorted(stations & set(ev_stations))} is not marked exercise: a drill must "
+                    "never look real"
+                )
+            continue  # real alerts are not the drill's business
+        ts_ms = _parse_ts_ms(ev.get("ts"))
+        t_s = (
+            clock.scenario_time(ts_ms)
+            if ts_ms is not None
+            else (recv - clock.wall_start) * clock.speed
+        )
+        out.append(
+            Observed(
+                hazard=str(ev.get("hazard", "?")),
+                zone=str(ev["zone"]),
+                level=str(ev["level"]),
+                previous=str(ev.get("previous", "?")),
+                t_s=t_s,
+                stations=ev_stations,
+                action=str(ev.get("action", "")),
+                exercise=exercise,
+                event_id=str(ev.get("event_id") or ev.get("alert_id") or ""),
+                received_s=recv - clock.wall_start,
+            )
+        )
+    return out
+
+
+def truth_times(sc: Scenario, reg: Registry, gen: Generated) -> dict[int, float]:
+    """Ground-truth crossing times (scenario s) for expectations that name a ``truth``."""
+    out: dict[int, float] = {}
+    for i, e in enumerate(sc.expect):
+        if e.truth is None or (e.truth.station, e.truth.value) not in gen.series:
+            continue
+        threshold = e.truth.threshold
+        if threshold is None:
+            threshold = stage_threshold(reg.stations[e.truth.station].levels, e.level)
+        if threshold is None:
+            continue
+        direction = e.truth.direction or ("down" if e.level == "cleared" else "up")
+        t, v = gen.series[(e.truth.station, e.truth.value)]
+        crossed = crossing_time(t, v, threshold, direction)
+        if crossed is not None:
+            out[i] = crossed
+    return out
+
+
+def fetch_sms(api_base: str | None, timeout_s: float = 3.0) -> list[dict[str, Any]] | None:
+    """Messages the fake Twilio recorded (None when it is not reachable)."""
+    if not api_base:
+        return None
+    try:
+        with urllib.request.urlopen(
+            api_base.rstrip("/") + "/_fake/messages", timeout=timeout_s
+        ) as resp:
+            doc = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    msgs = doc.get("messages", doc) if isinstance(doc, dict) else doc
+    return [m for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else None
+
+
+def _mask(number: str) -> str:
+    return number[:-8] + "****" + number[-4:] if len(number) > 8 else "****"
+
+
+def _sms_summary(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen = {m.get("sid") for m in before}
+    new = [m for m in after if m.get("sid") not in seen] if seen else after[len(before) :]
+    return [
+        {
+            "sid": m.get("sid"),
+            "to": _mask(str(m.get("to") or m.get("To") or "")),
+            "body": str(m.get("body") or m.get("Body") or ""),
+        }
+        for m in new
+    ]
+
+
+# -- the drill ------------------------------------------------------------------------------------
+def run_drill(
+    scenario: str,
+    settings: Settings,
+    options: DrillOptions = DrillOptions(),
+    *,
+    console: Console | None = None,
+    registry: Registry | None = None,
+) -> DrillReport:
+    """Run one drill end to end and return its report (also printed to ``console``)."""
+    console = console or Console(stderr=True)
+    reg = registry or load_registry(settings.paths.stations)
+    sc = load_checked(scenario, reg, overlays=options.faults, directory=settings.paths.scenarios)
+    seed = sc.seed if options.seed is None else options.seed
+    with stack_context(settings, console) as (live, started):
+        want_pipeline = started if options.start_pipeline is None else options.start_pipeline
+        pipe: AbstractContextManager[Any] = (
+            pipeline_context(live) if want_pipeline else contextlib.nullcontext()
+        )
+        with pipe:
+            report = asyncio.run(_drill(sc, reg, live, options, seed, console))
+    print_report(report, console)
+    return report
+
+
+async def _drill(
+    sc: Scenario,
+    reg: Registry,
+    settings: Settings,
+    options: DrillOptions,
+    seed: int,
+    console: Console,
+) -> DrillReport:
+    followers = _Followers(settings)
+    await followers.start()
+    sms_before = fetch_sms(settings.twilio.api_base)
+    wall_start = time.time() + 1.0
+    if options.anchor_ms is not None:
+        clock = Clock(anchor_ms=options.anchor_ms, wall_start=wall_start, speed=options.speed)
+    elif options.clock == "start-now":
+        clock = Clock.starting_now(options.speed, wall_start)
+    else:
+        clock = Clock.ending_now(sc.duration_s, options.speed, wall_start)
+    gen = generate(
+        sc,
+        reg,
+        seed=seed,
+        anchor_ms=clock.anchor_ms,
+        seq_base=int(wall_start * 1000) * 1000,
+        topic_root=settings.mqtt.topic_root,
+    )
+    pubs = gen.publications
+    if options.batch:
+        pubs = batch_publications(
+            pubs, max_readings=options.max_batch, topic_root=settings.mqtt.topic_root
+        )
+    report = DrillReport(
+        scenario=sc.name,
+        seed=seed,
+        speed=options.speed,
+        overlays=list(sc.overlays),
+        anchor=rfc3339(clock.anchor_ms),
+        wall_start=rfc3339(round(wall_start * 1000)),
+        expected_rejections=gen.expected_rejections,
+    )
+    publisher = MqttPublisher(
+        settings.mqtt.host,
+        settings.mqtt.port,
+        client_id=f"{options.client_id}-{int(wall_start)}",
+        username=settings.mqtt.username,
+        password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
+    )
+    stop = threading.Event()
+    progress = Progress(
+        TextColumn("[cyan]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[clock]}"),
+        TextColumn("alerts {task.fields[alerts]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not options.show_progress,
+        transient=False,
+    )
+    task = progress.add_task(f"drill {sc.name}", total=len(pubs), clock="+00:00:00", alerts=0)
+
+    def on_progress(n: int, p: Any) -> None:
+        progress.update(task, completed=n, clock=fmt_t(p.t_s))
+
+    truths = truth_times(sc, reg, gen)
+    stations = set(sc.station_ids())
+    try:
+        publisher.connect()
+        with progress:
+            fut = asyncio.get_running_loop().run_in_executor(
+                None,
+                lambda: play(pubs, publisher, clock, on_progress=on_progress, stop=stop),
+            )
+            while not fut.done():
+                await followers.poll()
+                progress.update(task, alerts=len(followers.seen.alerts))
+            stats = await fut
+            deadline = time.time() + options.settle_s
+            while time.time() < deadline:
+                await followers.poll()
+                progress.update(task, alerts=len(followers.seen.alerts))
+                scratch: list[str] = []
+                obs = observe_alerts(followers.seen.alerts, clock, stations, scratch)
+                outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
+                rejections_done = len(followers.seen.rejected) >= gen.expected_rejections
+                if rejections_done and not any(o.status == "missed" for o in outcomes):
+                    # everything decided; a short grace for late never-rule violations
+                    grace_end = time.time() + min(3.0, options.settle_s)
+                    while time.time() < min(grace_end, deadline):
+                        await followers.poll()
+                    break
+    finally:
+        stop.set()
+        publisher.close()
+        await followers.stop()
+    report.messages = stats.messages
+    report.readings = stats.readings
+    report.publish_elapsed_s = round(stats.elapsed_s, 3)
+    findings: list[str] = []
+    obs = observe_alerts(followers.seen.alerts, clock, stations, findings)
+    report.outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
+    report.observed_rejections = len(followers.seen.rejected)
+    if report.observed_rejections < gen.expected_rejections:
+        findings.append(
+            f"{gen.expected_rejections} payloads should have been dead-lettered to "
+            f"{settings.kafka.topics.rejected.name}, {report.observed_rejections} were"
+        )
+    reasons: dict[str, int] = {}
+    for _, data in followers.seen.rejected:
+        try:
+            reason = str(json.loads(data).get("reason", "?"))
+        except (ValueError, AttributeError):
+            reason = "?"
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        report.notes.append(f"rejection reasons: {reasons}")
+    for _, data in followers.seen.hq:
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("exercise", False):
+            report.hq_stages.append(doc)
+    sms_after = fetch_sms(settings.twilio.api_base)
+    if sms_before is not None and sms_after is not None:
+        report.sms = _sms_summary(sms_before, sms_after)
+        for m in report.sms:
+            if "[훈련]" not in m["body"]:
+                findings.append(f"SMS {m['sid']} to {m['to']} lacks the [훈련] drill prefix")
+    public = [
+        o
+        for o in obs
+        if o.hazard != "sensor_health"
+        and (
+            Level.parse(o.level) >= Level.CAUTION
+            or (o.level == "cleared" and o.previous not in ("cleared", "attention", "?"))
+        )
+    ]
+    report.notes.append(
+        f"{len(public)} public transitions observed (each should produce one CAP "
+        "document with status Exercise)"
+    )
+    if stats.max_lag_s > 1.0:
+        report.notes.append(
+            f"the publisher fell up to {stats.max_lag_s:.1f}s behind schedule; lower --speed"
+        )
+    report.findings = findings
+    return report

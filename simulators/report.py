@@ -1,0 +1,378 @@
+"""The drill report: observed stage transitions against the scenario's expectations.
+
+:func:`evaluate` is a pure function — expectations and observed transitions in, one
+:class:`Outcome` per finding out — so it is tested with plain lists. Rules:
+
+* Each expectation, in file order, takes the earliest unused observed transition of its
+  hazard and zone (or station) at its level (``at_least``: that level or higher), preferring
+  one inside ``[earliest, latest]``. Inside: **met**; only after ``latest``: **late**; only
+  before ``earliest``: **early**; none at all: **missed**. Lead time = the ground-truth
+  crossing time (when known) minus the observed time: positive means the stage was raised
+  before the line was crossed, as a forecast should.
+* A ``never`` rule turns every transition it matches into **unexpected**.
+* An observed transition no expectation took is **unexpected** if its hazard × zone is
+  watched by an expectation and its level is above every level expected there (the alert
+  went further than the scenario calls for); otherwise it is **extra** (e.g. 관심, or a step
+  down from 경계 to 주의 on the way to cleared) when watched, or **other** when not.
+* The drill fails if anything is missed, late, early or unexpected.
+
+>>> from simulators.scenario import Expectation
+>>> e = Expectation(hazard="flood", zone="11030", level="caution", earliest=0, latest=600)
+>>> obs = [Observed(hazard="flood", zone="11030", level="caution", previous="cleared",
+...                 t_s=300.0)]
+>>> [o.status for o in evaluate([e], [], obs)]
+['met']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.table import Table
+
+from gyeongbo.vocab import LEVEL_KO, Hazard, Level
+from simulators.scenario import Expectation, Never
+
+__all__ = [
+    "FAILING",
+    "DrillReport",
+    "Observed",
+    "Outcome",
+    "evaluate",
+    "fmt_t",
+    "print_report",
+]
+
+Status = Literal["met", "late", "early", "missed", "unexpected", "extra", "other"]
+FAILING: frozenset[str] = frozenset({"late", "early", "missed", "unexpected"})
+
+
+def _rank(level: str) -> int:
+    return int(Level.parse(level))
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One observed transition on ``alerts``, timed in scenario seconds."""
+
+    hazard: str
+    zone: str
+    level: str
+    previous: str
+    t_s: float
+    stations: tuple[str, ...] = ()
+    action: str = ""
+    exercise: bool = True
+    event_id: str = ""
+    #: Wall-clock seconds from the start of publishing to when the follower received it.
+    received_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    hazard: str
+    zone: str
+    level: str
+    #: Index into the scenario's ``expect`` (or ``never``) list; None for unmatched.
+    expectation: int | None = None
+    rule: Literal["expect", "never", "none"] = "expect"
+    earliest_s: float | None = None
+    latest_s: float | None = None
+    observed: Observed | None = None
+    truth_s: float | None = None
+    lead_s: float | None = None
+    note: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+    @property
+    def t_s(self) -> float:
+        if self.observed is not None:
+            return self.observed.t_s
+        return self.latest_s if self.latest_s is not None else 0.0
+
+
+def _zones(z: str | list[str] | None) -> list[str] | None:
+    return None if z is None else [z] if isinstance(z, str) else list(z)
+
+
+def _targets(rule: Expectation | Never, o: Observed) -> bool:
+    if rule.hazard is not None and o.hazard != rule.hazard.value:
+        return False
+    zones = _zones(rule.zone)
+    if zones is not None and o.zone not in zones:
+        return False
+    return not (rule.station is not None and rule.station not in o.stations)
+
+
+def _level_ok(e: Expectation, o: Observed) -> bool:
+    if e.at_least:
+        return o.level != "cleared" and _rank(o.level) >= _rank(e.level)
+    return o.level == e.level
+
+
+def _never_hits(n: Never, o: Observed) -> bool:
+    if not _targets(n, o):
+        return False
+    if n.public and o.hazard == Hazard.SENSOR_HEALTH.value:
+        return False
+    if o.level == "cleared" or _rank(o.level) < _rank(n.min_level):
+        return False
+    if n.from_ is not None and o.t_s < n.from_:
+        return False
+    return not (n.until is not None and o.t_s >= n.until)
+
+
+def _zone_label(e: Expectation | Never) -> str:
+    zones = _zones(e.zone)
+    if zones:
+        return "|".join(zones)
+    return f"station {e.station}" if e.station else "*"
+
+
+def evaluate(
+    expect: Sequence[Expectation],
+    never: Sequence[Never],
+    observed: Sequence[Observed],
+    *,
+    truths: Mapping[int, float] | None = None,
+) -> list[Outcome]:
+    """Judge observed transitions against expectations (see the module docstring)."""
+    truths = truths or {}
+    obs = sorted(observed, key=lambda o: o.t_s)
+    used: set[int] = set()
+    out: list[Outcome] = []
+    for i, e in enumerate(expect):
+        cands = [
+            j for j, o in enumerate(obs) if j not in used and _targets(e, o) and _level_ok(e, o)
+        ]
+        inside = [j for j in cands if e.earliest <= obs[j].t_s <= e.latest]
+        after = [j for j in cands if obs[j].t_s > e.latest]
+        pick: int | None
+        status: Status
+        if inside:
+            pick, status = inside[0], "met"
+        elif after:
+            pick, status = after[0], "late"
+        elif cands:
+            pick, status = cands[0], "early"
+        else:
+            pick, status = None, "missed"
+        o = obs[pick] if pick is not None else None
+        if pick is not None:
+            used.add(pick)
+        truth = truths.get(i)
+        out.append(
+            Outcome(
+                status=status,
+                hazard=e.hazard.value,
+                zone=_zone_label(e),
+                level=e.level,
+                expectation=i,
+                earliest_s=e.earliest,
+                latest_s=e.latest,
+                observed=o,
+                truth_s=truth,
+                lead_s=(truth - o.t_s) if (truth is not None and o is not None) else None,
+                note=e.note or "",
+            )
+        )
+    flagged: set[int] = set()
+    for j, o in enumerate(obs):
+        for k, n in enumerate(never):
+            if _never_hits(n, o):
+                flagged.add(j)
+                out.append(
+                    Outcome(
+                        status="unexpected",
+                        hazard=o.hazard,
+                        zone=o.zone,
+                        level=o.level,
+                        expectation=k,
+                        rule="never",
+                        observed=o,
+                        note=n.note or f"never: {_zone_label(n)}",
+                    )
+                )
+                break
+    for j, o in enumerate(obs):
+        if j in used or j in flagged:
+            continue
+        watching = [e for e in expect if _targets(e, o)]
+        status: Status  # type: ignore[no-redef]
+        if not watching:
+            status, note = "other", ""
+        elif (
+            o.level != "cleared"
+            and not any(e.at_least for e in watching)
+            and _rank(o.level) > max(_rank(e.level) for e in watching)
+        ):
+            status, note = "unexpected", "above every level the scenario expects here"
+        else:
+            status, note = "extra", ""
+        out.append(
+            Outcome(
+                status=status,
+                hazard=o.hazard,
+                zone=o.zone,
+                level=o.level,
+                rule="none",
+                observed=o,
+                note=note,
+            )
+        )
+    return out
+
+
+@dataclass
+class DrillReport:
+    """Everything a drill officer needs afterwards; :meth:`to_json` is the machine report."""
+
+    scenario: str
+    seed: int
+    speed: float
+    overlays: list[str] = field(default_factory=list)
+    anchor: str = ""
+    wall_start: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+    messages: int = 0
+    readings: int = 0
+    publish_elapsed_s: float = 0.0
+    expected_rejections: int = 0
+    observed_rejections: int | None = None
+    hq_stages: list[dict[str, Any]] = field(default_factory=list)
+    sms: list[dict[str, Any]] | None = None
+    cap_documents: int | None = None
+    #: Problems outside the expectation list (each fails the drill), e.g. a lost exercise
+    #: flag, an SMS without the [훈련] prefix, missing rejections.
+    findings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings and not any(o.failed for o in self.outcomes)
+
+    def counts(self) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for o in self.outcomes:
+            c[o.status] = c.get(o.status, 0) + 1
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["passed"] = self.passed
+        d["counts"] = self.counts()
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
+
+
+def fmt_t(t: float | None) -> str:
+    """Scenario time as ``+HH:MM:SS`` (``-`` for none).
+
+    >>> fmt_t(5400.0), fmt_t(-70.5), fmt_t(None)
+    ('+01:30:00', '-00:01:10', '-')
+    """
+    if t is None:
+        return "-"
+    sign = "-" if t < 0 else "+"
+    s = round(abs(t))
+    return f"{sign}{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+_STYLE = {
+    "met": "green",
+    "extra": "dim",
+    "other": "dim",
+    "late": "red",
+    "early": "red",
+    "missed": "red",
+    "unexpected": "bold red",
+}
+
+
+def _lvl(name: str) -> str:
+    try:
+        return f"{name} {LEVEL_KO[Level.parse(name)]}"
+    except KeyError:
+        return name
+
+
+def print_report(report: DrillReport, console: Console) -> None:
+    """The human report: expectations, the per-zone timeline, and the side checks."""
+    exp = Table(title=f"Drill {report.scenario}: expectations", title_justify="left")
+    for col in ("status", "hazard", "zone", "level", "window", "observed", "lead", "note"):
+        exp.add_column(col)
+    for o in report.outcomes:
+        if o.rule == "none":
+            continue
+        window = f"{fmt_t(o.earliest_s)}…{fmt_t(o.latest_s)}" if o.rule == "expect" else "never"
+        exp.add_row(
+            f"[{_STYLE[o.status]}]{o.status}[/]",
+            o.hazard,
+            o.zone if o.observed is None else o.observed.zone,
+            _lvl(o.level),
+            window,
+            fmt_t(o.observed.t_s if o.observed else None),
+            fmt_t(o.lead_s) if o.lead_s is not None else "-",
+            o.note,
+        )
+    console.print(exp)
+    tl = Table(title="Stage transitions per zone (scenario time)", title_justify="left")
+    for col in ("zone", "hazard", "time", "transition", "stations", "status"):
+        tl.add_column(col)
+    seen: list[Outcome] = [o for o in report.outcomes if o.observed is not None]
+    seen.sort(key=lambda o: (o.observed.zone if o.observed else "", o.t_s))
+    for o in seen:
+        ob = o.observed
+        assert ob is not None
+        tl.add_row(
+            ob.zone,
+            ob.hazard,
+            fmt_t(ob.t_s),
+            f"{_lvl(ob.previous)} → {_lvl(ob.level)}",
+            ",".join(ob.stations),
+            f"[{_STYLE[o.status]}]{o.status}[/]",
+        )
+    console.print(tl)
+    rej = (
+        "not followed"
+        if report.observed_rejections is None
+        else f"{report.observed_rejections} observed"
+    )
+    console.print(
+        f"published {report.messages} messages / {report.readings} readings in "
+        f"{report.publish_elapsed_s:.1f}s (speed ×{report.speed:g}, seed {report.seed}); "
+        f"rejections: {report.expected_rejections} expected, {rej}"
+    )
+    if report.hq_stages:
+        console.print(
+            "HQ stages: "
+            + "; ".join(
+                f"{h.get('previous')}→{h.get('stage')} {h.get('action')}" for h in report.hq_stages
+            )
+        )
+    if report.sms is not None:
+        console.print(f"SMS sent: {len(report.sms)}")
+        for m in report.sms[:20]:
+            console.print(f"  {m.get('to', '?')}: {m.get('body', '')}")
+    else:
+        console.print("SMS: not checked (fake Twilio not reachable)")
+    console.print(
+        "CAP documents: "
+        + ("not checked" if report.cap_documents is None else str(report.cap_documents))
+    )
+    for n in report.notes:
+        console.print(f"[dim]note:[/dim] {n}")
+    for f in report.findings:
+        console.print(f"[bold red]finding:[/bold red] {f}")
+    verdict = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
+    console.print(f"{verdict} {report.counts()}")

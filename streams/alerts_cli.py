@@ -1,0 +1,211 @@
+"""``gyeongbo alerts …``: operators' commands, talking to the workers' HTTP API.
+
+Each worker serves the alerts of the zones it owns; ``list`` and ``audit`` ask every
+``--url`` given (default: the worker in settings) and merge the answers. Actions go to any
+one worker, which queues them on the zone's partition for its owner.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gyeongbo.settings import Settings
+from gyeongbo.vocab import LEVEL_KO, Level
+
+app = typer.Typer(
+    help="Operators: list, acknowledge, silence, escalate and clear alerts.", no_args_is_help=True
+)
+console = Console()
+err = Console(stderr=True)
+
+UrlOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--url",
+        help="Worker base URL (repeat for several workers). "
+        "Default: http://GYEONGBO_WORKER__WEB_HOST:GYEONGBO_WORKER__WEB_PORT",
+    ),
+]
+ActorOpt = Annotated[str, typer.Option(help="Who acts (recorded in the audit log).")]
+ReasonOpt = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
+
+
+def _urls(urls: list[str] | None) -> list[str]:
+    if urls:
+        return [u.rstrip("/") for u in urls]
+    w = Settings().worker
+    return [f"http://{w.web_host}:{w.web_port}"]
+
+
+def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw = r.read()
+            return json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        err.print(f"[red]{method} {url}: HTTP {e.code}[/red] {e.read().decode(errors='replace')}")
+        raise typer.Exit(1) from None
+    except (urllib.error.URLError, OSError) as e:
+        err.print(f"[red]cannot reach the worker at {url}[/red]: {e}")
+        raise typer.Exit(2) from None
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``90``, ``45s``, ``10m``, ``2h``, ``1h30m``.
+
+    >>> parse_duration("1h30m"), parse_duration("90")
+    (5400, 90)
+    """
+    if text.isdigit():
+        return int(text)
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not parts or not any(parts.groups()):
+        raise typer.BadParameter(f"not a duration: {text!r} (e.g. 30m, 2h, 1h30m)")
+    h, m, s = (int(x or 0) for x in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+@app.command("list")
+def list_alerts(
+    url: UrlOpt = None,
+    exercise: Annotated[
+        bool | None, typer.Option("--exercise/--real", help="Only drills / only real alerts.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List active alerts with their stage, stations and whether they are acknowledged."""
+    q = "" if exercise is None else f"?exercise={'true' if exercise else 'false'}"
+    alerts: list[dict[str, Any]] = []
+    for u in _urls(url):
+        alerts += _call("GET", f"{u}/alerts{q}") or []
+    alerts.sort(key=lambda a: (-int(Level.parse(a["level"])), a["alert_id"]))
+    if as_json:
+        print(json.dumps(alerts, ensure_ascii=False, indent=2))
+        return
+    t = Table(title=f"{len(alerts)} active alert(s)")
+    for col in ("alert", "hazard", "zone", "level", "since", "stations", "acked", "drill"):
+        t.add_column(col)
+    for a in alerts:
+        lv = Level.parse(a["level"])
+        t.add_row(
+            a["alert_id"],
+            a["hazard"],
+            f"{a.get('zone_name', '')} ({a['zone']})",
+            f"{LEVEL_KO[lv]} {a['level']}",
+            str(a.get("since", "")),
+            ",".join(a.get("stations", {}) or []),
+            "yes" if a.get("acked") else "",
+            "훈련" if a.get("exercise") else "",
+        )
+    console.print(t)
+
+
+@app.command()
+def ack(alert_id: str, actor: ActorOpt, reason: ReasonOpt, url: UrlOpt = None) -> None:
+    """Acknowledge an alert: stops repeat notifications, keeps the alert and its stage."""
+    _print(
+        _call("POST", f"{_urls(url)[0]}/alerts/{alert_id}/ack", {"actor": actor, "reason": reason})
+    )
+
+
+@app.command()
+def clear(
+    alert_id: str,
+    actor: ActorOpt,
+    reason: ReasonOpt,
+    cancel: Annotated[
+        bool, typer.Option(help="Issued in error: a CAP Cancel, no all-clear.")
+    ] = False,
+    url: UrlOpt = None,
+) -> None:
+    """Clear an alert by hand (an all-clear goes out unless --cancel)."""
+    _print(
+        _call(
+            "POST",
+            f"{_urls(url)[0]}/alerts/{alert_id}/clear",
+            {"actor": actor, "reason": reason, "cancel": cancel},
+        )
+    )
+
+
+@app.command()
+def silence(
+    zone: str,
+    duration: Annotated[str, typer.Option(help="How long: 30m, 2h, 1h30m.")],
+    actor: ActorOpt,
+    reason: ReasonOpt,
+    hazard: Annotated[str | None, typer.Option(help="Only this hazard (default: all).")] = None,
+    exercise: Annotated[bool, typer.Option(help="Silence the drill namespace.")] = False,
+    url: UrlOpt = None,
+) -> None:
+    """Hold public transitions of a zone for a window (a rise to 심각 still breaks through)."""
+    body = {
+        "actor": actor,
+        "reason": reason,
+        "duration_s": parse_duration(duration),
+        "hazard": hazard,
+        "exercise": exercise,
+    }
+    _print(_call("POST", f"{_urls(url)[0]}/zones/{zone}/silence", body))
+
+
+@app.command()
+def escalate(
+    zone: str,
+    hazard: Annotated[str, typer.Option(help="Hazard, e.g. flood, pm25, structural.")],
+    level: Annotated[str, typer.Option(help="attention, caution, alert or serious.")],
+    actor: ActorOpt,
+    reason: ReasonOpt,
+    exercise: Annotated[bool, typer.Option(help="Escalate in the drill namespace.")] = False,
+    url: UrlOpt = None,
+) -> None:
+    """Escalate a zone by hand; the level is a floor until the alert is cleared."""
+    body = {
+        "actor": actor,
+        "reason": reason,
+        "hazard": hazard,
+        "level": level,
+        "exercise": exercise,
+    }
+    _print(_call("POST", f"{_urls(url)[0]}/zones/{zone}/escalate", body))
+
+
+@app.command()
+def audit(url: UrlOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The operator audit log: who did what, when, why, and whether it applied."""
+    entries: list[dict[str, Any]] = []
+    for u in _urls(url):
+        entries += _call("GET", f"{u}/audit") or []
+    entries.sort(key=lambda e: e.get("ts_ms", 0))
+    if as_json:
+        print(json.dumps(entries, ensure_ascii=False, indent=2))
+        return
+    t = Table(title="operator audit log")
+    for col in ("ts_ms", "actor", "action", "target", "reason", "result"):
+        t.add_column(col)
+    for e in entries:
+        t.add_row(
+            str(e.get("ts_ms")),
+            str(e.get("actor")),
+            str(e.get("action")),
+            str(e.get("target", e.get("alert_id", ""))),
+            str(e.get("reason", "")),
+            str(e.get("result", "")),
+        )
+    console.print(t)
+
+
+def _print(doc: Any) -> None:
+    console.print_json(json.dumps(doc, ensure_ascii=False))

@@ -1,0 +1,74 @@
+"""Records on the worker-internal ``zone.commands`` topic.
+
+Everything that changes a zone's alert stage travels on one topic, keyed and partitioned by
+zone, so exactly one worker (the owner of that partition) applies it to the zone's stage
+machine, in order: station detections fanned out per impact zone, timer ticks (minimum
+durations, off-delays), and operator actions (acknowledge, silence, escalate, clear).
+
+>>> from gyeongbo.events import Detection
+>>> d = Detection(station="1018683", hazard="flood", level="caution", ts_ms=1, rule="r", value=1.0)
+>>> c = ZoneCommand(kind="detection", zone="11030", detection=d)
+>>> decode_command(encode_command(c)) == c
+True
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from gyeongbo.events import Detection
+
+
+class OperatorAction(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An operator's request (DESIGN.md §4): who, when, why, and what."""
+
+    action: Literal["ack", "silence", "escalate", "clear"]
+    actor: str
+    ts_ms: int
+    reason: str = ""
+    alert_id: str | None = None  # ack, clear
+    hazard: str | None = None  # silence (None = every hazard), escalate
+    level: str | None = None  # escalate
+    duration_s: int | None = None  # silence
+    exercise: bool = False
+    cancel: bool = False  # clear as a CAP Cancel (issued in error) instead of an all-clear
+    request_id: str = ""
+
+
+class ZoneCommand(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    kind: Literal["detection", "tick", "action"]
+    zone: str = ""
+    detection: Detection | None = None
+    action: OperatorAction | None = None
+    now_ms: int = 0  # tick: the wall clock
+    exercise_now_ms: int = 0  # tick: the drill clock (newest exercise reading seen)
+
+
+_enc = msgspec.json.Encoder()
+_dec = msgspec.json.Decoder(ZoneCommand)
+
+
+def encode_command(cmd: ZoneCommand) -> bytes:
+    return _enc.encode(cmd)
+
+
+def decode_command(raw: bytes) -> ZoneCommand:
+    return _dec.decode(raw)
+
+
+def zone_of_alert(alert_id: str) -> str:
+    """The zone part of an alert id (``[exercise:]hazard:zone:first-raise-ts``).
+
+    >>> zone_of_alert("flood:11030:2020-08-06T10:40:00+09:00")
+    '11030'
+    >>> zone_of_alert("exercise:pm25:seoul-center:2026-01-01T00:00:00+09:00")
+    'seoul-center'
+    """
+    parts = alert_id.split(":")
+    if parts[0] == "exercise":
+        parts = parts[1:]
+    if len(parts) < 3:
+        raise ValueError(f"not an alert id: {alert_id!r}")
+    return parts[1]

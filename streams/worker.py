@@ -1,0 +1,581 @@
+"""The Faust worker: readings → detectors → zones → stage machines → alerts → SMS, CAP, InfluxDB.
+
+Topology (DESIGN.md §2; every topic is created with its partition count by ``gyeongbo topics
+create`` / the local stack, Faust creates only its changelogs)::
+
+    readings (P, columnar batch records, partition = murmur2(station))
+      └─ agent detect ── DetectorSet.process(batch) ─→ detections (P, key = station)
+    detections
+      └─ agent fan_out ── station → impact zones ──→ zone.commands (Z, key = zone)
+    zone.commands  (detections per zone, timer ticks, operator actions)
+      └─ agent stage ── AlertMachine per partition ─→ alerts (Z, key = zone) + hq.inputs (1)
+    alerts
+      └─ agent deliver ── CAP 1.2 feed, SMS (Twilio), InfluxDB
+    hq.inputs
+      └─ agent headquarters ── HQMachine ──────────→ hq.stages (1)
+
+State that must survive a restart or a rebalance lives in changelogged Faust tables whose
+partitions line up with their source topic's (a table write goes to the partition of the event
+being processed):
+
+* ``detector-state``: one blob per station (``DetectorSet.export_state``), written for the
+  stations a batch touched; imported lazily when a station is first seen after an assignment;
+* ``alert-state``: the whole :class:`~alerting.machine.AlertMachine` of one ``zone.commands``
+  partition, written after every change;
+* ``hq-state``: the :class:`~alerting.hq.HQMachine`;
+* ``sms-sent``: one entry per (alert event, recipient) that reached a final outcome, checked
+  before sending, beside the dispatcher's own durable SQLite log on the worker's disk.
+
+Guarantees: at-least-once processing (``processing_guarantee="at_least_once"``); every effect is
+idempotent by id — alert transitions carry a deterministic ``event_id``, a replayed transition
+finds its SMS in the sent log and its CAP document on disk — so correctness never rests on
+broker transactions.
+
+The per-reading work stays in numpy: a ``readings`` record is one columnar batch (hundreds of
+readings); Python-level work per record is the decode call, the detector call, one table write
+per touched station and one send per detection (detections are level changes, not readings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import msgspec
+import numpy as np
+from faust.types import TP
+
+from alerting.feed import CapFeed
+from alerting.hq import HQMachine
+from alerting.machine import AlertMachine, OperatorError
+from alerting.model import mask_phones_in
+from alerting.sentlog import SqliteSentLog
+from alerting.sms import Dispatcher, DryRunProvider, TokenBucket, provider_from_settings
+from alerting.status import make_status_handler
+from detectors.engine import DetectorSet
+from gyeongbo.events import (
+    AlertEvent,
+    Detection,
+    HQStageEvent,
+    decode_alert,
+    decode_detection,
+    encode,
+)
+from gyeongbo.settings import Settings
+from gyeongbo.vocab import Level
+from streams.codec import decode_batch
+from streams.commands import OperatorAction, ZoneCommand, decode_command, encode_command
+from streams.influx_sink import InfluxSink
+from streams.partitioning import partition_of
+from streams.services import Services
+
+log = logging.getLogger("gyeongbo.worker")
+
+#: Detector-state chunks per readings partition (see Worker._checkpoint).
+STATE_CHUNKS = 256
+_chunk_encoder = msgspec.msgpack.Encoder()
+_chunk_decoder = msgspec.msgpack.Decoder(dict[str, bytes])
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Metrics:
+    """Counters and recent latencies, served on ``/metrics`` and logged periodically."""
+
+    counters: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)  # reading received → detected
+    batch_sizes: list[int] = field(default_factory=list)
+    detector_s: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def observe_batch(self, n: int, lat: np.ndarray[Any, Any] | None, dt: float) -> None:
+        self.counters["readings"] += n
+        self.counters["batches"] += 1
+        self.detector_s += dt
+        self.batch_sizes.append(n)
+        del self.batch_sizes[:-1000]
+        if lat is not None and len(lat):
+            self.latencies_ms.extend(np.percentile(lat, [50, 99]).tolist())
+            del self.latencies_ms[:-2000]
+
+    def snapshot(self) -> dict[str, Any]:
+        def pct(xs: list[float], q: float) -> float | None:
+            return float(np.percentile(xs, q)) if xs else None
+
+        up = time.monotonic() - self.started
+        return {
+            **{k: int(v) for k, v in sorted(self.counters.items())},
+            "uptime_s": round(up, 1),
+            "readings_per_s": round(self.counters["readings"] / up, 1) if up else 0.0,
+            "batch_size_mean": float(np.mean(self.batch_sizes)) if self.batch_sizes else None,
+            "detector_s_total": round(self.detector_s, 3),
+            "lag_ms_p50": pct(self.latencies_ms, 50),
+            "lag_ms_p99": pct(self.latencies_ms, 99),
+        }
+
+
+class GyeongboApp(faust.App):
+    """A Faust app that lets the worker mount plain aiohttp routes on its web server."""
+
+    web_routes: list[tuple[str, str, Any]]
+
+    def on_webserver_init(self, web: Any) -> None:
+        for method, path, handler in getattr(self, "web_routes", []):
+            web.web_app.router.add_route(method, path, handler)
+
+
+class Worker:
+    """One worker process: the Faust app, its agents, tables and the pure machinery."""
+
+    def __init__(self, settings: Settings, *, sink: bool = True) -> None:
+        self.settings = settings
+        self.services = Services(settings)
+        topics = settings.kafka.topics
+        self.metrics = Metrics()
+        w = settings.worker
+        w.data_dir.mkdir(parents=True, exist_ok=True)
+        self.app = GyeongboApp(
+            w.app_id,
+            broker=f"kafka://{settings.kafka.bootstrap}",
+            store="memory://",
+            processing_guarantee="at_least_once",
+            topic_replication_factor=1,
+            table_standby_replicas=0,
+            broker_session_timeout=w.session_timeout_s,
+            broker_heartbeat_interval=min(3.0, w.session_timeout_s / 3),
+            web_host=w.web_host,
+            web_port=w.web_port,
+            web_enabled=True,
+            datadir=str(w.data_dir / "faust"),
+            consumer_auto_offset_reset="earliest",
+            consumer_group_instance_id=w.instance_id,
+            producer_linger=0.005,
+            stream_wait_empty=False,
+        )
+        self.app.web_routes = []
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.readings = self.app.topic(
+            topics.readings.name, partitions=topics.readings.partitions, **raw
+        )
+        self.detections = self.app.topic(
+            topics.detections.name, partitions=topics.detections.partitions, **raw
+        )
+        self.zone_commands = self.app.topic(
+            topics.zone_commands.name, partitions=topics.zone_commands.partitions, **raw
+        )
+        self.alerts = self.app.topic(topics.alerts.name, partitions=topics.alerts.partitions, **raw)
+        self.hq_inputs = self.app.topic(
+            topics.hq_inputs.name, partitions=topics.hq_inputs.partitions, **raw
+        )
+        self.hq_stages = self.app.topic(
+            topics.hq_stages.name, partitions=topics.hq_stages.partitions, **raw
+        )
+        tbl: dict[str, Any] = {"key_type": str, "value_type": bytes}
+        self.detector_state = self.app.Table(
+            "detector-state", partitions=topics.readings.partitions, **tbl
+        )
+        self.alert_state = self.app.Table(
+            "alert-state", partitions=topics.zone_commands.partitions, **tbl
+        )
+        self.hq_state = self.app.Table("hq-state", partitions=topics.hq_inputs.partitions, **tbl)
+        self.sms_sent = self.app.Table("sms-sent", partitions=topics.alerts.partitions, **tbl)
+
+        self.detectors = DetectorSet(self.services.registry)
+        self._loaded_stations: set[str] = set()
+        self._loaded_chunks: set[str] = set()
+        self._dirty: dict[int, set[str]] = {}
+        self._last_checkpoint: dict[int, float] = {}
+        self._checkpoint_s = settings.worker.state_checkpoint_s
+        self._exercise_watermark = 0
+        self._machines: dict[int, AlertMachine] = {}
+        self._hq: HQMachine | None = None
+        self.sink = (
+            InfluxSink(settings.influx, registry=self.services.registry, instance=w.app_id)
+            if sink
+            else None
+        )
+        self.cap = CapFeed(settings.paths.cap_feed, sender=settings.twilio.cap_sender)
+        self.sentlog = SqliteSentLog(settings.paths.sent_log)
+        provider = provider_from_settings(settings.twilio)
+        if isinstance(provider, DryRunProvider):
+            log.warning(
+                "SMS DRY RUN: no Twilio credentials (GYEONGBO_TWILIO__ACCOUNT_SID / "
+                "GYEONGBO_TWILIO__AUTH_TOKEN); messages are logged, not sent"
+            )
+        self.dispatcher = Dispatcher(
+            provider,
+            self.sentlog,
+            self.services.templates,
+            rate=TokenBucket(
+                rate=settings.twilio.rate_per_s, burst=max(1, int(settings.twilio.rate_per_s))
+            ),
+        )
+        self._wire()
+
+    # ----------------------------------------------------------------------------- wiring
+    def _wire(self) -> None:
+        app = self.app
+        app.agent(self.readings, name="detect")(self._detect)
+        app.agent(self.detections, name="fan-out")(self._fan_out)
+        app.agent(self.zone_commands, name="stage")(self._stage)
+        app.agent(self.alerts, name="deliver")(self._deliver)
+        app.agent(self.hq_inputs, name="headquarters")(self._headquarters)
+        app.timer(self.settings.worker.tick_s, on_leader=True, name="tick")(self._tick)
+        app.timer(self.settings.worker.deadman_every_s, name="deadman")(self._deadman)
+        app.timer(self.settings.worker.log_every_s, name="report")(self._report)
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        from streams.worker_web import routes
+
+        app.web_routes.extend(routes(self))
+        app.web_routes.append(
+            (
+                "POST",
+                "/twilio/status",
+                make_status_handler(
+                    self.sentlog,
+                    auth_token=(
+                        self.settings.twilio.auth_token.get_secret_value()
+                        if self.settings.twilio.auth_token
+                        else None
+                    ),
+                    public_url=self.settings.twilio.status_callback_url,
+                ),
+            )
+        )
+
+    async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0] if args else kwargs.get("assigned", set())
+        # Another worker may have changed these stations' state meanwhile: reload lazily.
+        self._loaded_stations.clear()
+        self._loaded_chunks.clear()
+        self._dirty.clear()
+        zc = self.settings.kafka.topics.zone_commands.name
+        for tp in assigned:
+            if tp.topic == zc:
+                self._machines.pop(tp.partition, None)
+        if any(tp.topic == self.settings.kafka.topics.hq_inputs.name for tp in assigned):
+            self._hq = None
+        self.metrics.counters["rebalances"] += 1
+
+    async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        zc = self.settings.kafka.topics.zone_commands.name
+        for tp in revoked:
+            if tp.topic == zc:
+                self._machines.pop(tp.partition, None)
+
+    # ----------------------------------------------------------------------------- agents
+    async def _detect(self, stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                batch = decode_batch(event.value)
+            except Exception as err:  # a poison record: count, log, skip, stay alive
+                self.metrics.counters["poison_records"] += 1
+                log.error(
+                    "skipping undecodable record %s[%s]@%s: %s",
+                    event.message.topic,
+                    event.message.partition,
+                    event.message.offset,
+                    err,
+                )
+                continue
+            if not len(batch):
+                continue
+            p = event.message.partition
+            self._load_station_state(p, batch.station)
+            t0 = time.perf_counter()
+            dets = self.detectors.process(batch)
+            dt = time.perf_counter() - t0
+            if batch.exercise.any():
+                ex_max = int(batch.ts_ms[batch.exercise].max())
+                self._exercise_watermark = max(self._exercise_watermark, ex_max)
+            self._dirty.setdefault(p, set()).update(self.detectors.touched_stations())
+            if time.monotonic() - self._last_checkpoint.get(p, 0.0) >= self._checkpoint_s:
+                self._checkpoint(p)
+            lat = None
+            if batch.received_ms is not None:
+                lat = now_ms() - batch.received_ms
+            self.metrics.observe_batch(len(batch), lat, dt)
+            await self._send_detections(dets)
+            if self.sink is not None:
+                self.sink.write_readings(batch)
+                if dets:
+                    self.sink.write_detections(dets)
+
+    # Detector state is checkpointed in chunks: table key "<partition>/<chunk>" holds the
+    # blobs of that chunk's stations (msgpack map station → blob), written at most every
+    # ``state_checkpoint_s`` per partition for the chunks whose stations changed. One
+    # changelog record per station per batch would cap a worker at the ~1–3k records/s Faust
+    # and the broker sustain; chunks keep it to a few records per second. The price: after a
+    # crash a station's detector state may be up to one checkpoint interval old (its alert
+    # stage is not: the stage machines are written on every change).
+    def _chunk_of(self, station: str) -> int:
+        return zlib.crc32(station.encode()) % STATE_CHUNKS
+
+    def _checkpoint(self, partition: int) -> None:
+        dirty = self._dirty.pop(partition, set())
+        self._last_checkpoint[partition] = time.monotonic()
+        if not dirty:
+            return
+        by_chunk: dict[int, list[str]] = {}
+        for sid in dirty:
+            by_chunk.setdefault(self._chunk_of(sid), []).append(sid)
+        for chunk, sids in by_chunk.items():
+            key = f"{partition}/{chunk}"
+            old = self.detector_state.get(key)
+            blobs: dict[str, bytes] = _chunk_decoder.decode(old) if old else {}
+            blobs.update(self.detectors.export_state(sids))
+            self.detector_state[key] = _chunk_encoder.encode(blobs)
+        self.metrics.counters["state_checkpoints"] += 1
+        self.metrics.counters["state_chunks_written"] += len(by_chunk)
+
+    def _load_station_state(self, partition: int, stations: np.ndarray[Any, Any]) -> None:
+        new = set(np.unique(stations).tolist()) - self._loaded_stations
+        if not new:
+            return
+        for chunk in {self._chunk_of(sid) for sid in new}:
+            key = f"{partition}/{chunk}"
+            if key in self._loaded_chunks:
+                continue
+            self._loaded_chunks.add(key)
+            raw = self.detector_state.get(key)
+            if not raw:
+                continue
+            blobs = _chunk_decoder.decode(raw)
+            try:
+                self.detectors.import_state(blobs)
+            except ValueError as err:
+                log.error("detector state of chunk %s not restored: %s", key, err)
+            self._loaded_stations |= set(blobs)
+        self._loaded_stations |= new
+
+    async def _send_detections(self, dets: list[Detection]) -> None:
+        n = self.settings.kafka.topics.detections.partitions
+        for d in dets:
+            await self.detections.send(
+                key=d.station.encode(), value=encode(d), partition=partition_of(d.station, n)
+            )
+        self.metrics.counters["detections"] += len(dets)
+
+    async def _fan_out(self, stream: Any) -> None:
+        n = self.settings.kafka.topics.zone_commands.partitions
+        async for raw in stream:
+            det = decode_detection(raw)
+            for zone in self.services.impact_zones(det.station):
+                cmd = ZoneCommand(kind="detection", zone=zone, detection=det)
+                await self.zone_commands.send(
+                    key=zone.encode(), value=encode_command(cmd), partition=partition_of(zone, n)
+                )
+
+    def _machine(self, partition: int) -> AlertMachine:
+        m = self._machines.get(partition)
+        if m is None:
+            blob = self.alert_state.get(str(partition))
+            m = AlertMachine.from_bytes(blob) if blob else AlertMachine()
+            self._machines[partition] = m
+        return m
+
+    async def _stage(self, stream: Any) -> None:
+        async for event in stream.events():
+            p = event.message.partition
+            cmd = decode_command(event.value)
+            m = self._machine(p)
+            out: list[AlertEvent] = []
+            if cmd.kind == "detection" and cmd.detection is not None:
+                det = cmd.detection
+                out = m.feed(det, [self.services.zone_info(cmd.zone, det.hazard)])
+            elif cmd.kind == "tick":
+                out = m.advance(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms or None)
+            elif cmd.kind == "action" and cmd.action is not None:
+                out = self._apply_action(m, cmd.zone, cmd.action)
+            if out or cmd.kind == "action":
+                self.alert_state[str(p)] = m.to_bytes()
+            await self._send_alerts(out, p)
+
+    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[AlertEvent]:
+        try:
+            if a.action == "ack" and a.alert_id:
+                return m.acknowledge(a.alert_id, actor=a.actor, ts_ms=a.ts_ms, reason=a.reason)
+            if a.action == "clear" and a.alert_id:
+                return m.clear(
+                    a.alert_id, actor=a.actor, ts_ms=a.ts_ms, reason=a.reason, cancel=a.cancel
+                )
+            if a.action == "silence":
+                return m.silence(
+                    zone,
+                    hazard=a.hazard,
+                    duration_s=a.duration_s or 3600,
+                    actor=a.actor,
+                    ts_ms=a.ts_ms,
+                    reason=a.reason,
+                    exercise=a.exercise,
+                )
+            if a.action == "escalate" and a.hazard and a.level:
+                return m.escalate(
+                    a.hazard,
+                    self.services.zone_info(zone, a.hazard),
+                    Level.parse(a.level).wire,
+                    actor=a.actor,
+                    ts_ms=a.ts_ms,
+                    reason=a.reason,
+                    exercise=a.exercise,
+                )
+        except (OperatorError, ValueError, KeyError) as err:
+            self.metrics.counters["operator_rejected"] += 1
+            log.warning("operator action %s by %s rejected: %s", a.action, a.actor, err)
+            return []
+        self.metrics.counters["operator_rejected"] += 1
+        log.warning("operator action %s by %s is incomplete", a.action, a.actor)
+        return []
+
+    async def _send_alerts(self, events: list[AlertEvent], partition: int) -> None:
+        for ev in events:
+            raw = encode(ev)
+            await self.alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
+            await self.hq_inputs.send(key=ev.zone.encode(), value=raw, partition=0)
+        self.metrics.counters["alert_events"] += len(events)
+
+    async def _deliver(self, stream: Any) -> None:
+        loop = asyncio.get_running_loop()
+        async for raw in stream:
+            ev = decode_alert(raw)
+            if self.sink is not None:
+                self.sink.write_alerts([ev])
+            zone = (
+                self.services.zone_info(ev.zone, ev.hazard)
+                if ev.zone in self.services.zones
+                else None
+            )
+            if zone is not None:
+                await loop.run_in_executor(None, self.cap.publish, ev, zone)
+            recipients = self.services.audience(ev.zone, ev.hazard, exercise=ev.exercise)
+            todo = [
+                r for r in recipients if self.sms_sent.get(_sent_key(ev.event_id, r.phone)) is None
+            ]
+            if not todo:
+                continue
+            report = await loop.run_in_executor(
+                None,
+                functools.partial(
+                    self.dispatcher.dispatch, ev, todo, station_names=self.services.station_names
+                ),
+            )
+            for r in todo:
+                rec = self.sentlog.get(ev.event_id, r.phone)
+                if rec is not None and rec.state != "intent":
+                    self.sms_sent[_sent_key(ev.event_id, r.phone)] = rec.state.encode()
+            for outcome, n in Counter(report.outcomes.values()).items():
+                self.metrics.counters[f"sms_{outcome}"] += n
+            log.info("SMS for %s: %s", ev.event_id, mask_phones_in(str(report.outcomes)))
+
+    async def _headquarters(self, stream: Any) -> None:
+        async for raw in stream:
+            ev = decode_alert(raw)
+            if self._hq is None:
+                blob = self.hq_state.get("hq")
+                self._hq = HQMachine().restore(blob) if blob else HQMachine()
+            province = None
+            if ev.zone in self.services.zones:
+                province = self.services.zone_info(ev.zone, ev.hazard).province
+            out: list[HQStageEvent] = self._hq.feed(ev, province)
+            self.hq_state["hq"] = self._hq.to_bytes()
+            for h in out:
+                await self.hq_stages.send(key=h.hazard_group.encode(), value=encode(h), partition=0)
+                if self.sink is not None:
+                    self.sink.write_hq([h])
+
+    # ----------------------------------------------------------------------------- timers
+    async def _tick(self) -> None:
+        n = self.settings.kafka.topics.zone_commands.partitions
+        # The leader's drill clock: exact with one worker; with several, the newest drill
+        # reading the leader saw (the machines also keep their own watermark).
+        cmd = encode_command(
+            ZoneCommand(kind="tick", now_ms=now_ms(), exercise_now_ms=self._exercise_watermark)
+        )
+        for p in range(n):
+            await self.zone_commands.send(key=b"tick", value=cmd, partition=p)
+
+    async def _deadman(self) -> None:
+        if not self.settings.worker.deadman:
+            return
+        # Live stations are judged on the wall clock, drill stations on the drill's clock
+        # (the newest exercise event time this worker has seen): a drill replays hours in
+        # minutes with timestamps behind the wall clock.
+        dets = self.detectors.check_deadman(
+            now_ms(), exercise_now_ms=self._exercise_watermark or None
+        )
+        if dets:
+            await self._send_detections(dets)
+
+    async def _report(self) -> None:
+        snap = self.metrics.snapshot()
+        log.info("worker metrics %s", snap)
+        if self.sink is not None:
+            vals = {k: v for k, v in snap.items() if isinstance(v, int | float)}
+            vals["readings_total"] = snap.get("readings", 0)
+            vals["detections_total"] = snap.get("detections", 0)
+            vals["alerts_total"] = snap.get("alert_events", 0)
+            self.sink.write_metrics("worker", vals)
+
+    # ----------------------------------------------------------------------------- queries
+    def active_alerts(self, exercise: bool | None = None) -> list[dict[str, Any]]:
+
+        out = []
+        for p in sorted(self._owned_zone_partitions()):
+            out += [msgspec.to_builtins(a) for a in self._machine(p).active(exercise=exercise)]
+        return out
+
+    def audit(self) -> list[dict[str, Any]]:
+
+        out = []
+        for p in sorted(self._owned_zone_partitions()):
+            out += [msgspec.to_builtins(a) for a in self._machine(p).audit_log]
+        return sorted(out, key=lambda a: a.get("ts_ms", 0))
+
+    def _owned_zone_partitions(self) -> set[int]:
+        zc = self.settings.kafka.topics.zone_commands.name
+        try:
+            assigned = self.app.consumer.assignment()
+        except Exception:
+            return set()
+        return {tp.partition for tp in assigned if tp.topic == zc}
+
+    async def submit_action(self, zone: str, action: OperatorAction) -> None:
+        n = self.settings.kafka.topics.zone_commands.partitions
+        cmd = ZoneCommand(kind="action", zone=zone, action=action)
+        await self.zone_commands.send(
+            key=zone.encode(), value=encode_command(cmd), partition=partition_of(zone, n)
+        )
+
+    def health(self) -> dict[str, Any]:
+        try:
+            assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.consumer.assignment())
+        except Exception:
+            assigned = []
+        return {
+            "status": "ok" if assigned else "starting",
+            "assigned": assigned,
+            "app_id": self.settings.worker.app_id,
+        }
+
+
+def _sent_key(event_id: str, phone: str) -> str:
+    from alerting.sentlog import phone_key
+
+    return f"{event_id}|{phone_key(phone)}"
+
+
+def build_app(settings: Settings | None = None) -> faust.App:
+    """The Faust app with every agent, for ``faust -A`` style tooling and tests."""
+    return Worker(settings or Settings()).app

@@ -1,0 +1,138 @@
+"""Headquarters stages (비상 1·2·3단계): a second machine, decoupled from the alert stages."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerting.hq import HQMachine, compute_stage
+from alerting.machine import AlertMachine
+from alerting.model import ZoneInfo
+from gyeongbo.events import AlertEvent, Detection, HQStageEvent
+from gyeongbo.vocab import Level
+
+# 2022-09-05 00:00 KST, the day typhoon Hinnamnor (힌남노) approached
+T_HINNAMNOR = 1662303600000
+# 2023-07-19 00:00 KST
+T_JULY19 = 1689692400000
+H = 3_600_000
+
+ZONES = {
+    "11010": ZoneInfo(id="11010", name="종로구"),  # Seoul
+    "21010": ZoneInfo(id="21010", name="부산 중구"),  # Busan
+    "26010": ZoneInfo(id="26010", name="울산 중구"),  # Ulsan
+    "37020": ZoneInfo(id="37020", name="경주시"),  # Gyeongbuk
+    "37011": ZoneInfo(id="37011", name="포항시 남구"),  # Gyeongbuk
+    "38030": ZoneInfo(id="38030", name="진주시"),  # Gyeongnam
+    "39010": ZoneInfo(id="39010", name="제주시"),  # Jeju
+}
+
+
+def rain(zone: str, level: str, ts: int) -> tuple[Detection, list[ZoneInfo]]:
+    d = Detection(
+        station=f"asos-{zone}",
+        hazard="heavy_rain",
+        level=level,  # type: ignore[arg-type]
+        ts_ms=ts,
+        rule="rain.kma_3h",
+        value=70.0,
+    )
+    return d, [ZONES[zone]]
+
+
+def pipe(
+    alerts: AlertMachine, hq: HQMachine, items: list[tuple[Detection, list[ZoneInfo]]]
+) -> tuple[list[AlertEvent], list[HQStageEvent]]:
+    evs = alerts.feed_all(items)
+    return evs, [h for e in evs for h in hq.feed(e)]
+
+
+def test_rule_counts() -> None:
+    assert compute_stage({"11": "caution", "26": "caution", "37": "caution"}) == 0
+    assert compute_stage({"11": "caution", "26": "caution", "37": "caution", "39": "caution"}) == 1
+    assert compute_stage({"11": "alert", "26": "alert", "37": "serious"}) == 1
+    assert compute_stage({"11": "alert", "26": "alert", "37": "serious", "39": "alert"}) == 2
+
+
+def test_hinnamnor_jumps_from_stage_1_to_3() -> None:
+    alerts, hq = AlertMachine(), HQMachine()
+    t = T_HINNAMNOR
+    _, hqs = pipe(
+        alerts,
+        hq,
+        [
+            rain("39010", "caution", t),
+            rain("21010", "caution", t + 1),
+            rain("26010", "caution", t + 2),
+        ],
+    )
+    assert hqs == []  # three provinces: no rule stage yet
+    _, hqs = pipe(alerts, hq, [rain("37020", "caution", t + 3), rain("37011", "alert", t + 4)])
+    assert [(h.action, h.previous, h.stage) for h in hqs] == [("propose", 0, 1)]
+    assert hqs[0].provinces == {"21": "caution", "26": "caution", "37": "caution", "39": "caution"}
+    assert hq.stage() == 0  # proposed, not yet in force
+    (c,) = hq.confirm(actor="중대본 상황실", ts_ms=t + H)
+    assert (c.action, c.previous, c.stage, c.actor) == ("confirm", 0, 1, "중대본 상황실")
+    # The minister goes straight to 3단계 ahead of the landfall: a jump, never through 2.
+    (j,) = hq.set_stage(3, actor="장관", ts_ms=t + 20 * H, reason="초강력 태풍 대규모 피해 우려")
+    assert (j.action, j.previous, j.stage) == ("manual", 1, 3)
+    # Warnings spread to four provinces: the rule's 2단계 is below 3: no proposal from 3.
+    _, hqs = pipe(
+        alerts, hq, [rain(z, "alert", t + 21 * H) for z in ("39010", "21010", "26010", "37020")]
+    )
+    assert hqs == []
+    assert [r.stage for r in hq.history()] == [1, 1, 3]
+    assert [r.action for r in hq.history()] == ["propose", "confirm", "manual"]
+
+
+def test_2023_07_19_hq_comes_down_while_the_alert_stays_serious() -> None:
+    alerts, hq = AlertMachine(), HQMachine()
+    t = T_JULY19 - 5 * 24 * H
+    items = [
+        rain("37020", "serious", t),
+        rain("11010", "caution", t),
+        rain("21010", "alert", t),
+        rain("26010", "alert", t),
+        rain("39010", "caution", t),
+    ]
+    _, hqs = pipe(alerts, hq, items)
+    assert [(h.action, h.stage) for h in hqs] == [("propose", 1)]
+    hq.set_stage(3, actor="장관", ts_ms=t + H, reason="경북 산사태 대규모 피해")
+    # By the 19th the rain has eased elsewhere; 경북 (예천) stays 심각 and the alert with it.
+    _evs, hqs = pipe(
+        alerts, hq, [rain("21010", "caution", T_JULY19), rain("26010", "caution", T_JULY19)]
+    )
+    assert hqs == []  # leaving 3단계 is an operator decision
+    (d,) = hq.set_stage(1, actor="장관", ts_ms=T_JULY19 + 18 * H, reason="호우 소강, 복구 체계")
+    assert (d.action, d.previous, d.stage) == ("deescalate", 3, 1)
+    assert d.provinces["37"] == "serious"
+    assert alerts.stage_of("heavy_rain", "37020") is Level.SERIOUS
+    assert [a.level for a in alerts.active() if a.zone == "37020"] == ["serious"]
+    # The rule's stage is 1 (4 provinces under 주의 or more), equal to the stage: no proposal.
+    assert hq.proposed() is None and hq.stage() == 1
+
+
+def test_rule_proposes_deescalation_below_stage_2_and_exercise_is_separate() -> None:
+    hq = HQMachine()
+    levels = {"11": "alert", "21": "alert", "26": "alert", "39": "alert"}
+    assert [(h.action, h.stage) for h in hq.feed_levels(levels, ts_ms=0)] == [("propose", 2)]
+    hq.confirm(actor="a", ts_ms=1)
+    evs = hq.feed_levels(
+        {"11": "caution", "21": "caution", "26": "caution", "39": "caution"}, ts_ms=2
+    )
+    assert [(h.action, h.previous, h.stage) for h in evs] == [("propose", 2, 1)]
+    (d,) = hq.confirm(actor="a", ts_ms=3)
+    assert (d.action, d.stage) == ("deescalate", 1)
+    assert hq.stage(exercise=True) == 0
+    ex = hq.feed_levels(levels, ts_ms=4, exercise=True)
+    assert [(h.exercise, h.stage) for h in ex] == [(True, 2)] and hq.stage() == 1
+    with pytest.raises(ValueError):
+        hq.set_stage(2, actor="a", ts_ms=5, reason="")
+    assert len({h.event_id for h in hq.history()}) == len(hq.history())
+
+
+def test_hq_state_round_trips() -> None:
+    hq = HQMachine(auto_escalate=True)
+    evs = hq.feed_levels({"11": "alert", "21": "alert", "26": "alert"}, ts_ms=0)
+    assert [(h.action, h.stage) for h in evs] == [("propose", 1), ("confirm", 1)]
+    again = HQMachine().restore(hq.to_bytes())
+    assert again.stage() == 1 and again.history() == hq.history()

@@ -1,0 +1,243 @@
+"""Sensor health, out-of-order and late readings, exercise isolation, state export/import."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import pytest
+
+from detectors import nab_score
+from detectors.engine import STATE_DTYPE, DetectorSet
+from gyeongbo.batch import ReadingBatch
+from gyeongbo.registry import REPO_ROOT, Registry, load_registry
+
+T0 = 1_596_672_000_000
+M = 60_000
+HANGANG = "1018683"
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return load_registry(REPO_ROOT / "config" / "stations.yaml")
+
+
+def water(points: list[tuple[int, float]], **kw: Any) -> ReadingBatch:
+    return ReadingBatch.from_rows(
+        {
+            "station": HANGANG,
+            "kind": "water_level",
+            "ts_ms": T0 + t * M,
+            "values": {"level_m": h},
+            **kw,
+        }
+        for t, h in points
+    )
+
+
+def brief(dets: list) -> list[tuple[int, str, str, bool]]:  # type: ignore[type-arg]
+    return [((d.ts_ms - T0) // M, d.rule, d.level, d.public) for d in dets]
+
+
+def test_stuck_gauge_during_a_real_rise_is_flagged_and_not_trusted(registry: Registry) -> None:
+    # Rising 0.1 m / 10 min from 8.0, the gauge freezes at 8.3 while the river goes on rising.
+    rise = [(10 * k, 8.0 + 0.1 * k) for k in range(4)]
+    stuck = [(10 * k, 8.3) for k in range(4, 12)]
+    dets = DetectorSet(registry).process(water(rise + stuck))
+    got = brief(dets)
+    assert got[-1][1:] == ("health.level_m", "alert", False)
+    assert got[-1][0] == 80  # the 6th identical reading (30, 40, …, 80)
+    assert dets[-1].details["faults"] == ["stuck"]
+    # Public output: the forecast raised caution from the trusted rise (at 30 min), nothing
+    # from the stuck readings; the stage is held, not lowered by the frozen value.
+    assert [g for g in got if g[3]] == [
+        (0, "flood.gauge_stage", "attention", True),
+        (30, "flood.forecast", "caution", True),
+    ]
+
+
+def test_spike_is_dropped_step_is_flagged_and_recovery_after_three_good(registry: Registry) -> None:
+    pts = [
+        (0, 5.0),
+        (10, 5.02),
+        (20, 12.0),
+        (30, 5.04),  # a one-off 7 m spike
+        (40, 9.5),
+        (50, 9.52),
+        (60, 9.53),  # a step of 4.5 m that persists: fault
+        (70, 9.55),
+        (80, 9.56),
+        (90, 9.58),
+        (100, 9.60),
+    ]  # healthy again
+    got = brief(DetectorSet(registry).process(water(pts)))
+    assert got == [
+        (0, "flood.gauge_stage", "attention", True),
+        (20, "health.level_m", "attention", False),  # spike
+        (30, "health.level_m", "cleared", False),
+        (40, "health.level_m", "attention", False),
+        (60, "health.level_m", "alert", False),  # step confirmed
+        (90, "health.level_m", "cleared", False),  # 3 healthy readings: 70, 80, 90
+        (90, "flood.gauge_stage", "caution", True),  # 9.58 ≥ 8.5 trusted only now
+    ]
+
+
+def test_out_of_range_is_a_fault(registry: Registry) -> None:
+    got = brief(DetectorSet(registry).process(water([(0, 5.0), (10, 75.0), (20, 5.0)])))
+    assert got == [
+        (0, "flood.gauge_stage", "attention", True),
+        (10, "health.level_m", "alert", False),
+    ]
+
+
+def test_deadman_fires_once_after_k_intervals_and_clears_on_the_next_reading(
+    registry: Registry,
+) -> None:
+    ds = DetectorSet(registry)
+    ds.process(water([(0, 5.0)]))
+    assert ds.check_deadman(T0 + 30 * M) == []  # 3 × 600 s = 30 min: not yet
+    d = ds.check_deadman(T0 + 31 * M)
+    assert brief(d) == [(31, "health.deadman", "alert", False)] and d[0].station == HANGANG
+    assert ds.check_deadman(T0 + 60 * M) == []
+    assert brief(ds.process(water([(61, 5.0)]))) == [(61, "health.deadman", "cleared", False)]
+
+
+def test_drill_stations_are_judged_on_the_drill_clock(registry: Registry) -> None:
+    """A drill's readings lag the wall clock by hours: the wall clock never silences them;
+    the drill's own clock does, when one of its gauges drops out."""
+    ds = DetectorSet(registry)
+    ds.process(water([(0, 5.0), (10, 5.0)], exercise=True))
+    wall = T0 + 24 * 60 * M
+    assert ds.check_deadman(wall) == []  # no drill clock: drills raise no deadman
+    assert ds.check_deadman(wall, exercise_now_ms=T0 + 30 * M) == []
+    d = ds.check_deadman(wall, exercise_now_ms=T0 + 41 * M)
+    assert brief(d) == [(41, "health.deadman", "alert", False)] and d[0].exercise
+
+
+def test_out_of_order_within_bound_is_used_too_late_is_counted(registry: Registry) -> None:
+    ds = DetectorSet(registry)
+    ds.process(water([(0, 8.0), (20, 8.2)]))
+    # 10 min late (bound 10 min): accepted but not "now"; 25 min late: dropped and counted.
+    assert ds.process(water([(10, 8.6)])) == []
+    assert ds.process(water([(-5, 9.0)])) == []
+    assert ds.stats["late"] == 1
+    # In one batch, order does not matter: sorted by event time per station.
+    a = DetectorSet(registry).process(water([(0, 8.2), (10, 8.55), (20, 8.45)]))
+    b = DetectorSet(registry).process(water([(20, 8.45), (0, 8.2), (10, 8.55)]))
+    assert a == b
+    assert brief(a) == [
+        (0, "flood.gauge_stage", "attention", True),
+        (10, "flood.gauge_stage", "caution", True),
+        (20, "flood.gauge_stage", "attention", True),
+    ]
+
+
+def test_duplicates_and_unknown_stations_are_counted_not_fatal(registry: Registry) -> None:
+    ds = DetectorSet(registry)
+    rows = [
+        {
+            "station": HANGANG,
+            "kind": "water_level",
+            "ts_ms": T0,
+            "seq": 7,
+            "values": {"level_m": 8.6},
+        }
+    ] * 2
+    rows.append({"station": "nope", "kind": "water_level", "ts_ms": T0, "values": {"level_m": 1}})
+    rows.append({"station": "108", "kind": "water_level", "ts_ms": T0, "values": {"level_m": 1}})
+    assert brief(ds.process(ReadingBatch.from_rows(rows))) == [
+        (0, "flood.gauge_stage", "caution", True)
+    ]
+    assert (ds.stats["duplicate"], ds.stats["unknown_station"], ds.stats["kind_mismatch"]) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_exercise_readings_have_their_own_state_and_are_flagged(registry: Registry) -> None:
+    ds = DetectorSet(registry)
+    real = ds.process(water([(0, 5.0), (10, 5.0)]))
+    drill = ds.process(water([(0, 12.0), (10, 12.1)], exercise=True))
+    assert [(d.level, d.exercise) for d in real] == [("attention", False)]
+    assert [(d.level, d.exercise) for d in drill] == [("alert", True)]
+    # The real gauge did not move: a real reading at 5.0 changes nothing.
+    assert ds.process(water([(20, 5.01)])) == []
+    blob = ds.export_state([HANGANG])[HANGANG]
+    assert len(blob) == 12 + 2 * STATE_DTYPE.itemsize  # header + real + exercise records
+
+
+def test_state_round_trip_restarted_worker_needs_no_warm_up(registry: Registry) -> None:
+    rise = [(10 * k, 8.0 + 0.05 * k) for k in range(8)]
+    whole = DetectorSet(registry).process(water(rise))
+    first = DetectorSet(registry)
+    part1 = first.process(water(rise[:4]))
+    assert first.touched_stations() == [HANGANG]
+    blobs = first.export_state(first.touched_stations())
+    second = DetectorSet(registry)
+    assert second.import_state(blobs) == 1
+    part2 = second.process(water(rise[4:]))
+    assert part1 + part2 == whole
+    with pytest.raises(ValueError):
+        second.import_state({HANGANG: b"XXXX" + blobs[HANGANG][4:]})
+
+
+def test_import_rejects_a_blob_of_another_format_version(registry: Registry) -> None:
+    ds = DetectorSet(registry)
+    ds.process(water([(0, 5.0)]))
+    blob = ds.export_state([HANGANG])[HANGANG]
+    magic, version, nrec, size = struct.unpack_from("<4sHHI", blob)
+    assert (magic, nrec, size) == (b"GBDS", 1, STATE_DTYPE.itemsize)
+    old = struct.pack("<4sHHI", magic, version - 1, nrec, size) + blob[12:]
+    with pytest.raises(ValueError):
+        DetectorSet(registry).import_state({HANGANG: old})
+
+
+def test_state_is_under_2_kb_per_station(registry: Registry) -> None:
+    assert DetectorSet(registry).state_bytes_per_station == STATE_DTYPE.itemsize <= 2048
+
+
+# ---------------------------------------------------------------- NAB scorer, by hand
+def test_nab_scorer_hand_computed_window_and_false_positives() -> None:
+    # 20 points, window [10, 13] (width 4), probation 3 → points 0–2 unscored.
+    f = nab_score.sweep_scores(np.arange(20), [(10, 13)], probation=3)
+    sig = nab_score.scaled_sigmoid
+    max_tp = float(sig(-1.0))
+    # In the window: position -(13 - i + 1)/4 → -1, -0.75, -0.5, -0.25.
+    assert f.tp_part[10:14] == pytest.approx(
+        [float(sig(y)) / max_tp for y in (-1.0, -0.75, -0.5, -0.25)]
+    )
+    # After the window: |13 - i| / (4 - 1); before any window: -1.
+    assert f.fp_part[14] == pytest.approx(float(sig(1 / 3)))
+    assert f.fp_part[5] == -1.0
+    std = nab_score.PROFILES["standard"]
+    s = np.zeros(20)
+    s[11], s[12], s[5], s[14], s[1] = 0.9, 0.95, 0.8, 0.7, 1.0  # s[1] is in probation
+    # Threshold 0.75: window caught at 11 (best of 11, 12) plus the FP at 5.
+    expect = float(sig(-0.75)) / max_tp - 0.11
+    assert nab_score.score_at_threshold([f], [s], std, 0.75) == pytest.approx(expect)
+    thr, raw = nab_score.best_threshold([f], [s], std)
+    # Candidates: 0.95 → 0.8496…; 0.9 → 0.9584…; 0.8 → 0.848…; 0.7 → + FP at 14 (sig(1/3)·0.11)
+    assert thr == 0.9 and raw == pytest.approx(float(sig(-0.75)) / max_tp)
+    assert nab_score.normalised(raw, std, f.n_windows) == pytest.approx(100 * (raw + 1) / 2)
+
+
+def test_nab_scorer_null_and_perfect_detectors() -> None:
+    f = nab_score.sweep_scores(np.arange(100), [(40, 49), (80, 89)], probation=15)
+    null = np.zeros(100)
+    perfect = np.zeros(100)
+    perfect[[40, 80]] = 1.0
+    for prof in nab_score.PROFILES.values():
+        _, raw0 = nab_score.best_threshold([f], [null], prof)
+        _, raw1 = nab_score.best_threshold([f], [perfect], prof)
+        assert nab_score.normalised(raw0, prof, 2) == pytest.approx(0.0)
+        assert nab_score.normalised(raw1, prof, 2) == pytest.approx(100.0)
+    # reward_low_FN doubles the cost of the missed window.
+    one = np.zeros(100)
+    one[45] = 1.0
+    fn = nab_score.PROFILES["reward_low_FN_rate"]
+    _, raw = nab_score.best_threshold([f], [one], fn)
+    assert raw == pytest.approx(
+        float(nab_score.scaled_sigmoid(-0.5)) / float(nab_score.scaled_sigmoid(-1.0)) - 2.0
+    )

@@ -1,0 +1,136 @@
+"""The drill runner on the real stack: it publishes over MQTT, follows ``alerts`` from the end
+offsets, judges in scenario time and reports.
+
+The worker does not exist here, so a stand-in responder plays its part: it subscribes to the
+readings like the bridge would and, when the catalogue event arrives, produces the two alert
+events an M5.8 calls for (DESIGN.md §3.4) onto Kafka ``alerts``, stamped with the reading's
+event time. The full-pipeline flood drill is the worker's test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from aiokafka import AIOKafkaProducer
+from paho.mqtt.enums import CallbackAPIVersion
+from rich.console import Console
+
+from gyeongbo.settings import Settings
+from simulators.drill import DrillError, DrillOptions, pipeline_context, run_drill
+
+pytestmark = pytest.mark.stack
+
+
+class Responder:
+    """Earthquake stand-in for the worker: catalogue event in, two alert events out."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.producer: Any = asyncio.run_coroutine_threadsafe(self._producer(), self.loop).result(
+            30
+        )
+        self.sent: list[dict[str, Any]] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-responder")
+        ready = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
+            f"{settings.mqtt.topic_root}/seismic/#", qos=1
+        )
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect(settings.mqtt.host, settings.mqtt.port)
+        self.client.loop_start()
+        assert ready.wait(10)
+
+    async def _producer(self) -> Any:
+        p = AIOKafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap)
+        await p.start()
+        return p
+
+    def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        doc = json.loads(msg.payload)
+        if "event" not in doc:
+            return
+        for zone, name in (("37020", "경주시"), ("11010", "종로구")):
+            ev = {
+                "alert_id": f"earthquake:{zone}:{doc['ts']}",
+                "hazard": "earthquake",
+                "zone": zone,
+                "zone_name": name,
+                "level": "alert",
+                "previous": "cleared",
+                "level_ko": "경계",
+                "ts": doc["ts"],
+                "action": "raise",
+                "exercise": doc["exercise"],
+                "stations": [doc["station"]],
+                "evidence": {"rule": "earthquake.catalogue", "value": doc["event"]["magnitude"]},
+            }
+            self.sent.append(ev)
+            asyncio.run_coroutine_threadsafe(
+                self.producer.send_and_wait(
+                    self.settings.kafka.topics.alerts.name,
+                    json.dumps(ev, ensure_ascii=False).encode(),
+                    key=zone.encode(),
+                ),
+                self.loop,
+            ).result(30)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        asyncio.run_coroutine_threadsafe(self.producer.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def responder(stack_settings: Settings) -> Iterator[Responder]:
+    r = Responder(stack_settings)
+    yield r
+    r.close()
+
+
+def test_a_drill_is_judged_in_scenario_time_and_passes(
+    stack_settings: Settings, responder: Responder
+) -> None:
+    console = Console(record=True, width=160)
+    report = run_drill(
+        "gyeongju-earthquake",
+        stack_settings,
+        DrillOptions(speed=120.0, settle_s=15.0, start_pipeline=False),
+        console=console,
+    )
+    assert len(responder.sent) == 2
+    met = [o for o in report.outcomes if o.status == "met"]
+    assert [o.zone for o in met] == ["37020", "11010"]
+    for o in met:
+        assert o.observed is not None
+        # the alert's ts is the catalogue reading's event time: scenario t = 128 s exactly,
+        # even though it was published about a second into the run
+        assert o.observed.t_s == 128.0
+        assert o.observed.received_s is not None and 0.5 < o.observed.received_s < 4.0
+    assert report.passed, console.export_text()
+    assert report.messages == 3 * 600 + 3 * 60 and report.readings == report.messages
+    assert 4.0 < report.publish_elapsed_s < 8.0  # ten minutes of scenario at ×120
+    assert report.sms == []  # the fake Twilio answered, and nothing was sent
+    doc = json.loads(report.to_json())
+    assert doc["passed"] is True and doc["counts"] == {"met": 2}
+    assert "PASSED" in console.export_text()
+
+
+def test_missing_pipeline_hook_says_what_to_do(stack_settings: Settings) -> None:
+    with pytest.raises(DrillError, match=r"streams\.nope:start is not available.*--no-start"):
+        pipeline_context(stack_settings, hook="streams.nope:start")
+    with pipeline_context(stack_settings, hook="contextlib:nullcontext"):
+        pass
+    with pytest.raises(DrillError, match="must return a context manager"):
+        pipeline_context(stack_settings, hook="builtins:str")
