@@ -131,7 +131,7 @@ class LocalPipeline:
             env["GYEONGBO_TWILIO__STATUS_CALLBACK_URL"] = f"http://127.0.0.1:{port}/twilio/status"
         p = _spawn(
             f"worker-{i}",
-            ["worker", "--log-level", "warn"],
+            ["worker", "--log-level", "info"],
             env,
             self.logs,
             f"http://127.0.0.1:{port}",

@@ -70,6 +70,7 @@ from gyeongbo.events import (
 )
 from gyeongbo.settings import Settings
 from gyeongbo.vocab import Level
+from streams import kafka_compat
 from streams.codec import decode_batch
 from streams.commands import OperatorAction, ZoneCommand, decode_command, encode_command
 from streams.influx_sink import InfluxSink
@@ -139,6 +140,7 @@ class Worker:
 
     def __init__(self, settings: Settings, *, sink: bool = True) -> None:
         self.settings = settings
+        kafka_compat.install()
         self.services = Services(settings)
         topics = settings.kafka.topics
         self.metrics = Metrics()
