@@ -31,10 +31,35 @@ rule                           hazard                public  when
 ``air.o3``                     ozone                 yes     at an hour's close, level changes
 ``structural.<channel>``       structural            yes     60/80/100 % stage changes
 ``earthquake.pga_intensity``   earthquake            yes     held intensity level changes
+``earthquake.catalogue``       earthquake            yes     every new catalogue event (below)
 ``anomaly.<channel>``          kind's hazard         no      anomaly raised (attention)/cleared
 ``health.<channel>``           sensor_health         no      fault bits change (details.faults)
 ``health.deadman``             sensor_health         no      silent > k × interval / back
 =============================  ====================  ======  ==================================
+
+Catalogue events: a seismic reading may carry an earthquake catalogue entry (the ``event``
+columns of the batch, :data:`~gyeongbo.batch.EVENT_COLUMN_NAMES`). Each *new* event gives one
+``earthquake.catalogue`` detection at the relaying station and the reading's event time:
+``value`` = magnitude, ``threshold`` = the lower magnitude line of its KMA band (6.0, 5.0, 3.5,
+2.0; none below M 2), ``level`` = :func:`detectors.seismic.magnitude_level` (what the magnitude
+alone decides; targeting and the 3.5 ≤ M < 5 긴급 upgrade need the expected intensity per
+district, which the geo join adds downstream), ``details`` = ``magnitude``, ``lat``, ``lon``,
+``depth_km``, ``nationwide``.
+
+An event is the same as one seen before when (exercise flag, magnitude to 0.1, epicentre to
+0.01°) match within ``catalogue_dedupe_ms`` (10 min) of event time of the first sighting —
+the contract carries no origin time, so the relaying reading's time stands in; a batch's
+events are taken in event-time order. So a gateway retry or several stations relaying one
+event give one detection; a revised magnitude or epicentre is a new one. The memory is
+bounded (``catalogue_dedupe_max`` keys, oldest dropped) and is *not* part of the exported
+state: after a restart, or when two relaying stations live on different workers, a repeat is
+emitted again and the alert machine absorbs it (the same level at a zone makes no new
+transition). The window saves work; the stage machine is what guarantees one alert.
+
+A catalogue event is an outside report, not the station's measurement: the station's channel
+faults do not hold it back here (the alert machine still holds out every detection of a
+station under a sensor-health alert), but like every rule it skips readings that are too
+late or duplicates.
 
 Faults: readings of a faulty channel are held out of public rules (the station's public
 levels stay where they were) until the channel recovers.
@@ -92,7 +117,7 @@ from detectors import (
 from gyeongbo.batch import KIND_CODES, NO_SEQ, ReadingBatch
 from gyeongbo.events import Detection, LevelName
 from gyeongbo.registry import Registry
-from gyeongbo.vocab import Hazard, Kind, Level
+from gyeongbo.vocab import EVENT_COLUMNS, Hazard, Kind, Level
 
 __all__ = ["CHANNELS", "STATE_DTYPE", "DetectorParams", "DetectorSet", "HourlyMeans"]
 
@@ -126,6 +151,9 @@ _KS = KIND_CODES[Kind.STRUCTURAL]
 _KQ = KIND_CODES[Kind.SEISMIC]
 _NO_TS = np.iinfo(np.int64).min // 2
 _LEVEL_NAMES: tuple[LevelName, ...] = ("cleared", "attention", "caution", "alert", "serious")
+_EVENT_COLS = tuple(EVENT_COLUMNS.values())  # magnitude, lat, lon, depth_km
+#: Lower magnitude line of each catalogue level (DESIGN.md §3.4), for ``threshold``.
+_CATALOGUE_LINE = (np.nan, 2.0, 3.5, 5.0, 6.0)
 
 STATE_DTYPE = np.dtype(
     [
@@ -166,6 +194,9 @@ class DetectorParams:
     step_n: int = 3
     recover_n: int = 3
     seismic_hold_ms: int = 60_000
+    #: A catalogue event repeated within this much event time is the same event.
+    catalogue_dedupe_ms: int = 600_000
+    catalogue_dedupe_max: int = 4096
     anomaly_raise: float = 0.99  # = the NAB-chosen threshold (benchmarks/nab.py)
     anomaly_clear: float = 0.2  # on the reading's own evidence ρ (not the likelihood)
     forecast: flood_forecast.ForecastParams = field(default_factory=flood_forecast.ForecastParams)
@@ -246,12 +277,16 @@ class DetectorSet:
         self._table = _HashTable(self._id_hash) if self._id_hash is not None else None
         self._closed: list[tuple[I64, I64, int, F64]] = []
         self._touched: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        #: Catalogue events seen: (exercise, 10 M, 100 lat, 100 lon) → first event time.
+        self._quakes: dict[tuple[bool, int, int, int], int] = {}
         self.stats: dict[str, int] = {
             "readings": 0,
             "unknown_station": 0,
             "kind_mismatch": 0,
             "late": 0,
             "duplicate": 0,
+            "catalogue_events": 0,
+            "catalogue_repeats": 0,
         }
 
     # ------------------------------------------------------------------ public API
@@ -292,6 +327,12 @@ class DetectorSet:
             if kc is None:
                 continue
             np.copyto(vals[:, kc[1]], col if keep is None else col[keep], where=kind == kc[0])
+        evm: F64 | None = None
+        if EVENT_COLUMNS["magnitude"] in batch.values:
+            em = np.column_stack([batch.value(c) for c in _EVENT_COLS])
+            em = em if keep is None else em[keep]
+            if bool(np.isfinite(em[:, 0]).any()):
+                evm = em
         slot = self._slots(idx, ex)
         # Group by station slot, event time within a slot (a stable sort by slot is enough
         # when each station's readings already arrive in time order, the usual case).
@@ -310,9 +351,12 @@ class DetectorSet:
             vals[order],
             kind[order],
         )
+        if evm is not None:
+            evm = evm[order]
+        quakes: list[tuple[I64, I64, I64, F64]] = []
         start = np.r_[True, ~same]
         if not bool(np.any(same)):
-            self._step(out, slot, idx, ts, seq, vals, kind)
+            self._step(out, slot, idx, ts, seq, vals, kind, evm, quakes)
         else:
             group_start = np.maximum.accumulate(np.where(start, np.arange(m), 0))
             rank = np.arange(m) - group_start
@@ -322,7 +366,19 @@ class DetectorSet:
             for cnt in counts.tolist():
                 r = by_rank[pos : pos + cnt]
                 pos += cnt
-                self._step(out, slot[r], idx[r], ts[r], seq[r], vals[r], kind[r])
+                self._step(
+                    out,
+                    slot[r],
+                    idx[r],
+                    ts[r],
+                    seq[r],
+                    vals[r],
+                    kind[r],
+                    None if evm is None else evm[r],
+                    quakes,
+                )
+        if quakes:
+            self._catalogue(out, quakes)
         self._touched = slot[start]
         return out
 
@@ -558,8 +614,14 @@ class DetectorSet:
         seq: I64,
         vals: F64,
         kind: npt.NDArray[np.uint8],
+        evm: F64 | None = None,
+        quakes: list[tuple[I64, I64, I64, F64]] | None = None,
     ) -> None:
-        """One reading per slot (``slot`` has no repeats): every rule, on touched fields only."""
+        """One reading per slot (``slot`` has no repeats): every rule, on touched fields only.
+
+        ``evm``: the catalogue-event columns (magnitude, lat, lon, depth) per row, or None
+        when no row of the batch carries an event; the accepted rows with an event are added
+        to ``quakes`` as (slot, station index, time, event) for :meth:`_catalogue`."""
         p = self.params
         a = self._a
         last_ts = a["last_ts"][slot]
@@ -670,6 +732,60 @@ class DetectorSet:
             fl = self._gather("health", slot[rl] * 3 + cl)["faults"]
             trusted[rl, cl] = (fl == 0) & (v >= lim_l[:, 0]) & (v <= lim_l[:, 1])
         self._rules(out, slot, idx, ts, vals, trusted, accept, inorder, kind)
+        if evm is not None and quakes is not None:
+            # all four numbers or no event (the bridge validates them; a record from elsewhere
+            # with a partial event is ignored rather than trusted)
+            rows = np.flatnonzero(accept & (kind == _KQ) & np.isfinite(evm).all(axis=1))
+            if len(rows):
+                quakes.append((slot[rows], idx[rows], ts[rows], evm[rows]))
+
+    def _catalogue(self, out: list[Detection], quakes: list[tuple[I64, I64, I64, F64]]) -> None:
+        """One ``earthquake.catalogue`` detection per new event (see the module docstring),
+        the batch's events taken in event-time order."""
+        p = self.params
+        seen = self._quakes
+        slot = np.concatenate([q[0] for q in quakes])
+        idx = np.concatenate([q[1] for q in quakes])
+        ts = np.concatenate([q[2] for q in quakes])
+        evm = np.concatenate([q[3] for q in quakes])
+        rows = np.argsort(ts, kind="stable")
+        mag = evm[rows, 0]
+        level = seismic.magnitude_level(mag)
+        wide = seismic.nationwide(mag)
+        for j, r in enumerate(rows.tolist()):
+            m, lat, lon, depth = (float(x) for x in evm[r])
+            s, t = int(slot[r]), int(ts[r])
+            key = (s >= self.n, round(m * 10), round(lat * 100), round(lon * 100))
+            first = seen.get(key)
+            if first is not None and abs(t - first) <= p.catalogue_dedupe_ms:
+                self.stats["catalogue_repeats"] += 1
+                continue
+            seen.pop(key, None)
+            seen[key] = t
+            if len(seen) > p.catalogue_dedupe_max:  # bounded: forget the oldest sightings
+                for old in list(seen)[: len(seen) - p.catalogue_dedupe_max]:
+                    del seen[old]
+            self.stats["catalogue_events"] += 1
+            lv = int(level[j])
+            out.append(
+                self._det(
+                    s,
+                    int(idx[r]),
+                    t,
+                    Hazard.EARTHQUAKE,
+                    "earthquake.catalogue",
+                    lv,
+                    m,
+                    _CATALOGUE_LINE[lv],
+                    details={
+                        "magnitude": m,
+                        "lat": lat,
+                        "lon": lon,
+                        "depth_km": depth,
+                        "nationwide": bool(wide[j]),
+                    },
+                )
+            )
 
     def _anomaly(
         self,

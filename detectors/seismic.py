@@ -27,11 +27,27 @@ clipped to ``[1, 10]``; the Korean scale has been MMI-based since 2018. The inte
 level holds for ``hold_ms`` after the last reading that reached it, so one shaking is one
 raise and one clear.
 
+**Catalogue events** (the ``event`` object of a seismic reading, DESIGN.md §11.1) bring the
+magnitude. :func:`class_level` puts a message class on the same intensity lines: no class →
+관심 ATTENTION (the II targeting line; operators only), 안전안내 → 주의 CAUTION (the III line),
+긴급 → 경계 ALERT (the V line), 위급 → 심각 SERIOUS. What the magnitude alone decides
+(:func:`magnitude_level`: M ≥ 6 심각, M ≥ 5 경계 — both nationwide — 3.5 ≤ M < 5 at least 주의,
+2 ≤ M < 3.5 관심, below M 2 nothing) is the level of the catalogue detection. Where the message
+goes, and whether a 3.5 ≤ M < 5 event is 긴급, needs the expected intensity per district: the
+geo join computes it (``geo.quake``) and applies :func:`message_class` to its maximum
+(``streams.services.catalogue_routes``). A catalogue carries no measured intensity, so
+2 ≤ M < 3.5 stays 관심 on that path: the 안전안내 for such an event comes from the
+accelerometers' measured intensity (:func:`update`).
+
 >>> intensity(np.array([0.001, 0.01, 0.1, 0.5])).round(2).tolist()
 [1.0, 3.18, 5.63, 8.19]
 >>> message_class(np.array([6.1, 5.4, 4.2, 4.2, 3.0, 3.0, 1.5]),
 ...               np.array([8, 6, 5, 4, 3, 2, 3])).tolist()
 [3, 2, 2, 1, 1, 0, 0]
+>>> magnitude_level(np.array([6.1, 5.8, 4.0, 2.5, 1.5])).tolist()
+[4, 3, 2, 1, 0]
+>>> class_level(np.array([NONE, SAFETY, URGENT, EMERGENCY])).tolist()
+[1, 2, 3, 4]
 """
 
 from __future__ import annotations
@@ -45,8 +61,10 @@ __all__ = [
     "SAFETY",
     "SEISMIC_DTYPE",
     "URGENT",
+    "class_level",
     "intensity",
     "level_of",
+    "magnitude_level",
     "message_class",
     "nationwide",
     "update",
@@ -90,6 +108,23 @@ def message_class(
         [EMERGENCY, URGENT, URGENT, SAFETY, SAFETY],
         default=NONE,
     ).astype(np.int64)
+
+
+def class_level(cls: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+    """Crisis level of a KMA message class, on the intensity lines of :func:`level_of`: NONE →
+    1 관심 (II, the targeting line), SAFETY → 2 주의 (III), URGENT → 3 경계 (V), EMERGENCY → 4
+    심각."""
+    out: npt.NDArray[np.uint8] = (np.clip(np.asarray(cls), NONE, EMERGENCY) + 1).astype(np.uint8)
+    return out
+
+
+def magnitude_level(magnitude: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+    """Crisis level a catalogue magnitude decides on its own (see the module docstring): M ≥ 6
+    → 4, M ≥ 5 → 3, M ≥ 3.5 → 2 (the geo join may raise it to 3), M ≥ 2 → 1, else 0."""
+    m = np.asarray(magnitude, dtype=np.float64)
+    return np.select([m >= 6.0, m >= 5.0, m >= 3.5, m >= 2.0], [4, 3, 2, 1], default=0).astype(
+        np.uint8
+    )
 
 
 def nationwide(magnitude: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:

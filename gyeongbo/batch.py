@@ -6,7 +6,12 @@ and hand it, unchanged, to the vectorized detectors. Per-reading Python objects 
 on the hot path (DESIGN.md §2).
 
 Value columns are float64 arrays of length N, NaN where a reading does not carry that value
-(an air-quality reading may carry PM10 but not O₃).
+(an air-quality reading may carry PM10 but not O₃). A seismic reading's catalogue ``event``
+(DESIGN.md §11.1) rides in four more float64 columns of the same mapping,
+:data:`EVENT_COLUMN_NAMES` (``event_magnitude``, ``event_lat``, ``event_lon``,
+``event_depth_km``), NaN on rows without an event — so the ``readings`` record format, which
+stores any named float64 column, carries them unchanged. They are not reading values: rows
+(:meth:`ReadingBatch.from_rows`, :meth:`ReadingBatch.to_rows`) keep them under ``event``.
 
 >>> import numpy as np
 >>> b = ReadingBatch.from_rows([
@@ -19,6 +24,13 @@ Value columns are float64 arrays of length N, NaN where a reading does not carry
 (2, 8.36, True)
 >>> b.take(np.array([1])).station.tolist()
 ['111131']
+>>> q = ReadingBatch.from_rows([{"station": "KMA-GYEONGJU-ACC", "kind": "seismic",
+...     "ts_ms": 1473679982000, "values": {"pga_g": 0.22},
+...     "event": {"magnitude": 5.8, "lat": 35.76, "lon": 129.19, "depth_km": 15}}])
+>>> sorted(q.values), q.event_mask().tolist()
+(['event_depth_km', 'event_lat', 'event_lon', 'event_magnitude', 'pga_g'], [True])
+>>> q.to_rows()[0]["event"]
+{'magnitude': 5.8, 'lat': 35.76, 'lon': 129.19, 'depth_km': 15.0}
 """
 
 from __future__ import annotations
@@ -30,15 +42,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gyeongbo.vocab import KIND_VALUES, Kind
+from gyeongbo.vocab import EVENT_COLUMNS, KIND_VALUES, Kind
 
-#: Stable order of every value column that may appear in a batch.
-VALUE_NAMES: tuple[str, ...] = tuple(name for kind in Kind for name in KIND_VALUES[kind])
+#: The catalogue-event columns, in the order of :data:`~gyeongbo.vocab.EVENT_FIELDS`.
+EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(EVENT_COLUMNS.values())
+#: Stable order of every float64 column that may appear in a batch: the reading values of
+#: every kind (:data:`~gyeongbo.vocab.KIND_VALUES`), then :data:`EVENT_COLUMN_NAMES`.
+VALUE_NAMES: tuple[str, ...] = (
+    *(name for kind in Kind for name in KIND_VALUES[kind]),
+    *EVENT_COLUMN_NAMES,
+)
 #: Kind codes (uint8) in the order of :class:`~gyeongbo.vocab.Kind`.
 KIND_CODES: dict[Kind, int] = {k: i for i, k in enumerate(Kind)}
 KINDS_BY_CODE: tuple[Kind, ...] = tuple(Kind)
 
 NO_SEQ = -1
+_EVENT_COLUMN_SET = frozenset(EVENT_COLUMN_NAMES)
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,13 @@ class ReadingBatch:
     def of_kind(self, kind: Kind) -> ReadingBatch:
         return self.take(self.kind == KIND_CODES[kind])
 
+    def event_mask(self) -> npt.NDArray[np.bool_]:
+        """Rows that carry a catalogue event (a finite ``event_magnitude``)."""
+        col = self.values.get(EVENT_COLUMNS["magnitude"])
+        if col is None:
+            return np.zeros(len(self), dtype=np.bool_)
+        return np.isfinite(col)
+
     def value(self, name: str) -> npt.NDArray[np.float64]:
         """The column ``name``, all-NaN when no reading in the batch carries it."""
         col = self.values.get(name)
@@ -120,14 +146,22 @@ class ReadingBatch:
         """Build a batch from reading dicts (tests, simulators; not the hot path).
 
         Each row: ``station``, ``kind``, ``ts_ms``, optional ``seq``, ``exercise``,
-        ``values`` (name → float) and ``received_ms``.
+        ``values`` (name → float), ``event`` (a catalogue event: field → float, as in the
+        MQTT payload) and ``received_ms``.
         """
         rows = list(rows)
         n = len(rows)
-        names = sorted({k for r in rows for k in r.get("values", {})}, key=VALUE_NAMES.index)
+        flat = [
+            {
+                **r.get("values", {}),
+                **{EVENT_COLUMNS[k]: v for k, v in (r.get("event") or {}).items()},
+            }
+            for r in rows
+        ]
+        names = sorted({k for r in flat for k in r}, key=VALUE_NAMES.index)
         values = {name: np.full(n, np.nan) for name in names}
-        for i, r in enumerate(rows):
-            for k, v in r.get("values", {}).items():
+        for i, r in enumerate(flat):
+            for k, v in r.items():
                 values[k][i] = float(v)
         has_recv = n > 0 and all("received_ms" in r for r in rows)
         return cls(
@@ -145,8 +179,11 @@ class ReadingBatch:
         )
 
     def to_rows(self) -> list[dict[str, Any]]:
-        """The inverse of :meth:`from_rows` (NaN values omitted)."""
+        """The inverse of :meth:`from_rows` (NaN values omitted; ``event`` only on rows that
+        carry one)."""
         out = []
+        events = [(f, self.values[c]) for f, c in EVENT_COLUMNS.items() if c in self.values]
+        reading = [(k, v) for k, v in self.values.items() if k not in _EVENT_COLUMN_SET]
         for i in range(len(self)):
             row: dict[str, Any] = {
                 "station": str(self.station[i]),
@@ -154,8 +191,11 @@ class ReadingBatch:
                 "ts_ms": int(self.ts_ms[i]),
                 "seq": int(self.seq[i]),
                 "exercise": bool(self.exercise[i]),
-                "values": {k: float(v[i]) for k, v in self.values.items() if not np.isnan(v[i])},
+                "values": {k: float(v[i]) for k, v in reading if not np.isnan(v[i])},
             }
+            event = {f: float(v[i]) for f, v in events if not np.isnan(v[i])}
+            if event:
+                row["event"] = event
             if self.received_ms is not None:
                 row["received_ms"] = int(self.received_ms[i])
             out.append(row)

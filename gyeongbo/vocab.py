@@ -45,6 +45,23 @@ PHYSICAL_RANGE: dict[str, tuple[float, float]] = {
 }
 
 
+#: The optional ``event`` object of a seismic reading: an earthquake catalogue entry
+#: (DESIGN.md §11.1), field → (unit, lowest, highest accepted value). Wide on purpose, like
+#: :data:`PHYSICAL_RANGE`: a negative depth is a source above sea level, a negative magnitude
+#: a micro-event. The fields are not reading values: the MQTT ``values`` object never accepts
+#: them; a :class:`~gyeongbo.batch.ReadingBatch` carries each as the float64 column
+#: :data:`EVENT_COLUMNS` ``[field]`` (NaN where a reading carries no event).
+EVENT_FIELDS: dict[str, tuple[str, float, float]] = {
+    "magnitude": ("M", -2.0, 10.0),
+    "lat": ("°", -90.0, 90.0),
+    "lon": ("°", -180.0, 180.0),
+    "depth_km": ("km", -10.0, 800.0),
+}
+#: Batch column of each event field: ``event_magnitude``, ``event_lat``, ``event_lon``,
+#: ``event_depth_km``.
+EVENT_COLUMNS: dict[str, str] = {name: f"event_{name}" for name in EVENT_FIELDS}
+
+
 class Hazard(StrEnum):
     FLOOD = "flood"
     HEAVY_RAIN = "heavy_rain"

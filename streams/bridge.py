@@ -75,14 +75,21 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gyeongbo.batch import VALUE_NAMES, ReadingBatch
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
 from streams.bridge_config import BridgeSettings
 from streams.bridge_metrics import Metrics, serve_metrics
 from streams.codec import encode_batch
 from streams.partitioning import Partitioner
-from streams.validate import Parsed, Reading, Reason, Rejection, Validator, rejection_record
+from streams.validate import (
+    Parsed,
+    Reading,
+    Reason,
+    Rejection,
+    Validator,
+    readings_batch,
+    rejection_record,
+)
 
 __all__ = ["Bridge", "SeenWindow", "run_in_thread"]
 
@@ -430,22 +437,8 @@ class Bridge:
         if rs:
             n = len(rs)
             parts = np.fromiter((self.partitioner(r.station) for r in rs), np.int32, n)
-            cols: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
-            for i, r in enumerate(rs):
-                for name, v in r.values.items():
-                    col = cols.get(name)
-                    if col is None:
-                        col = cols[name] = np.full(n, np.nan)
-                    col[i] = v
-            batch = ReadingBatch(
-                station=np.array([r.station for r in rs], dtype=np.str_),
-                kind=np.fromiter((r.kind for r in rs), np.uint8, n),
-                ts_ms=np.fromiter((r.ts_ms for r in rs), np.int64, n),
-                seq=np.fromiter((r.seq for r in rs), np.int64, n),
-                exercise=np.fromiter((r.exercise for r in rs), np.bool_, n),
-                values={k: cols[k] for k in VALUE_NAMES if k in cols},
-                received_ms=np.array(flush.received, dtype=np.int64),
-            )
+            # Catalogue events (seismic ``event`` objects) ride in their own float64 columns.
+            batch = readings_batch(rs, flush.received)
             order = np.argsort(parts, kind="stable")
             sorted_parts = parts[order]
             bounds = np.flatnonzero(np.diff(sorted_parts)) + 1

@@ -23,6 +23,10 @@ measurement        tags                                        fields
                                                                ``pm25_ugm3``, ``o3_ppm``,
                                                                ``tilt_rad``, ``crack_mm``,
                                                                ``vibration_cms``, ``pga_g``);
+                                                               a catalogue event's
+                                                               ``event_magnitude``,
+                                                               ``event_lat``, ``event_lon``,
+                                                               ``event_depth_km``;
                                                                ``seq`` (int) when sent
 ``detection``      ``station``, ``kind``, ``hazard``,          ``value``, ``threshold``,
                    ``level``, ``rule``, ``public``,            ``confidence``, ``lat``, ``lon``

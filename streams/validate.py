@@ -9,7 +9,10 @@ or ``{root}/{kind}/_batch/{gateway_id}`` (the authenticated per-gateway batch to
      "seq": 4211, "values": {"level_m": 8.36}, "exercise": false}
 
 ``seq`` and ``exercise`` are optional; a seismic reading may add an ``event`` object
-(``magnitude``, ``lat``, ``lon``, ``depth_km``).
+(``magnitude``, ``lat``, ``lon``, ``depth_km``: an earthquake catalogue entry). A valid event's
+numbers go to :attr:`Reading.event` under their batch column names (``event_magnitude``, …,
+:data:`gyeongbo.vocab.EVENT_COLUMNS`) and from there into the ``readings`` record
+(:func:`readings_batch`); a malformed one rejects the reading with ``bad_event``.
 
 Nothing is dropped silently: the result of :meth:`Validator.parse` is the valid readings plus
 one :class:`Rejection` per invalid reading (or one for the whole payload when it cannot be
@@ -29,6 +32,12 @@ fails, in the order structure → station → time → values.
 ...     received_ms=1596678601000)
 >>> bad.rejections[0].reason.value, bad.rejections[0].message
 ('out_of_range', 'level_m = 99.0 m is outside the physical range [-5.0, 60.0] m')
+>>> q = v.parse("gyeongbo/v1/readings/seismic/KMA-GYEONGJU-ACC",
+...     b'{"station": "KMA-GYEONGJU-ACC", "ts": 1596678600000, "values": {"pga_g": 0.2}, '
+...     b'"event": {"magnitude": 5.8, "lat": 35.76, "lon": 129.19, "depth_km": 15}}',
+...     received_ms=1596678601000)
+>>> q.readings[0].event, q.events
+({'event_magnitude': 5.8, 'event_lat': 35.76, 'event_lon': 129.19, 'event_depth_km': 15.0}, 1)
 """
 
 from __future__ import annotations
@@ -43,10 +52,12 @@ from enum import StrEnum
 from typing import Any
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
-from gyeongbo.batch import KIND_CODES
+from gyeongbo.batch import KIND_CODES, VALUE_NAMES, ReadingBatch
 from gyeongbo.registry import Registry
-from gyeongbo.vocab import KIND_VALUES, PHYSICAL_RANGE, Kind
+from gyeongbo.vocab import EVENT_COLUMNS, EVENT_FIELDS, KIND_VALUES, PHYSICAL_RANGE, Kind
 
 __all__ = [
     "REASON_HELP",
@@ -58,6 +69,7 @@ __all__ = [
     "TopicInfo",
     "Validator",
     "parse_topic",
+    "readings_batch",
     "rejection_record",
 ]
 
@@ -116,12 +128,6 @@ REASON_HELP: dict[Reason, str] = {
 }
 
 _FIELDS = frozenset({"station", "ts", "seq", "values", "exercise", "event"})
-_EVENT_FIELDS = {
-    "magnitude": (-2.0, 10.0),
-    "lat": (-90.0, 90.0),
-    "lon": (-180.0, 180.0),
-    "depth_km": (-10.0, 800.0),
-}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MS = dt.timedelta(milliseconds=1)
 
@@ -177,6 +183,8 @@ class Reading:
     seq: int  # -1 when absent
     exercise: bool
     values: dict[str, float]
+    #: A catalogue event's numbers by batch column (``event_magnitude``, …); empty if none.
+    event: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +202,7 @@ class Rejection:
 class Parsed:
     readings: list[Reading] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
-    #: Seismic ``event`` objects seen (validated; not carried by ReadingBatch v1).
+    #: Valid seismic ``event`` objects among :attr:`readings` (carried in the event columns).
     events: int = 0
 
 
@@ -410,12 +418,13 @@ class Validator:
                     f"[{_fmt(rlo)}, {_fmt(rhi)}] {unit}",
                 )
             clean[name] = f
+        event: dict[str, float] = {}
         if "event" in item:
             if kind is not Kind.SEISMIC:
                 raise _Bad(Reason.UNKNOWN_FIELD, "only seismic readings may carry an event")
-            self._event(item["event"])
+            event = self._event(item["event"])
             out.events += 1
-        return Reading(station, KIND_CODES[kind], ts_ms, seq, exercise, clean)
+        return Reading(station, KIND_CODES[kind], ts_ms, seq, exercise, clean, event)
 
     @staticmethod
     def _ts(ts: Any) -> int:
@@ -438,13 +447,45 @@ class Validator:
         )
 
     @staticmethod
-    def _event(ev: Any) -> None:
+    def _event(ev: Any) -> dict[str, float]:
+        """The event's numbers by batch column; every field is required and range-checked."""
         if not isinstance(ev, dict):
             raise _Bad(Reason.BAD_EVENT, f"event must be an object, got {_jtype(ev)}")
-        for name, (lo, hi) in _EVENT_FIELDS.items():
+        out: dict[str, float] = {}
+        for name, (_unit, lo, hi) in EVENT_FIELDS.items():
             v: Any = ev.get(name)
             if not _num(v) or not math.isfinite(float(v)) or not lo <= float(v) <= hi:
                 raise _Bad(Reason.BAD_EVENT, f"event.{name} must be a number in [{lo}, {hi}]")
+            out[EVENT_COLUMNS[name]] = float(v)
+        return out
+
+
+def readings_batch(readings: list[Reading], received_ms: list[int]) -> ReadingBatch:
+    """The columnar batch of valid readings (the bridge's ``readings`` record payload): value
+    columns in :data:`~gyeongbo.batch.VALUE_NAMES` order, catalogue events in their columns."""
+    n = len(readings)
+    cols: dict[str, npt.NDArray[np.float64]] = {}
+    for i, r in enumerate(readings):
+        for name, v in r.values.items():
+            col = cols.get(name)
+            if col is None:
+                col = cols[name] = np.full(n, np.nan)
+            col[i] = v
+        if r.event:
+            for name, v in r.event.items():
+                col = cols.get(name)
+                if col is None:
+                    col = cols[name] = np.full(n, np.nan)
+                col[i] = v
+    return ReadingBatch(
+        station=np.array([r.station for r in readings], dtype=np.str_),
+        kind=np.fromiter((r.kind for r in readings), np.uint8, n),
+        ts_ms=np.fromiter((r.ts_ms for r in readings), np.int64, n),
+        seq=np.fromiter((r.seq for r in readings), np.int64, n),
+        exercise=np.fromiter((r.exercise for r in readings), np.bool_, n),
+        values={k: cols[k] for k in VALUE_NAMES if k in cols},
+        received_ms=np.array(received_ms, dtype=np.int64),
+    )
 
 
 #: Whole payloads larger than this are stored truncated in ``readings.rejected`` (with their

@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from gyeongbo.registry import REPO_ROOT, load_registry
@@ -17,6 +18,7 @@ from streams.validate import (
     TopicInfo,
     Validator,
     parse_topic,
+    readings_batch,
     rejection_record,
 )
 
@@ -156,6 +158,71 @@ def test_valid_seismic_event_is_counted() -> None:
         received_ms=NOW,
     )
     assert (len(p.readings), p.rejections, p.events) == (1, [], 1)
+
+
+QK = f"{ROOT}/seismic/KMA-GYEONGJU-ACC"
+EVENT = {"magnitude": 5.8, "lat": 35.76, "lon": 129.19, "depth_km": 15}
+
+
+def quake(**over: Any) -> dict[str, Any]:
+    return ok(**{"station": "KMA-GYEONGJU-ACC", "values": {"pga_g": 0.3}, **over})
+
+
+def test_a_catalogue_event_goes_to_the_event_columns_of_the_batch() -> None:
+    p = V.parse(
+        f"{ROOT}/seismic/_batch/kma-seismic",
+        json.dumps([quake(seq=1), quake(seq=2, event=EVENT)]).encode(),
+        received_ms=NOW,
+    )
+    assert (p.rejections, p.events) == ([], 1)
+    assert [r.values for r in p.readings] == [{"pga_g": 0.3}, {"pga_g": 0.3}]
+    b = readings_batch(p.readings, [NOW, NOW])
+    assert list(b.values) == [
+        "pga_g",
+        "event_magnitude",
+        "event_lat",
+        "event_lon",
+        "event_depth_km",
+    ]
+    assert np.isnan(b.values["event_magnitude"][0]) and b.event_mask().tolist() == [False, True]
+    assert [float(b.values[c][1]) for c in list(b.values)[1:]] == [5.8, 35.76, 129.19, 15.0]
+    assert b.to_rows()[1]["event"] == {
+        "magnitude": 5.8,
+        "lat": 35.76,
+        "lon": 129.19,
+        "depth_km": 15.0,
+    }
+    assert "event" not in b.to_rows()[0]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        [5.8, 35.76, 129.19, 15],  # not an object
+        {"magnitude": 5.8, "lat": 35.76, "lon": 129.19},  # depth missing
+        {**EVENT, "magnitude": 11.0},  # out of range
+        {**EVENT, "lat": "35.76"},  # a string
+        {**EVENT, "depth_km": True},  # a boolean is not a number
+    ],
+)
+def test_a_bad_event_is_rejected_with_bad_event_and_kept(event: Any) -> None:
+    items = [quake(seq=1, event=EVENT), quake(seq=2, event=event)]
+    raw = json.dumps(items).encode()
+    p = V.parse(f"{ROOT}/seismic/_batch/kma-seismic", raw, received_ms=NOW)
+    assert [r.seq for r in p.readings] == [1] and p.events == 1
+    (rej,) = p.rejections
+    assert rej.reason is Reason.BAD_EVENT and rej.message.startswith("event")
+    doc = rejection_record(rej, topic=QK, payload=raw, received_ms=NOW)
+    assert (doc["reason"], doc["index"]) == ("bad_event", 1)
+    assert json.loads(doc["payload"])["event"] == event  # the reading is kept, event and all
+
+
+def test_event_columns_are_not_reading_values() -> None:
+    assert parse(QK, quake(values={"pga_g": 0.3, "event_magnitude": 5.8})) == (
+        [],
+        ["unknown_value"],
+    )
+    assert parse(WL, ok(event=EVENT)) == ([], ["unknown_field"])  # only seismic readings
 
 
 def test_messages_say_what_was_expected() -> None:

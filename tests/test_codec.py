@@ -99,6 +99,30 @@ def test_round_trip_keeps_nan_for_absent_values_and_received_time() -> None:
     assert np.isnan(d.values["level_m"][1]) and np.isnan(d.values["pm25_ugm3"][0])
 
 
+def test_catalogue_event_columns_travel_in_version_1_records() -> None:
+    event = {"magnitude": 5.8, "lat": 35.76, "lon": 129.19, "depth_km": 15.0}
+    rows = [
+        {
+            "station": "KMA-GYEONGJU-ACC",
+            "kind": "seismic",
+            "ts_ms": 1473679982000 + k,
+            "seq": k,
+            "values": {"pga_g": 0.2},
+        }
+        for k in range(3)
+    ]
+    rows[1]["event"] = event
+    b = ReadingBatch.from_rows(rows)
+    raw = encode_batch(b)
+    assert record_version(raw) == 1
+    d = decode_batch(raw)
+    assert d.event_mask().tolist() == [False, True, False]
+    assert [r.get("event") for r in d.to_rows()] == [None, event, None]
+    assert d.to_rows()[1]["values"] == {"pga_g": 0.2}
+    # a selection (the bridge's per-partition split) keeps the event on its row
+    assert decode_batch(encode_batch(d.take(np.array([1])))).to_rows()[0]["event"] == event
+
+
 def test_columns_are_eight_byte_aligned() -> None:
     b = ReadingBatch.from_rows(
         [

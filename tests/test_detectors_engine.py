@@ -241,3 +241,110 @@ def test_nab_scorer_null_and_perfect_detectors() -> None:
     assert raw == pytest.approx(
         float(nab_score.scaled_sigmoid(-0.5)) / float(nab_score.scaled_sigmoid(-1.0)) - 2.0
     )
+
+
+GYEONGJU_EVENT = {"magnitude": 5.8, "lat": 35.76, "lon": 129.19, "depth_km": 15.0}
+S = 1000
+
+
+def seismic(rows: list[tuple[str, int, dict[str, float] | None]], **kw: Any) -> ReadingBatch:
+    """(station, second, catalogue event or None) → quiet accelerometer readings."""
+    return ReadingBatch.from_rows(
+        {
+            "station": sid,
+            "kind": "seismic",
+            "ts_ms": T0 + t * S,
+            "values": {"pga_g": 0.0004},
+            **({"event": ev} if ev else {}),
+            **kw,
+        }
+        for sid, t, ev in rows
+    )
+
+
+def catalogue(dets: list) -> list[tuple[str, int, str, float, bool]]:  # type: ignore[type-arg]
+    return [
+        (d.station, (d.ts_ms - T0) // S, d.level, d.value, d.exercise)
+        for d in dets
+        if d.rule == "earthquake.catalogue"
+    ]
+
+
+def test_one_catalogue_detection_per_event(registry: Registry) -> None:
+    ds = DetectorSet(registry)
+    small = {**GYEONGJU_EVENT, "magnitude": 4.0}
+    first = ds.process(
+        seismic(
+            [
+                ("KMA-GYEONGJU-ACC", 0, None),
+                ("KMA-GYEONGJU-ACC", 8, GYEONGJU_EVENT),
+                ("KMA-POHANG-ACC", 9, GYEONGJU_EVENT),  # another station relays the same event
+                ("KMA-GYEONGJU-ACC", 10, {**GYEONGJU_EVENT, "lat": 35.7601}),  # rounds alike
+                ("KMA-SEOUL-ACC", 11, small),  # a different event
+            ]
+        )
+    )
+    assert catalogue(first) == [
+        ("KMA-GYEONGJU-ACC", 8, "alert", 5.8, False),
+        ("KMA-SEOUL-ACC", 11, "caution", 4.0, False),
+    ]
+    (d,) = [x for x in first if x.value == 5.8]
+    assert (d.hazard, d.public, d.threshold) == ("earthquake", True, 5.0)
+    assert d.details == {**GYEONGJU_EVENT, "nationwide": True}
+    # a gateway retry in a later batch is the same event; after the window a new one
+    retry = seismic([("KMA-GYEONGJU-ACC", 30, GYEONGJU_EVENT)])
+    assert catalogue(ds.process(retry)) == []
+    later = seismic([("KMA-GYEONGJU-ACC", 8 + 601, GYEONGJU_EVENT)])
+    assert catalogue(ds.process(later)) == [("KMA-GYEONGJU-ACC", 609, "alert", 5.8, False)]
+    assert (ds.stats["catalogue_events"], ds.stats["catalogue_repeats"]) == (3, 3)
+
+
+def test_catalogue_events_keep_the_exercise_flag_and_their_own_memory(
+    registry: Registry,
+) -> None:
+    ds = DetectorSet(registry)
+    drill = seismic([("KMA-GYEONGJU-ACC", 8, GYEONGJU_EVENT)], exercise=True)
+    real = seismic([("KMA-GYEONGJU-ACC", 8, GYEONGJU_EVENT)])
+    # a drill of the same event does not hide the real one, and vice versa
+    assert catalogue(ds.process(drill)) == [("KMA-GYEONGJU-ACC", 8, "alert", 5.8, True)]
+    assert catalogue(ds.process(real)) == [("KMA-GYEONGJU-ACC", 8, "alert", 5.8, False)]
+
+
+@pytest.mark.parametrize(
+    ("magnitude", "level", "threshold"),
+    [
+        (6.2, "serious", 6.0),
+        (5.0, "alert", 5.0),
+        (3.5, "caution", 3.5),
+        (2.5, "attention", 2.0),
+        (1.2, "cleared", None),
+    ],
+)
+def test_catalogue_level_is_what_the_magnitude_alone_decides(
+    registry: Registry, magnitude: float, level: str, threshold: float | None
+) -> None:
+    ev = {**GYEONGJU_EVENT, "magnitude": magnitude}
+    (d,) = [
+        x
+        for x in DetectorSet(registry).process(seismic([("KMA-GYEONGJU-ACC", 8, ev)]))
+        if x.rule == "earthquake.catalogue"
+    ]
+    assert (d.level, d.threshold, d.details["nationwide"]) == (level, threshold, magnitude >= 5)
+
+
+def test_a_late_or_duplicate_reading_brings_no_catalogue_event(registry: Registry) -> None:
+    ds = DetectorSet(registry)
+    ds.process(seismic([("KMA-GYEONGJU-ACC", 2000, None)]))
+    late = seismic([("KMA-GYEONGJU-ACC", 2000 - 601, GYEONGJU_EVENT)])  # > 10 min behind
+    assert catalogue(ds.process(late)) == [] and ds.stats["late"] == 1
+    rows = [("KMA-POHANG-ACC", 5, GYEONGJU_EVENT)]
+    ds.process(seismic(rows, seq=7))
+    before = ds.stats["catalogue_repeats"]
+    assert catalogue(ds.process(seismic(rows, seq=7))) == []  # a duplicate reading
+    assert ds.stats["duplicate"] == 1 and ds.stats["catalogue_repeats"] == before
+
+
+def test_a_partial_event_from_outside_the_bridge_is_ignored(registry: Registry) -> None:
+    b = seismic([("KMA-GYEONGJU-ACC", 8, {"magnitude": 5.8})])  # no epicentre, no depth
+    ds = DetectorSet(registry)
+    assert catalogue(ds.process(b)) == [] and ds.stats["catalogue_events"] == 0

@@ -1,10 +1,13 @@
 """The drill runner on the real stack: it publishes over MQTT, follows ``alerts`` from the end
 offsets, judges in scenario time and reports.
 
-The worker does not exist here, so a stand-in responder plays its part: it subscribes to the
-readings like the bridge would and, when the catalogue event arrives, produces the two alert
-events an M5.8 calls for (DESIGN.md §3.4) onto Kafka ``alerts``, stamped with the reading's
-event time. The full-pipeline flood drill is the worker's test.
+The Faust worker does not run here; a stand-in responder plays its part with the worker's
+pure path (:class:`tests.core_support.PureCore`: validation, columnar batch, detectors, the geo
+join of ``streams.services``, the alert machine): it subscribes to the seismic readings like
+the bridge would and produces the resulting alert events onto Kafka ``alerts``, stamped with
+their readings' event time — the accelerometers' district alerts and, when the catalogue
+event arrives, the nationwide 긴급재난문자 an M5.8 calls for (DESIGN.md §3.4) in every
+province. The full-pipeline flood drill is the worker's test.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,24 +25,27 @@ from aiokafka import AIOKafkaProducer
 from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 
+from gyeongbo.events import AlertEvent, encode
 from gyeongbo.settings import Settings
 from simulators.drill import DrillError, DrillOptions, pipeline_context, run_drill
+from tests.core_support import PureCore
 
 pytestmark = pytest.mark.stack
 
 
 class Responder:
-    """Earthquake stand-in for the worker: catalogue event in, two alert events out."""
+    """Earthquake stand-in for the worker: seismic readings in, alert events out."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.core = PureCore(settings)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.producer: Any = asyncio.run_coroutine_threadsafe(self._producer(), self.loop).result(
             30
         )
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[AlertEvent] = []
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-responder")
         ready = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
@@ -56,30 +63,12 @@ class Responder:
         return p
 
     def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
-        doc = json.loads(msg.payload)
-        if "event" not in doc:
-            return
-        for zone, name in (("37020", "경주시"), ("11010", "종로구")):
-            ev = {
-                "alert_id": f"earthquake:{zone}:{doc['ts']}",
-                "hazard": "earthquake",
-                "zone": zone,
-                "zone_name": name,
-                "level": "alert",
-                "previous": "cleared",
-                "level_ko": "경계",
-                "ts": doc["ts"],
-                "action": "raise",
-                "exercise": doc["exercise"],
-                "stations": [doc["station"]],
-                "evidence": {"rule": "earthquake.catalogue", "value": doc["event"]["magnitude"]},
-            }
+        received_ms = time.time_ns() // 1_000_000
+        for ev in self.core.feed(msg.topic, msg.payload, received_ms=received_ms):
             self.sent.append(ev)
             asyncio.run_coroutine_threadsafe(
                 self.producer.send_and_wait(
-                    self.settings.kafka.topics.alerts.name,
-                    json.dumps(ev, ensure_ascii=False).encode(),
-                    key=zone.encode(),
+                    self.settings.kafka.topics.alerts.name, encode(ev), key=ev.zone.encode()
                 ),
                 self.loop,
             ).result(30)
@@ -109,21 +98,26 @@ def test_a_drill_is_judged_in_scenario_time_and_passes(
         DrillOptions(speed=120.0, settle_s=15.0, start_pipeline=False),
         console=console,
     )
-    assert len(responder.sent) == 2
+    catalogue = [e for e in responder.sent if e.evidence["rule"] == "earthquake.catalogue"]
+    provinces = responder.core.services.zones.of_kind("province")
+    assert sorted(e.zone for e in catalogue) == sorted(provinces)  # once each: 17 raises
+    assert {(e.action, e.level, e.exercise) for e in catalogue} == {("raise", "alert", True)}
     met = [o for o in report.outcomes if o.status == "met"]
-    assert [o.zone for o in met] == ["37020", "11010"]
+    assert [o.zone for o in met] == ["37020", "37", "11"]
+    # the alert's ts is its reading's event time: the P wave at the Gyeongju accelerometer at
+    # scenario t = 123 s, the catalogue event at 128 s exactly, even though they were
+    # published about a second into the run
+    assert [o.observed.t_s for o in met if o.observed] == [123.0, 128.0, 128.0]
     for o in met:
         assert o.observed is not None
-        # the alert's ts is the catalogue reading's event time: scenario t = 128 s exactly,
-        # even though it was published about a second into the run
-        assert o.observed.t_s == 128.0
         assert o.observed.received_s is not None and 0.5 < o.observed.received_s < 4.0
     assert report.passed, console.export_text()
     assert report.messages == 3 * 600 + 3 * 60 and report.readings == report.messages
     assert 4.0 < report.publish_elapsed_s < 8.0  # ten minutes of scenario at ×120
     assert report.sms == []  # the fake Twilio answered, and nothing was sent
     doc = json.loads(report.to_json())
-    assert doc["passed"] is True and doc["counts"] == {"met": 2}
+    assert doc["passed"] is True and doc["counts"]["met"] == 3
+    assert set(doc["counts"]) <= {"met", "extra", "other"}
     assert "PASSED" in console.export_text()
 
 
