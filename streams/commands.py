@@ -1,4 +1,4 @@
-"""Records on the worker-internal ``zone.commands`` topic.
+"""Records on the worker-internal topics ``zone.commands`` and ``detections``.
 
 Everything that changes a zone's alert stage travels on one topic, keyed and partitioned by
 zone, so exactly one worker (the owner of that partition) applies it to the zone's stage
@@ -9,6 +9,18 @@ durations, off-delays), and operator actions (acknowledge, silence, escalate, cl
 >>> d = Detection(station="1018683", hazard="flood", level="caution", ts_ms=1, rule="r", value=1.0)
 >>> c = ZoneCommand(kind="detection", zone="11030", detection=d)
 >>> decode_command(encode_command(c)) == c
+True
+
+Both topics carry **lists**: one record holds every command (or detection) a worker produced
+for one partition from one input record, so a burst of detections costs a few Kafka records,
+not one per detection and zone (Faust handles only ~1–3k records/s per agent, DESIGN.md §2).
+The decoders also accept a single JSON object, the one-per-record form of earlier versions.
+
+>>> decode_commands(encode_commands([c, c])) == [c, c]
+True
+>>> decode_commands(encode_command(c)) == [c]
+True
+>>> decode_detections(encode_detections([d])) == decode_detections(encode_command(d)) == [d]
 True
 """
 
@@ -48,6 +60,9 @@ class ZoneCommand(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(ZoneCommand)
+_dec_list = msgspec.json.Decoder(list[ZoneCommand])
+_det_dec = msgspec.json.Decoder(Detection)
+_det_dec_list = msgspec.json.Decoder(list[Detection])
 
 
 def encode_command(cmd: ZoneCommand) -> bytes:
@@ -56,6 +71,28 @@ def encode_command(cmd: ZoneCommand) -> bytes:
 
 def decode_command(raw: bytes) -> ZoneCommand:
     return _dec.decode(raw)
+
+
+def encode_commands(cmds: list[ZoneCommand]) -> bytes:
+    return _enc.encode(cmds)
+
+
+def decode_commands(raw: bytes) -> list[ZoneCommand]:
+    """A record of ``zone.commands``: a JSON array of commands (or one command object)."""
+    if raw[:1] == b"[":
+        return _dec_list.decode(raw)
+    return [_dec.decode(raw)]
+
+
+def encode_detections(dets: list[Detection]) -> bytes:
+    return _enc.encode(dets)
+
+
+def decode_detections(raw: bytes) -> list[Detection]:
+    """A record of ``detections``: a JSON array of detections (or one detection object)."""
+    if raw[:1] == b"[":
+        return _det_dec_list.decode(raw)
+    return [_det_dec.decode(raw)]
 
 
 def zone_of_alert(alert_id: str) -> str:

@@ -65,14 +65,21 @@ from gyeongbo.events import (
     Detection,
     HQStageEvent,
     decode_alert,
-    decode_detection,
     encode,
 )
 from gyeongbo.settings import Settings
 from gyeongbo.vocab import Level
 from streams import kafka_compat
 from streams.codec import decode_batch
-from streams.commands import OperatorAction, ZoneCommand, decode_command, encode_command
+from streams.commands import (
+    OperatorAction,
+    ZoneCommand,
+    decode_commands,
+    decode_detections,
+    encode_command,
+    encode_commands,
+    encode_detections,
+)
 from streams.influx_sink import InfluxSink
 from streams.partitioning import partition_of
 from streams.services import Services
@@ -283,14 +290,7 @@ class Worker:
             try:
                 batch = decode_batch(event.value)
             except Exception as err:  # a poison record: count, log, skip, stay alive
-                self.metrics.counters["poison_records"] += 1
-                log.error(
-                    "skipping undecodable record %s[%s]@%s: %s",
-                    event.message.topic,
-                    event.message.partition,
-                    event.message.offset,
-                    err,
-                )
+                self._poison(event, err)
                 continue
             if not len(batch):
                 continue
@@ -314,6 +314,17 @@ class Worker:
                 self.sink.write_readings(batch)
                 if dets:
                     self.sink.write_detections(dets)
+
+    def _poison(self, event: Any, err: BaseException) -> None:
+        """A record no version of this code can decode: count it, log it, skip it."""
+        self.metrics.counters["poison_records"] += 1
+        log.error(
+            "skipping undecodable record %s[%s]@%s: %s",
+            event.message.topic,
+            event.message.partition,
+            event.message.offset,
+            err,
+        )
 
     # Detector state is checkpointed in chunks: table key "<partition>/<chunk>" holds the
     # blobs of that chunk's stations (msgpack map station → blob), written at most every
@@ -363,21 +374,39 @@ class Worker:
         self._loaded_stations |= new
 
     async def _send_detections(self, dets: list[Detection]) -> None:
+        """One ``detections`` record per partition: the list of its stations' detections
+        (in order), keyed by the first station; a burst costs a few records, not one each."""
+        if not dets:
+            return
         n = self.settings.kafka.topics.detections.partitions
+        by_part: dict[int, list[Detection]] = {}
         for d in dets:
+            by_part.setdefault(partition_of(d.station, n), []).append(d)
+        for p, part in by_part.items():
             await self.detections.send(
-                key=d.station.encode(), value=encode(d), partition=partition_of(d.station, n)
+                key=part[0].station.encode(), value=encode_detections(part), partition=p
             )
         self.metrics.counters["detections"] += len(dets)
 
     async def _fan_out(self, stream: Any) -> None:
+        """Detections → the commands of their impact zones, one ``zone.commands`` record per
+        zone partition per input record (keyed by its first zone)."""
         n = self.settings.kafka.topics.zone_commands.partitions
-        async for raw in stream:
-            det = decode_detection(raw)
-            for zone in self.services.impact_zones(det.station):
-                cmd = ZoneCommand(kind="detection", zone=zone, detection=det)
+        async for event in stream.events():
+            try:
+                dets = decode_detections(event.value)
+            except msgspec.DecodeError as err:
+                self._poison(event, err)
+                continue
+            by_part: dict[int, list[ZoneCommand]] = {}
+            for det in dets:
+                for zone, zdet in self.services.route(det):
+                    by_part.setdefault(partition_of(zone, n), []).append(
+                        ZoneCommand(kind="detection", zone=zone, detection=zdet)
+                    )
+            for p, cmds in by_part.items():
                 await self.zone_commands.send(
-                    key=zone.encode(), value=encode_command(cmd), partition=partition_of(zone, n)
+                    key=cmds[0].zone.encode(), value=encode_commands(cmds), partition=p
                 )
 
     def _machine(self, partition: int) -> AlertMachine:
@@ -391,17 +420,28 @@ class Worker:
     async def _stage(self, stream: Any) -> None:
         async for event in stream.events():
             p = event.message.partition
-            cmd = decode_command(event.value)
+            try:
+                cmds = decode_commands(event.value)
+            except msgspec.DecodeError as err:
+                self._poison(event, err)
+                continue
             m = self._machine(p)
             out: list[AlertEvent] = []
-            if cmd.kind == "detection" and cmd.detection is not None:
-                det = cmd.detection
-                out = m.feed(det, [self.services.zone_info(cmd.zone, det.hazard)])
-            elif cmd.kind == "tick":
-                out = m.advance(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms or None)
-            elif cmd.kind == "action" and cmd.action is not None:
-                out = self._apply_action(m, cmd.zone, cmd.action)
-            if out or cmd.kind == "action":
+            changed = False
+            for cmd in cmds:
+                step: list[AlertEvent] = []
+                if cmd.kind == "detection" and cmd.detection is not None:
+                    det = cmd.detection
+                    step = m.feed(det, [self.services.zone_info(cmd.zone, det.hazard)])
+                elif cmd.kind == "tick":
+                    step = m.advance(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms or None)
+                elif cmd.kind == "action" and cmd.action is not None:
+                    step = self._apply_action(m, cmd.zone, cmd.action)
+                changed = changed or bool(step) or cmd.kind == "action"
+                out.extend(step)
+            # The machine is written before its events are sent: a crash between the two
+            # replays the record against the saved machine, which emits nothing twice.
+            if changed:
                 self.alert_state[str(p)] = m.to_bytes()
             await self._send_alerts(out, p)
 
