@@ -79,10 +79,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from gyeongbo.batch import KINDS_BY_CODE, ReadingBatch
 from gyeongbo.events import AlertEvent, Detection, HQStageEvent
@@ -170,6 +171,22 @@ def _bool(b: bool) -> str:
     return "true" if b else "false"
 
 
+_ESCAPED_CODES = np.array([ord(c) for c in ", =\n"], dtype=np.uint32)
+
+
+def _needs_escape(ids: npt.NDArray[Any]) -> bool:
+    """Whether any id holds a character a tag value must escape (vectorized on the UCS-4
+    code points of a ``<U`` array; other dtypes are checked id by id).
+
+    >>> _needs_escape(np.array(["1018683", "111131"])), _needs_escape(np.array(["a b", "c"]))
+    (False, True)
+    """
+    if ids.dtype.kind == "U" and ids.dtype.itemsize:
+        codes = np.ascontiguousarray(ids).view(np.uint32)
+        return bool(np.isin(codes, _ESCAPED_CODES).any())
+    return any(ch in str(s) for s in ids.tolist() for ch in ", =\n")
+
+
 def reading_lines(batch: ReadingBatch, measurement: str = "reading") -> list[str]:
     """One line per reading that carries at least one finite value, in batch order per group.
 
@@ -190,7 +207,7 @@ def reading_lines(batch: ReadingBatch, measurement: str = "reading") -> list[str
         code * 4 + has_seq.astype(np.int64) * 2 + batch.exercise.astype(np.int64)
     ) * 256 + batch.kind.astype(np.int64)
     stations = batch.station
-    if any(ch in s for s in np.unique(stations).tolist() for ch in ", =\n"):
+    if _needs_escape(stations):
         stations = np.array([_tag(s) for s in stations.tolist()], dtype=np.str_)
     out: list[str] = []
     meas = measurement.translate(_MEAS_ESCAPE)
