@@ -422,8 +422,55 @@ class DetectorSet:
             )
         return out
 
+    def close_hours(self, now_ms: int, *, exercise_now_ms: int | None = None) -> list[Detection]:
+        """Close the air-quality hours no later reading has closed, on the clock.
+
+        An hour ``H`` normally closes when the station's first reading at or after
+        ``(H + 1) h + grace`` arrives (:mod:`detectors.hourly`). A station that falls silent,
+        or reports less often than hourly, would leave its hour — and an Annex 7 decision on
+        it — open indefinitely. Called periodically (the worker's deadman timer), this closes
+        every hour with ``clock ≥ (H + 1) h + grace`` exactly as a reading without values at
+        ``clock`` would: the mean is taken if the hour has its data capture, else the hour is
+        missing, and the PM/O₃ rules run on it. The clock is ``now_ms`` for real stations and
+        ``exercise_now_ms`` (the drill's own clock) for exercise slots; without it drills are
+        left alone, as in :meth:`check_deadman`. Only the hourly bins and the air-quality
+        levels change; ``last_ts``, the deadman and the other rules see nothing.
+        """
+        a = self._a
+        nslots = len(a["n"])
+        out: list[Detection] = []
+        if nslots == 0:
+            self._touched = np.zeros(0, dtype=np.int64)
+            return out
+        station = self._slot_station[:nslots]
+        cand = np.flatnonzero((a["n"] > 0) & (self.kind[station] == _KA))
+        is_ex = cand >= self.n
+        if exercise_now_ms is None:
+            cand, is_ex = cand[~is_ex], is_ex[~is_ex]
+        if len(cand) == 0:
+            self._touched = np.zeros(0, dtype=np.int64)
+            return out
+        clock = np.where(is_ex, exercise_now_ms or 0, now_ms).astype(np.int64)
+        grace = self.params.hour_grace_ms
+        k = len(cand)
+        idx = station[cand].astype(np.int64)
+        vals = np.full((k, 3), np.nan)
+        trusted = np.zeros((k, 3), dtype=bool)
+        touched = np.zeros(k, dtype=bool)
+        for c, field_name in enumerate(("pm10", "pm25", "o3")):
+            open_h = self._gather("hourly", cand * 3 + c)["open_h"].astype(np.int64)
+            due = (open_h > 0) & (clock >= (open_h + 1) * hourly.HOUR_MS + grace)
+            rows = np.flatnonzero(due)
+            if len(rows):
+                touched[rows] = True
+                self._air(out, rows, c, field_name, cand, idx, clock, vals, trusted)
+        self._touched = cand[touched]
+        out.sort(key=lambda d: d.ts_ms)
+        return out
+
     def touched_stations(self) -> list[str]:
-        """Stations whose state the last :meth:`process` changed (to export to a table)."""
+        """Stations whose state the last :meth:`process` or :meth:`close_hours` changed (to
+        export to a table)."""
         return sorted({str(self.ids[self._slot_station[s]]) for s in self._touched.tolist()})
 
     def export_state(self, station_ids: Iterable[str] | None = None) -> dict[str, bytes]:

@@ -169,7 +169,8 @@ class WorkerSettings(_Frozen):
     instance_id: str | None = None
     #: Raise a data-quality alert for stations that go silent (DESIGN.md §4).
     deadman: bool = True
-    #: Seconds between deadman sweeps over every station's state.
+    #: Seconds between the detectors' clock sweeps over every station's state: deadman, and
+    #: closing air-quality hours that no later reading closed.
     deadman_every_s: float = Field(default=30.0, gt=0)
 
 

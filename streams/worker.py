@@ -113,8 +113,9 @@ class Metrics:
         self.batch_sizes.append(n)
         del self.batch_sizes[:-1000]
         if lat is not None and len(lat):
-            self.latencies_ms.extend(np.percentile(lat, [50, 99]).tolist())
-            del self.latencies_ms[:-2000]
+            # A systematic sample of ≤ 64 readings per batch; percentiles only in snapshot().
+            self.latencies_ms.extend(lat[:: max(1, len(lat) // 64)].tolist())
+            del self.latencies_ms[:-20_000]
 
     def snapshot(self) -> dict[str, Any]:
         def pct(xs: list[float], q: float) -> float | None:
@@ -202,6 +203,7 @@ class Worker:
         self.detectors = DetectorSet(self.services.registry)
         self._loaded_stations: set[str] = set()
         self._loaded_chunks: set[str] = set()
+        self._chunks_loaded: dict[int, int] = {}  # partition → chunks read from the table
         self._dirty: dict[int, set[str]] = {}
         self._last_checkpoint: dict[int, float] = {}
         self._checkpoint_s = settings.worker.state_checkpoint_s
@@ -268,6 +270,7 @@ class Worker:
         # Another worker may have changed these stations' state meanwhile: reload lazily.
         self._loaded_stations.clear()
         self._loaded_chunks.clear()
+        self._chunks_loaded.clear()
         self._dirty.clear()
         zc = self.settings.kafka.topics.zone_commands.name
         for tp in assigned:
@@ -354,6 +357,10 @@ class Worker:
         self.metrics.counters["state_chunks_written"] += len(by_chunk)
 
     def _load_station_state(self, partition: int, stations: np.ndarray[Any, Any]) -> None:
+        # Once every chunk of the partition has been read there is nothing left to load:
+        # skip the per-batch set work (the steady state of a busy partition).
+        if self._chunks_loaded.get(partition, 0) >= STATE_CHUNKS:
+            return
         new = set(np.unique(stations).tolist()) - self._loaded_stations
         if not new:
             return
@@ -362,6 +369,7 @@ class Worker:
             if key in self._loaded_chunks:
                 continue
             self._loaded_chunks.add(key)
+            self._chunks_loaded[partition] = self._chunks_loaded.get(partition, 0) + 1
             raw = self.detector_state.get(key)
             if not raw:
                 continue
@@ -549,16 +557,29 @@ class Worker:
             await self.zone_commands.send(key=b"tick", value=cmd, partition=p)
 
     async def _deadman(self) -> None:
-        if not self.settings.worker.deadman:
-            return
-        # Live stations are judged on the wall clock, drill stations on the drill's clock
-        # (the newest exercise event time this worker has seen): a drill replays hours in
-        # minutes with timestamps behind the wall clock.
-        dets = self.detectors.check_deadman(
-            now_ms(), exercise_now_ms=self._exercise_watermark or None
-        )
+        """The detectors' clock-driven work: silent stations (deadman) and air-quality hours
+        that no later reading closed (:meth:`DetectorSet.close_hours`).
+
+        Live stations are judged on the wall clock, drill stations on the drill's clock (the
+        newest exercise event time this worker has seen): a drill replays hours in minutes
+        with timestamps behind the wall clock. Only stations of the readings partitions this
+        worker owns now are judged: after a rebalance the detectors still hold the state of
+        stations whose readings now go to another worker, and they are not silent there.
+        """
+        now, ex = now_ms(), self._exercise_watermark or None
+        # Hours first: an hour closed now ended before any silence judged now was noticed
+        # (its event time is the hour's end), so its decision is made on trusted data.
+        dets = self.detectors.close_hours(now, exercise_now_ms=ex)
         if dets:
-            await self._send_detections(dets)
+            n = self.settings.kafka.topics.readings.partitions
+            for sid in self.detectors.touched_stations():
+                self._dirty.setdefault(partition_of(sid, n), set()).add(sid)
+        if self.settings.worker.deadman:
+            dets += self.detectors.check_deadman(now, exercise_now_ms=ex)
+        if dets:
+            owned = self._owned_partitions(self.settings.kafka.topics.readings.name)
+            n = self.settings.kafka.topics.readings.partitions
+            await self._send_detections([d for d in dets if partition_of(d.station, n) in owned])
 
     async def _report(self) -> None:
         snap = self.metrics.snapshot()
@@ -586,12 +607,14 @@ class Worker:
         return sorted(out, key=lambda a: a.get("ts_ms", 0))
 
     def _owned_zone_partitions(self) -> set[int]:
-        zc = self.settings.kafka.topics.zone_commands.name
+        return self._owned_partitions(self.settings.kafka.topics.zone_commands.name)
+
+    def _owned_partitions(self, topic: str) -> set[int]:
         try:
             assigned = self.app.consumer.assignment()
         except Exception:
             return set()
-        return {tp.partition for tp in assigned if tp.topic == zc}
+        return {tp.partition for tp in assigned if tp.topic == topic}
 
     async def submit_action(self, zone: str, action: OperatorAction) -> None:
         n = self.settings.kafka.topics.zone_commands.partitions

@@ -134,3 +134,51 @@ def test_late_reading_within_grace_lands_in_its_hour(registry: Registry) -> None
     hm = ds.drain_hourly_means()
     assert hm.mean[hm.name == "pm25_ugm3"].tolist() == [20.0]  # (11 × 10 + 130) / 12
     assert ds.stats["late"] == 0
+
+
+def _without_closing_reading(means: list[float], name: str) -> ReadingBatch:
+    full = hours(means, name)
+    keep = full.ts_ms < T0 + len(means) * H  # drop the readings of the hour after
+    return full.take(keep)
+
+
+def test_a_station_that_falls_silent_has_its_last_hour_closed_on_the_clock(
+    registry: Registry,
+) -> None:
+    """Two hours over 75 µg/m³, then silence: the second hour closes at 2 h + grace on the
+    clock, not never, and decides the 주의 (Annex 7 persistence)."""
+    ds = DetectorSet(registry)
+    assert public(ds.process(_without_closing_reading([80.0, 90.0], "pm25_ugm3"))) == []
+    grace = ds.params.hour_grace_ms
+    assert ds.close_hours(T0 + 2 * H + grace - 1) == []  # not yet: late readings may come
+    got = ds.close_hours(T0 + 2 * H + grace)
+    assert public(got) == [(2, "air.pm25", "caution", 90.0)]
+    assert ds.touched_stations() == [YONGSAN]
+    assert ds.close_hours(T0 + 2 * H + grace + 60_000) == []  # closed once
+    # The station comes back in hour 3: its readings land in hour 3, nothing re-closes.
+    back = ReadingBatch.from_rows(
+        [
+            {
+                "station": YONGSAN,
+                "kind": "air_quality",
+                "ts_ms": T0 + 3 * H + j * 300_000,
+                "values": {"pm25_ugm3": 95.0},
+            }
+            for j in range(12)
+        ]
+    )
+    assert public(ds.process(back)) == []
+    assert public(ds.close_hours(T0 + 4 * H + grace)) == []  # 주의 already stands
+
+
+def test_clock_closing_keeps_drills_on_their_own_clock(registry: Registry) -> None:
+    ds = DetectorSet(registry)
+    drill = _without_closing_reading([80.0, 90.0], "pm25_ugm3")
+    drill = ReadingBatch.from_rows({**r, "exercise": True} for r in drill.to_rows())
+    ds.process(drill)
+    late = T0 + 2 * H + ds.params.hour_grace_ms
+    assert ds.close_hours(late + 10 * H) == []  # the wall clock does not close drill hours
+    got = ds.close_hours(late + 10 * H, exercise_now_ms=late)
+    assert [(d.rule, d.level, d.exercise) for d in got if d.public] == [
+        ("air.pm25", "caution", True)
+    ]

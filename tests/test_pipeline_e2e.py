@@ -388,6 +388,37 @@ def test_worker_crash_mid_episode_loses_no_stage_and_sends_no_second_sms(
     assert len(sms) > len(sms_before_crash)
 
 
+def test_a_silent_air_station_has_its_last_hour_decided_on_the_clock(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Two hours of PM2.5 over 75 µg/m³ from 용산구's station, then silence: no reading will
+    ever close the second hour, and the worker's clock sweep closes it and raises 주의."""
+    settings = isolated_settings(stack, tmp_path)
+    hour = 3_600_000
+    start = (_now() - 3 * hour) // hour * hour  # both hours ended more than 5 min ago
+    rows: list[dict[str, object]] = [
+        {
+            "station": "111131",
+            "kind": "air_quality",
+            "ts_ms": start + j * 5 * MIN,
+            "seq": j + 1,
+            "values": {"pm25_ugm3": 80.0 + (j % 2)},
+            "received_ms": _now(),
+        }
+        for j in range(24)  # 00:00 … 01:55 of the two hours, nothing after
+    ]
+    with start_local_pipeline(settings):
+        produce_readings(settings, rows)
+        events = wait_for(
+            lambda: by_zone(alert_events(settings), "11030", "pm25"),
+            60,
+            "the PM2.5 alert of 11030",
+        )
+    assert events == [("raise", "caution")], [
+        (e.action, e.level, e.ts, e.evidence) for e in alert_events(settings) if e.hazard == "pm25"
+    ]
+
+
 def test_poison_record_is_skipped_counted_and_the_worker_lives(
     stack: Stack, tmp_path: Path
 ) -> None:
