@@ -12,6 +12,10 @@ How a zone's stage moves (DESIGN.md §4; :mod:`alerting.policy` for the per-haza
 1. Each station keeps its latest public level (older, out-of-order detections are ignored).
    Stations flagged by a ``sensor_health`` detection (level ≥ 주의) are held out of public
    stages until they recover; their zone gets an operator-only ``sensor_health`` alert.
+   Held out means their new readings count for nothing, and their last trusted level counts
+   at most at the zone's current stage: a faulty station can neither raise a stage nor, by
+   falling silent, clear it (a gauge that dies at the peak of a flood must not send residents
+   an all-clear); the operator, alerted, acknowledges or clears by hand.
 2. The zone level is the highest L that at least ``quorum`` of its stations reach (spatial
    N-of-M; quorum 1 = max over stations).
 3. Up: to the highest L above the stage that ``n`` of the last ``m`` zone samples reach
@@ -327,9 +331,12 @@ class AlertMachine:
         ns = "exercise" if tr.exercise else "real"
         levels = []
         for sid, st in tr.stations.items():
-            if tr.hazard != SENSOR_HEALTH and f"{ns}|{sid}" in self._s.faulty:
-                continue
             if pol.expire_s is not None and now - st.ts_ms > pol.expire_s * 1000:
+                continue
+            if tr.hazard != SENSOR_HEALTH and f"{ns}|{sid}" in self._s.faulty:
+                # A faulty station holds the stage it last supported but cannot raise it: a
+                # gauge that dies at the peak of a flood must not send residents an all-clear.
+                levels.append(min(st.level, tr.stage))
                 continue
             levels.append(st.level)
         m = tr.zone_size or len(tr.stations)

@@ -249,19 +249,37 @@ def test_exercise_alerts_live_in_their_own_namespace() -> None:
     assert [a.exercise for a in m.active()] == [True, False]
 
 
-def test_faulty_station_is_held_out_of_public_stages() -> None:
+def test_faulty_station_holds_its_stage_but_can_neither_raise_nor_clear_it() -> None:
     m = AlertMachine()
     zones = [YONGSAN]
     assert [e.level for e in m.feed(det("A", "flood", "caution", 0), zones)] == ["caution"]
     health = m.feed(det("A", "sensor_health", "caution", 5, rule="health.stuck"), zones)
     assert [(e.hazard, e.action) for e in health] == [("sensor_health", "raise")]
-    assert m.feed(det("A", "flood", "serious", 10), zones) == []  # not trusted
-    out = m.advance(T0 + 40 * MIN)
-    assert [(e.hazard, e.action, e.level, e.evidence.get("held_out")) for e in out] == [
-        ("flood", "clear", "cleared", ["A"])
+    assert m.feed(det("A", "flood", "serious", 10), zones) == []  # not trusted: no escalation
+    # ... and no all-clear either: a gauge that fails at the peak of a flood must not tell
+    # residents the flood is over. The operator sees the sensor-health alert and decides.
+    assert m.advance(T0 + 120 * MIN) == []
+    assert [(a.hazard, a.level) for a in m.active() if a.hazard == "flood"] == [
+        ("flood", "caution")
     ]
-    assert [e.hazard for e in m.feed(det("A", "sensor_health", "cleared", 50), zones)] == []
-    assert [e.level for e in m.feed(det("A", "flood", "caution", 55), zones)] == ["caution"]
+    assert [e.hazard for e in m.feed(det("A", "sensor_health", "cleared", 130), zones)] == []
+    # Recovered: its next detection defines the station again.
+    assert [e.level for e in m.feed(det("A", "flood", "alert", 135), zones)] == ["alert"]
+
+
+def test_a_faulty_station_keeps_its_zone_at_its_stage_when_a_healthy_peer_clears() -> None:
+    """Conservative by choice: gauges of one zone watch different reaches; one reach
+    clearing says nothing of the reach whose gauge died. The operator clears by hand."""
+    m = AlertMachine()
+    zones = [YONGSAN]
+    m.feed(det("A", "flood", "caution", 0), zones)
+    m.feed(det("B", "flood", "caution", 0), zones)
+    m.feed(det("A", "sensor_health", "caution", 5, rule="health.stuck"), zones)
+    m.feed(det("B", "flood", "cleared", 10), zones)
+    assert m.advance(T0 + 60 * MIN) == []
+    assert [(a.hazard, a.level) for a in m.active() if a.hazard == "flood"] == [
+        ("flood", "caution")
+    ]
 
 
 def test_non_public_detections_never_stage() -> None:
