@@ -187,6 +187,13 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     ap.add_argument("--batch-size", type=int, default=500, help="readings per gateway batch")
     ap.add_argument("--probes", type=int, default=100, help="alert latency probes (≤ 251)")
+    ap.add_argument(
+        "--broker",
+        choices=("noida", "tansu"),
+        default="noida",
+        help="Kafka-protocol broker of the private stack (noida-db stalls for ~1 s every "
+        "10-15 s under this load while it persists its JSON file; Tansu keeps data in memory)",
+    )
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument(
         "--checkpoint-s",
@@ -214,6 +221,7 @@ def main() -> None:
 
         cfg = StackSettings(
             home=tmp / "stack",
+            broker=args.broker,
             mqtt_port=fp(),
             kafka_port=fp(),
             influxd_port=fp(),

@@ -150,6 +150,7 @@ class Worker:
         self.settings = settings
         kafka_compat.install()
         self.services = Services(settings)
+        self.services.warm()  # before the first record, not during the first alert
         topics = settings.kafka.topics
         self.metrics = Metrics()
         w = settings.worker
