@@ -35,11 +35,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from alerting.cap import cap_wanted
+from alerting.feed import build_index
+from gyeongbo.events import decode_alert
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
 from gyeongbo.stack.procs import port_open
@@ -317,6 +321,60 @@ def _mask(number: str) -> str:
     return number[:-8] + "****" + number[-4:] if len(number) > 8 else "****"
 
 
+def cap_statuses(folder: Path) -> dict[str, str] | None:
+    """Identifier → CAP ``status`` of every document in the worker's CAP feed folder, or
+    None when the folder is not on this machine (a drill against remote workers)."""
+    if not folder.is_dir():
+        return None
+    return {
+        str(e["identifier"]): str(e.get("status") or "")
+        for e in build_index(folder)["entries"]
+        if e.get("identifier")
+    }
+
+
+def check_cap_documents(
+    alerts: Sequence[tuple[float, bytes]],
+    folder: Path,
+    before: dict[str, str] | None,
+    *,
+    wait_s: float = 10.0,
+) -> tuple[int | None, list[str]]:
+    """Count the drill's CAP documents and say what is wrong with them.
+
+    Every public exercise transition on ``alerts`` (:func:`alerting.cap.cap_wanted`) must have
+    its own CAP document (identifier = the transition's ``event_id``) with status
+    ``Exercise``. The worker writes them after the alert, so this waits up to ``wait_s``
+    for the last ones. Returns (documents of this drill, findings); (None, []) when the
+    feed folder is not on this machine.
+    """
+    wanted: list[str] = []
+    for _, raw in alerts:
+        try:
+            ev = decode_alert(raw)
+        except ValueError:
+            continue
+        if ev.exercise and cap_wanted(ev):
+            wanted.append(ev.event_id)
+    deadline = time.monotonic() + wait_s
+    while True:
+        now = cap_statuses(folder)
+        if now is None:
+            return None, []
+        missing = [e for e in wanted if e not in now]
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    ours = {i: st for i, st in now.items() if i not in (before or {})}
+    findings = [f"no CAP document for the public transition {e}" for e in missing]
+    findings += [
+        f"CAP document {i} of this drill has status {st!r}, not 'Exercise'"
+        for i, st in sorted(ours.items())
+        if i.startswith("exercise:") and st != "Exercise"
+    ]
+    return len([i for i in ours if i.startswith("exercise:")]), findings
+
+
 def _sms_summary(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen = {m.get("sid") for m in before}
     new = [m for m in after if m.get("sid") not in seen] if seen else after[len(before) :]
@@ -366,6 +424,7 @@ async def _drill(
     followers = _Followers(settings)
     await followers.start()
     sms_before = fetch_sms(settings.twilio.api_base)
+    cap_before = cap_statuses(Path(settings.paths.cap_feed))
     wall_start = time.time() + 1.0
     if options.anchor_ms is not None:
         clock = Clock(anchor_ms=options.anchor_ms, wall_start=wall_start, speed=options.speed)
@@ -493,10 +552,15 @@ async def _drill(
             or (o.level == "cleared" and o.previous not in ("cleared", "attention", "?"))
         )
     ]
-    report.notes.append(
-        f"{len(public)} public transitions observed (each should produce one CAP "
-        "document with status Exercise)"
+    report.cap_documents, cap_findings = check_cap_documents(
+        followers.seen.alerts, Path(settings.paths.cap_feed), cap_before
     )
+    findings += cap_findings
+    if report.cap_documents is None:
+        report.notes.append(
+            f"{len(public)} public transitions observed; CAP not checked (the worker's feed "
+            f"folder {settings.paths.cap_feed} is not on this machine)"
+        )
     if stats.max_lag_s > 1.0:
         report.notes.append(
             f"the publisher fell up to {stats.max_lag_s:.1f}s behind schedule; lower --speed"

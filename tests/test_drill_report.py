@@ -233,3 +233,28 @@ def test_expectations_need_a_target_and_a_window(bad: dict[str, Any]) -> None:
     doc = {"hazard": "flood", "zone": "11030", "earliest": 120, **bad}
     with pytest.raises(ValueError):
         Expectation.model_validate(doc)
+
+
+def test_the_drill_counts_its_cap_documents_and_names_each_missing_one(tmp_path: Any) -> None:
+    from alerting.feed import CapFeed, file_name
+    from gyeongbo.events import encode
+    from simulators.drill import cap_statuses, check_cap_documents
+    from tests.test_alerting_cap import flood_events, yongsan
+
+    evs = flood_events(exercise=True)
+    alerts = [(0.0, encode(e)) for e in evs]
+    assert cap_statuses(tmp_path / "absent") is None
+    assert check_cap_documents(alerts, tmp_path / "absent", None, wait_s=0) == (None, [])
+
+    before = cap_statuses(tmp_path)
+    feed = CapFeed(tmp_path)
+    published = [e for e in evs if feed.publish(e, yongsan()) is not None]
+    n, findings = check_cap_documents(alerts, tmp_path, before, wait_s=0)
+    assert (n, findings) == (len(published), [])
+
+    # a worker that lost one document: the drill names the transition
+    lost = published[1].event_id
+    (tmp_path / file_name(lost)).unlink()
+    n, findings = check_cap_documents(alerts, tmp_path, before, wait_s=0)
+    assert n == len(published) - 1
+    assert findings == [f"no CAP document for the public transition {lost}"]

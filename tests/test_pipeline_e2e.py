@@ -152,6 +152,7 @@ def test_flood_drill_through_the_whole_pipeline(stack: Stack, tmp_path: Path) ->
         if e.level != "attention" and e.hazard != "sensor_health"
     }
     assert len(docs) >= len(public) > 0
+    assert report.cap_documents == len(docs)  # the drill report counts them too
     for d in docs:
         xml = d.read_bytes()
         assert check_cap(xml) == [], d.name
