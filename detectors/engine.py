@@ -468,6 +468,11 @@ class DetectorSet:
         out.sort(key=lambda d: d.ts_ms)
         return out
 
+    def touched_station_index(self) -> npt.NDArray[np.int64]:
+        """Registry indices (into :attr:`ids`) of the stations whose state the last
+        :meth:`process` or :meth:`close_hours` changed, unique and sorted."""
+        return np.unique(self._slot_station[self._touched]).astype(np.int64)
+
     def touched_stations(self) -> list[str]:
         """Stations whose state the last :meth:`process` or :meth:`close_hours` changed (to
         export to a table)."""

@@ -81,7 +81,7 @@ from streams.commands import (
     encode_detections,
 )
 from streams.influx_sink import InfluxSink
-from streams.partitioning import partition_of
+from streams.partitioning import partition_of, partitions_for
 from streams.services import Services
 
 log = logging.getLogger("gyeongbo.worker")
@@ -205,7 +205,10 @@ class Worker:
         self._loaded_stations: set[str] = set()
         self._loaded_chunks: set[str] = set()
         self._chunks_loaded: dict[int, int] = {}  # partition → chunks read from the table
-        self._dirty: dict[int, set[str]] = {}
+        self._dirty: dict[int, set[int]] = {}  # partition → registry indices of stations
+        self._station_partition = partitions_for(
+            self.detectors.ids, settings.kafka.topics.readings.partitions
+        )
         self._last_checkpoint: dict[int, float] = {}
         self._checkpoint_s = settings.worker.state_checkpoint_s
         self._exercise_watermark = 0
@@ -306,7 +309,7 @@ class Worker:
             if batch.exercise.any():
                 ex_max = int(batch.ts_ms[batch.exercise].max())
                 self._exercise_watermark = max(self._exercise_watermark, ex_max)
-            self._dirty.setdefault(p, set()).update(self.detectors.touched_stations())
+            self._mark_dirty()
             if time.monotonic() - self._last_checkpoint.get(p, 0.0) >= self._checkpoint_s:
                 self._checkpoint(p)
             lat = None
@@ -318,6 +321,16 @@ class Worker:
                 self.sink.write_readings(batch)
                 if dets:
                     self.sink.write_detections(dets)
+
+    def _mark_dirty(self) -> None:
+        """Note the stations the detectors just changed, per readings partition (station →
+        partition is computed once for the registry)."""
+        idx = self.detectors.touched_station_index()
+        if not len(idx):
+            return
+        parts = self._station_partition[idx]
+        for p in np.unique(parts).tolist():
+            self._dirty.setdefault(int(p), set()).update(idx[parts == p].tolist())
 
     def _poison(self, event: Any, err: BaseException) -> None:
         """A record no version of this code can decode: count it, log it, skip it."""
@@ -346,7 +359,8 @@ class Worker:
         if not dirty:
             return
         by_chunk: dict[int, list[str]] = {}
-        for sid in dirty:
+        for i in dirty:
+            sid = str(self.detectors.ids[i])
             by_chunk.setdefault(self._chunk_of(sid), []).append(sid)
         for chunk, sids in by_chunk.items():
             key = f"{partition}/{chunk}"
@@ -573,8 +587,7 @@ class Worker:
         dets = self.detectors.close_hours(now, exercise_now_ms=ex)
         if dets:
             n = self.settings.kafka.topics.readings.partitions
-            for sid in self.detectors.touched_stations():
-                self._dirty.setdefault(partition_of(sid, n), set()).add(sid)
+            self._mark_dirty()
         if self.settings.worker.deadman:
             dets += self.detectors.check_deadman(now, exercise_now_ms=ex)
         if dets:

@@ -202,7 +202,8 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
         levels = [round(7.5 + 0.1 * k, 2) for k in range(35)]
         t0 = now - 34 * 10 * MIN
         produce_readings(settings, flood_rows(t0, levels))
-        # 용산구 air station: PM2.5 80 µg/m³ for three clock hours, then 20.
+        # 용산구 air station: PM2.5 80 µg/m³ for three clock hours, then 20 (a real sensor's
+        # jitter of ±1.5: a value repeated exactly is a stuck sensor, held out by health).
         h0 = (now // HOUR) * HOUR - 5 * HOUR
         pm = [
             {
@@ -210,7 +211,7 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
                 "kind": "air_quality",
                 "ts_ms": h0 + k * 5 * MIN,
                 "seq": k + 1,
-                "values": {"pm25_ugm3": 80.0 if k < 36 else 20.0},
+                "values": {"pm25_ugm3": (80.0 if k < 36 else 20.0) + (1.5 if k % 2 else -1.5)},
                 "received_ms": _now(),
             }
             for k in range(62)
