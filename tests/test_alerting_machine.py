@@ -499,3 +499,21 @@ def test_exercise_alerts_follow_the_drill_clock_not_the_wall_clock() -> None:
     down = m.feed(det("attention", t0 + 7200_000 + 3600_000), z) + m.advance(wall)
     assert [e.level for e in down] == ["attention"]
     assert down[0].ts == "2020-08-06T13:40:00+09:00"  # when the drill clock passed it
+
+
+def test_a_wide_event_fits_one_kafka_record_and_old_plain_state_still_loads() -> None:
+    import msgspec
+
+    m = AlertMachine()
+    zones = [ZoneInfo(id=f"z{i}", name=f"zone {i}") for i in range(250)]
+    for k, lv in enumerate(["attention", "caution", "alert", "serious", "alert", "caution"]):
+        for i, z in enumerate(zones):
+            for hz in ("flood", "pm25", "heavy_rain"):
+                m.feed(det(f"s{i}", hz, lv, 60 * k), [z])
+    raw_json = msgspec.json.encode(m._s)
+    assert len(raw_json) > 1_000_000  # over Kafka's default max.message.bytes
+    blob = m.to_bytes()
+    assert len(blob) < 200_000
+    again = AlertMachine.from_bytes(blob)
+    assert again.active() == m.active() and len(again.active()) == 750
+    assert AlertMachine.from_bytes(raw_json).active() == m.active()  # written before zlib
