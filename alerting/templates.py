@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from alerting.policy import policy_for
+from detectors.seismic import intensity
 from gyeongbo.errors import ConfigError
 from gyeongbo.events import AlertEvent
 from gyeongbo.settings import REPO_ROOT
@@ -59,12 +61,31 @@ class TemplateError(ConfigError):
     """The SMS templates file is invalid."""
 
 
+_ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
+
+
+def format_value(fmt: str, value: float) -> str:
+    """A value as a template shows it: ``fmt.format(value)``, or, when ``fmt`` holds
+    ``{mmi}``, the instrumental intensity class of a PGA in g (Wald et al. 1999, the relation
+    of :func:`detectors.seismic.intensity`) in Roman numerals, as KMA states 계기진도.
+
+    >>> format_value("규모{:.1f}", 5.8), format_value("진도{mmi}", 0.1)
+    ('규모5.8', '진도VI')
+    """
+    if "{mmi}" in fmt:
+        mmi = round(float(intensity(np.array([value]))[0]))
+        return fmt.replace("{mmi}", _ROMAN[min(max(mmi, 1), 10) - 1])
+    return fmt.format(value)
+
+
 @dataclass(frozen=True)
 class HazardTemplates:
     keyword: str
     issuer: str
     value_format: str
     stages: Mapping[str, str]
+    #: Per-rule value formats (e.g. accelerometer alerts show 진도, catalogue ones 규모).
+    value_formats: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,9 +105,11 @@ class Templates:
         station: str = "",
         value: float | None = None,
         drill: bool = False,
+        rule: str | None = None,
     ) -> str:
         h = self.hazards[hazard]
-        shown = "-" if value is None else h.value_format.format(value)
+        fmt = h.value_formats.get(rule or "", h.value_format)
+        shown = "-" if value is None else format_value(fmt, value)
         fields = {
             "prefix": self.prefix,
             "issuer": h.issuer,
@@ -117,6 +140,7 @@ class Templates:
             station=(station_names or {}).get(lead, lead),
             value=float(value) if isinstance(value, int | float) else None,
             drill=event.exercise,
+            rule=str(event.evidence.get("rule") or ""),
         )
 
 
@@ -201,7 +225,28 @@ def parse_templates(
                     f"{where}.stages.{st}: up to {len(worst)} chars with the drill prefix and "
                     f"fields at their limits, over {limit}"
                 )
-        hazards[hz] = HazardTemplates(spec["keyword"], spec["issuer"], fmt, dict(stages))
+        per_rule = spec.get("value_formats") or {}
+        if not isinstance(per_rule, dict):
+            problems.append(f"{where}.value_formats: must map rule names to formats")
+            per_rule = {}
+        for rule, rfmt in {"": fmt, **per_rule}.items():
+            try:
+                samples = [format_value(str(rfmt), v) for v in (0.001, 0.5, 9.99)]
+            except (ValueError, IndexError, KeyError) as err:
+                problems.append(f"{where}.value_formats.{rule or 'default'}: {err}")
+                continue
+            if max(len(x) for x in samples) > limits["value"]:
+                problems.append(
+                    f"{where}.value_formats.{rule or 'default'}: {rfmt!r} gives "
+                    f"{max(samples, key=len)!r}, longer than the value limit {limits['value']}"
+                )
+        hazards[hz] = HazardTemplates(
+            spec["keyword"],
+            spec["issuer"],
+            fmt,
+            dict(stages),
+            {str(k): str(v) for k, v in per_rule.items()},
+        )
     if problems:
         raise TemplateError(path, problems)
     return Templates(limit, prefix, drill_prefix, limits, hazards)

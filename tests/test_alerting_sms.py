@@ -395,3 +395,30 @@ def test_long_names_are_cut_never_the_limit_exceeded() -> None:
         drill=True,
     )
     assert len(body) <= 90 and "…" in body
+
+
+def test_earthquake_sms_says_magnitude_for_a_catalogue_event_and_intensity_for_shaking() -> None:
+    t = load_templates()
+
+    def quake(rule: str, value: float) -> AlertEvent:
+        return AlertEvent(
+            alert_id="a",
+            hazard="earthquake",
+            zone="47130",
+            zone_name="경주시",
+            level="alert",
+            previous="cleared",
+            level_ko="경계",
+            ts="2016-09-12T20:32:54+09:00",
+            action="raise",
+            evidence={"rule": rule, "value": value, "station": "X"},
+        )
+
+    catalogue = t.render(quake("earthquake.catalogue", 5.8))
+    shaking = t.render(quake("earthquake.pga_intensity", 0.1))  # 0.1 g → VI
+    assert catalogue is not None and ": 규모5.8." in catalogue
+    assert shaking is not None and ": 진도VI." in shaking and "규모" not in shaking
+    bad = yaml.safe_load(DEFAULT_TEMPLATES.read_text())
+    bad["hazards"]["earthquake"]["value_formats"] = {"earthquake.pga_intensity": "PGA {:.4f} g"}
+    with pytest.raises(TemplateError, match="longer than the value limit 6"):
+        parse_templates(bad)
