@@ -108,6 +108,7 @@ from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import WriteOptions
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
+from reactivex.disposable import Disposable
 from reactivex.scheduler import EventLoopScheduler
 
 from gyeongbo.batch import ReadingBatch
@@ -375,9 +376,9 @@ class InfluxSink:
             self._inflight = 0
             self._closed = True
         if not left:
-            self._write_api.close()  # type: ignore[no-untyped-call]  # returns at once
+            self._close_write_api()  # returns at once
         else:  # a batch may be sleeping in a retry: do not wait for it
-            threading.Thread(target=self._write_api.close, daemon=True).start()
+            threading.Thread(target=self._close_write_api, daemon=True).start()
         self._write_scheduler.dispose()
         self._client.close()  # type: ignore[no-untyped-call]
         return self.stats()
@@ -394,6 +395,19 @@ class InfluxSink:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
+    def _close_write_api(self) -> None:
+        """Close influxdb-client's batching writer, working around its force-close race.
+
+        When ``close`` gives up waiting (``max_close_wait``) it drops its ``_disposable``;
+        a retry that finishes later then calls ``_on_complete``, which disposes ``None`` and
+        dies with an AttributeError in a reactivex thread (influxdb-client 1.x). A harmless
+        disposable put back in its place absorbs that late call.
+        """
+        api: Any = self._write_api
+        api.close()
+        if getattr(api, "_disposable", 1) is None:
+            api._disposable = Disposable()
+
     def _drop_oldest_locked(self) -> None:
         dropped = 0
         while self._buffered > self.max_buffer_lines and self._buffer:

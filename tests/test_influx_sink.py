@@ -437,3 +437,32 @@ def test_closing_with_influxdb_unreachable_drops_with_reason_closed() -> None:
     assert time.perf_counter() - t < 3
     assert (st.accepted, st.written, st.dropped_by_reason) == (2, 0, {"closed": 2})
     assert influx_sink.DROP_REASONS == ("buffer_full", "rejected", "closed")
+
+
+def test_a_retry_outliving_close_kills_no_thread() -> None:
+    """influxdb-client's force-close drops its disposable; a retry finishing afterwards used
+    to die with an AttributeError in a reactivex thread (seen in CI as an unhandled-thread
+    warning). The sink puts a harmless one back."""
+    import threading
+
+    from gyeongbo.settings import InfluxSettings
+    from gyeongbo.stack.procs import free_port
+
+    died: list[BaseException | None] = []
+    old_hook = threading.excepthook
+    threading.excepthook = lambda args: died.append(args.exc_value)
+    try:
+        sink = InfluxSink(
+            InfluxSettings(url=f"http://127.0.0.1:{free_port()}"),
+            flush_interval_ms=20,
+            retry_interval_ms=300,
+            max_retries=2,
+            close_timeout_s=0.3,
+        )
+        sink.write_lines([f"m v={k}.0 {T0 + k}" for k in range(5)])
+        time.sleep(0.2)  # the first attempt fails; its retry is scheduled
+        sink.close(timeout_s=0.1)
+        time.sleep(4.0)  # long enough for the retries to give up after the force-close
+    finally:
+        threading.excepthook = old_hook
+    assert died == []
