@@ -87,8 +87,9 @@ def drill_run(
         typer.Option(
             "--start-pipeline/--no-start-pipeline",
             help=(
-                "Start the bridge and worker for the drill (streams.pipeline). Default: only "
-                "when the drill starts the stack itself."
+                "Start the bridge and worker for the drill (streams.pipeline). Default: when "
+                "the drill starts the stack itself, or when no worker and bridge answer on "
+                "their configured ports."
             ),
         ),
     ] = None,

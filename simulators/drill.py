@@ -5,9 +5,11 @@
 1. load and check the scenario (with any faults overlays) against the station registry;
 2. use the stack the settings point at, or — when its MQTT broker and Kafka are not
    reachable — start a local one (:class:`gyeongbo.stack.stack.Stack`) and stop it after;
-3. optionally start the bridge and worker through the pipeline hook
+3. start the bridge and worker through the pipeline hook
    ``streams.pipeline.start_local_pipeline(settings)`` (a context manager; see
-   :func:`pipeline_context`);
+   :func:`pipeline_context`) when it started the stack, or when the running stack has no
+   worker and bridge answering (:func:`pipeline_running`); ``--start-pipeline`` /
+   ``--no-start-pipeline`` decide instead;
 4. position Kafka followers on ``alerts``, ``hq.stages`` and ``readings.rejected`` at their
    end offsets, *before* the first reading is published;
 5. publish the scenario on a :class:`~simulators.generator.Clock` at the chosen speed, with a
@@ -110,6 +112,18 @@ def stack_reachable(settings: Settings) -> bool:
     """The MQTT broker and the first Kafka bootstrap server accept TCP connections."""
     k_host, k_port = _host_port(settings.kafka.bootstrap.split(",")[0], 9092)
     return port_open(settings.mqtt.port, settings.mqtt.host) and port_open(k_port, k_host)
+
+
+def pipeline_running(settings: Settings) -> bool:
+    """Whether a worker (web port) and a bridge (metrics port, ``GYEONGBO_BRIDGE__*``) answer
+    on this machine."""
+    if not port_open(settings.worker.web_port, settings.worker.web_host):
+        return False
+    try:
+        bridge = importlib.import_module("streams.bridge_config").BridgeSettings()
+    except ImportError:  # the drill tools without the streams package: trust the worker
+        return True
+    return bool(port_open(int(bridge.metrics_port), "127.0.0.1"))
 
 
 @contextlib.contextmanager
@@ -403,7 +417,25 @@ def run_drill(
     sc = load_checked(scenario, reg, overlays=options.faults, directory=settings.paths.scenarios)
     seed = sc.seed if options.seed is None else options.seed
     with stack_context(settings, console) as (live, started):
-        want_pipeline = started if options.start_pipeline is None else options.start_pipeline
+        if options.start_pipeline is not None:
+            want_pipeline = options.start_pipeline
+        elif started:
+            want_pipeline = True
+        else:
+            # A running stack: use its bridge and worker if they answer, else start ours —
+            # a drill into a stack that nobody consumes would only report every step missed.
+            running = pipeline_running(live)
+            want_pipeline = not running
+            console.print(
+                "[cyan]drill[/cyan] "
+                + (
+                    "using the running bridge and worker"
+                    if running
+                    else "no bridge/worker answering on "
+                    f"{live.worker.web_host}:{live.worker.web_port} and the bridge's metrics "
+                    "port: starting them for the drill"
+                )
+            )
         pipe: AbstractContextManager[Any] = (
             pipeline_context(live) if want_pipeline else contextlib.nullcontext()
         )

@@ -258,3 +258,24 @@ def test_the_drill_counts_its_cap_documents_and_names_each_missing_one(tmp_path:
     n, findings = check_cap_documents(alerts, tmp_path, before, wait_s=0)
     assert n == len(published) - 1
     assert findings == [f"no CAP document for the public transition {lost}"]
+
+
+def test_a_drill_into_a_running_stack_starts_a_pipeline_unless_one_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from gyeongbo.settings import Settings, WorkerSettings
+    from gyeongbo.stack.procs import free_port
+    from simulators.drill import pipeline_running
+
+    web, metrics = free_port(), free_port()
+    monkeypatch.setenv("GYEONGBO_BRIDGE__METRICS_PORT", str(metrics))
+    s = Settings(_env_file=None).model_copy(
+        update={"worker": WorkerSettings(web_host="127.0.0.1", web_port=web)}
+    )
+    assert not pipeline_running(s)
+    with socket.create_server(("127.0.0.1", web)):
+        assert not pipeline_running(s)  # a worker without a bridge is no pipeline
+        with socket.create_server(("127.0.0.1", metrics)):
+            assert pipeline_running(s)
