@@ -4,9 +4,8 @@ Topology (DESIGN.md §2; every topic is created with its partition count by ``gy
 create`` / the local stack, Faust creates only its changelogs)::
 
     readings (P, columnar batch records, partition = murmur2(station))
-      └─ agent detect ── DetectorSet.process(batch) ─→ detections (P, key = station)
-    detections
-      └─ agent fan_out ── station → impact zones ──→ zone.commands (Z, key = zone)
+      └─ agent detect ── DetectorSet.process(batch) ─→ detections (P, key = station; a record)
+                      └─ geo join: station → zones ──→ zone.commands (Z, key = zone)
     zone.commands  (detections per zone, timer ticks, operator actions)
       └─ agent stage ── AlertMachine per partition ─→ alerts (Z, key = zone) + hq.inputs (1)
     alerts
@@ -32,8 +31,8 @@ finds its SMS in the sent log and its CAP document on disk — so correctness ne
 broker transactions.
 
 The per-reading work stays in numpy: a ``readings`` record is one columnar batch (hundreds of
-readings); Python-level work per record is the decode call, the detector call, one table write
-per touched station and one send per detection (detections are level changes, not readings).
+readings); Python-level work per record is the decode call, the detector call, and a few
+sends (detections are level changes, not readings, and travel as one list per partition).
 """
 
 from __future__ import annotations
@@ -75,7 +74,6 @@ from streams.commands import (
     OperatorAction,
     ZoneCommand,
     decode_commands,
-    decode_detections,
     encode_command,
     encode_commands,
     encode_detections,
@@ -241,7 +239,6 @@ class Worker:
     def _wire(self) -> None:
         app = self.app
         app.agent(self.readings, name="detect")(self._detect)
-        app.agent(self.detections, name="fan-out")(self._fan_out)
         app.agent(self.zone_commands, name="stage")(self._stage)
         app.agent(self.alerts, name="deliver")(self._deliver)
         app.agent(self.hq_inputs, name="headquarters")(self._headquarters)
@@ -397,40 +394,39 @@ class Worker:
         self._loaded_stations |= new
 
     async def _send_detections(self, dets: list[Detection]) -> None:
-        """One ``detections`` record per partition: the list of its stations' detections
-        (in order), keyed by the first station; a burst costs a few records, not one each."""
+        """Record detections on ``detections`` and stage them.
+
+        ``detections`` gets one record per partition (the list of its stations' detections, in
+        order, keyed by the first station). The geo join runs here too: each detection's
+        zones (:meth:`Services.route`) become ``zone.commands``, one record per zone partition
+        (keyed by its first zone). Joining where the detections are made, instead of in an
+        agent consuming ``detections``, saves a Kafka hop on the alert path: under load every
+        hop waits for a fetch, and on the local broker each one stalls with it (measured,
+        README). ``detections`` remains the record of everything detected, for the sink and
+        any other consumer.
+        """
         if not dets:
             return
         n = self.settings.kafka.topics.detections.partitions
         by_part: dict[int, list[Detection]] = {}
         for d in dets:
             by_part.setdefault(partition_of(d.station, n), []).append(d)
+        zn = self.settings.kafka.topics.zone_commands.partitions
+        by_zone_part: dict[int, list[ZoneCommand]] = {}
+        for det in dets:
+            for zone, zdet in self.services.route(det):
+                by_zone_part.setdefault(partition_of(zone, zn), []).append(
+                    ZoneCommand(kind="detection", zone=zone, detection=zdet)
+                )
+        for p, cmds in by_zone_part.items():
+            await self.zone_commands.send(
+                key=cmds[0].zone.encode(), value=encode_commands(cmds), partition=p
+            )
         for p, part in by_part.items():
             await self.detections.send(
                 key=part[0].station.encode(), value=encode_detections(part), partition=p
             )
         self.metrics.counters["detections"] += len(dets)
-
-    async def _fan_out(self, stream: Any) -> None:
-        """Detections → the commands of their impact zones, one ``zone.commands`` record per
-        zone partition per input record (keyed by its first zone)."""
-        n = self.settings.kafka.topics.zone_commands.partitions
-        async for event in stream.events():
-            try:
-                dets = decode_detections(event.value)
-            except msgspec.DecodeError as err:
-                self._poison(event, err)
-                continue
-            by_part: dict[int, list[ZoneCommand]] = {}
-            for det in dets:
-                for zone, zdet in self.services.route(det):
-                    by_part.setdefault(partition_of(zone, n), []).append(
-                        ZoneCommand(kind="detection", zone=zone, detection=zdet)
-                    )
-            for p, cmds in by_part.items():
-                await self.zone_commands.send(
-                    key=cmds[0].zone.encode(), value=encode_commands(cmds), partition=p
-                )
 
     def _machine(self, partition: int) -> AlertMachine:
         m = self._machines.get(partition)
