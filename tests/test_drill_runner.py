@@ -17,6 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -89,12 +90,17 @@ def responder(stack_settings: Settings) -> Iterator[Responder]:
 
 
 def test_a_drill_is_judged_in_scenario_time_and_passes(
-    stack_settings: Settings, responder: Responder
+    stack_settings: Settings, responder: Responder, tmp_path: Path
 ) -> None:
     console = Console(record=True, width=160)
+    # The stand-in writes no CAP feed: point the drill at a folder that is not there (as
+    # for remote workers), not at a developer's own .gyeongbo/worker/cap.
+    settings = stack_settings.model_copy(
+        update={"paths": stack_settings.paths.model_copy(update={"cap_feed": tmp_path / "x"})}
+    )
     report = run_drill(
         "gyeongju-earthquake",
-        stack_settings,
+        settings,
         DrillOptions(speed=120.0, settle_s=15.0, start_pipeline=False),
         console=console,
     )
