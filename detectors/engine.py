@@ -476,7 +476,8 @@ class DetectorSet:
     def touched_stations(self) -> list[str]:
         """Stations whose state the last :meth:`process` or :meth:`close_hours` changed (to
         export to a table)."""
-        return sorted({str(self.ids[self._slot_station[s]]) for s in self._touched.tolist()})
+        # ``ids`` is sorted, so ids in index order are sorted too.
+        return [str(s) for s in self.ids[self.touched_station_index()].tolist()]
 
     def export_state(self, station_ids: Iterable[str] | None = None) -> dict[str, bytes]:
         """Per-station state blobs: header + the real record (+ the exercise record if any).
