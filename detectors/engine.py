@@ -457,13 +457,16 @@ class DetectorSet:
         vals = np.full((k, 3), np.nan)
         trusted = np.zeros((k, 3), dtype=bool)
         touched = np.zeros(k, dtype=bool)
-        for c, field_name in enumerate(("pm10", "pm25", "o3")):
+        chans: list[tuple[int, Rows]] = []
+        for c in range(3):
             open_h = self._gather("hourly", cand * 3 + c)["open_h"].astype(np.int64)
             due = (open_h > 0) & (clock >= (open_h + 1) * hourly.HOUR_MS + grace)
             rows = np.flatnonzero(due)
             if len(rows):
                 touched[rows] = True
-                self._air(out, rows, c, field_name, cand, idx, clock, vals, trusted)
+                chans.append((c, rows))
+        if chans:
+            self._air(out, chans, cand, idx, clock, vals, trusted)
         self._touched = cand[touched]
         out.sort(key=lambda d: d.ts_ms)
         return out
@@ -587,10 +590,10 @@ class DetectorSet:
         h = _hash_ids(station) if self._table is not None else None
         if h is None or self._table is None:
             idx = np.minimum(np.searchsorted(self.ids, station), self.n - 1).astype(np.int64)
-        else:
-            idx = np.maximum(self._table.find(h), 0)
-        known: npt.NDArray[np.bool_] = self.ids[idx] == station
-        return idx, known
+            known: npt.NDArray[np.bool_] = self.ids[idx] == station
+            return idx, known
+        found = self._table.find_ids(h, self.ids, station)
+        return np.maximum(found, 0), found >= 0
 
     def _index_of(self, ids: list[str]) -> npt.NDArray[np.int64]:
         if not ids or self.n == 0:
@@ -1010,35 +1013,39 @@ class DetectorSet:
         is_a = kind == _KA
         rows = np.flatnonzero(is_a & accept) if is_a.any() else _NO_ROWS
         if len(rows):
-            for c, field_name in enumerate(("pm10", "pm25", "o3")):
-                self._air(out, rows, c, field_name, slot, idx, ts, vals, trusted)
-        # --- structural: 60/80/100 % of allowable per channel.
+            self._air(out, [(0, rows), (1, rows), (2, rows)], slot, idx, ts, vals, trusted)
+        # --- structural: 60/80/100 % of allowable per channel, the three channels at once
+        # (an untrusted channel keeps its stage); detections channel by channel.
         is_s = kind == _KS
-        if is_s.any():
-            ok_s = is_s & inorder
-            for c, name in enumerate(CHANNELS[Kind.STRUCTURAL]):
-                rows = np.flatnonzero(ok_s & trusted[:, c])
-                if len(rows) == 0:
-                    continue
-                s = slot[rows]
-                allow = self.allowable[idx[rows], c]
-                old = a["struct"][s, c].astype(np.int64)
-                new = structural.stage(vals[rows, c], allow).astype(np.int64)
-                a["struct"][s, c] = new
+        rows = np.flatnonzero(is_s & inorder) if is_s.any() else _NO_ROWS
+        if len(rows):
+            s = slot[rows]
+            tr = trusted[rows]
+            allow = self.allowable[idx[rows]]
+            old = a["struct"][s].astype(np.int64)
+            v = vals[rows]
+            new = np.where(tr, structural.stage(v, allow), old)
+            a["struct"][s] = new
+            changed = new != old
+            if changed.any():
                 thr = _STRUCT_FRAC[np.maximum(new, old)] * allow
-                self._changes(
-                    out,
-                    rows,
-                    old,
-                    new,
-                    slot,
-                    idx,
-                    ts[rows],
-                    Hazard.STRUCTURAL,
-                    f"structural.{name}",
-                    vals[rows, c],
-                    thr,
-                )
+                for c, name in enumerate(CHANNELS[Kind.STRUCTURAL]):
+                    jc = np.flatnonzero(changed[:, c])
+                    if len(jc) == 0:
+                        continue
+                    self._changes(
+                        out,
+                        rows[jc],
+                        old[jc, c],
+                        new[jc, c],
+                        slot,
+                        idx,
+                        ts[rows[jc]],
+                        Hazard.STRUCTURAL,
+                        f"structural.{name}",
+                        v[jc, c],
+                        thr[jc, c],
+                    )
         # --- seismic: PGA → intensity level (held).
         is_q = kind == _KQ
         rows = np.flatnonzero(is_q & inorder & trusted[:, 0]) if is_q.any() else _NO_ROWS
@@ -1066,74 +1073,99 @@ class DetectorSet:
     def _air(
         self,
         out: list[Detection],
-        rows: Rows,
-        c: int,
-        field_name: str,
+        chans: list[tuple[int, Rows]],
         slot: I64,
         idx: I64,
         ts: I64,
         vals: F64,
         trusted: npt.NDArray[np.bool_],
     ) -> None:
+        """Hourly means, then the PM / O₃ rules on the hours they close, for the air-quality
+        channels ``chans`` = [(channel, rows)] in channel order. The hourly records are
+        independent, so all channels go through one :func:`hourly.update`; the rules and
+        their detections then follow channel by channel."""
         p = self.params
         a = self._a
-        s = slot[rows]
-        hkey = s * 3 + c
+        if len(chans) == 3 and chans[0][1] is chans[1][1] is chans[2][1]:
+            # The same rows for every channel (process): channel-major keys, no concatenation.
+            rows = chans[0][1]
+            k = len(rows)
+            s = slot[rows]
+            hkey = (s[None, :] * 3 + _CH3[:, None]).reshape(-1)
+            x = np.where(trusted[rows], vals[rows], np.nan).T.reshape(-1)
+            rows_all = np.concatenate((rows, rows, rows))
+            bounds = [0, k, 2 * k, 3 * k]
+        else:
+            rows_all = np.concatenate([r for _, r in chans])
+            hkey = np.concatenate([slot[r] * 3 + c for c, r in chans])
+            x = np.concatenate([np.where(trusted[r, c], vals[r, c], np.nan) for c, r in chans])
+            bounds = np.cumsum([0] + [len(r) for _, r in chans]).tolist()
         hs = self._gather("hourly", hkey)
-        prev_h = hs["prev_h"].astype(np.int64)
-        prev_m = hs["prev_mean"].astype(np.float64)
-        x = np.where(trusted[rows, c], vals[rows, c], np.nan)
-        closed = hourly.update(hs, ts[rows], x, self.min_count[idx[rows]], grace_ms=p.hour_grace_ms)
+        prev_h_all = hs["prev_h"].astype(np.int64)
+        prev_m_all = hs["prev_mean"].astype(np.float64)
+        closed = hourly.update(
+            hs, ts[rows_all], x, self.min_count[idx[rows_all]], grace_ms=p.hour_grace_ms
+        )
         self._scatter("hourly", hkey, hs)
-        name = CHANNELS[Kind.AIR_QUALITY][c]
-        hazard = HAZARD_OF[name]
-        level = a[field_name]
-        for hour, mean in ((closed.hour, closed.mean), (closed.hour2, closed.mean2)):
-            done = np.flatnonzero(hour >= 0)
-            if len(done) == 0:
-                continue
-            r = rows[done]
-            self._closed.append((slot[r], hour[done], c, mean[done]))
-            consecutive = (prev_h[done] > 0) & (hour[done] == prev_h[done] + 1)
-            old = level[slot[r]].astype(np.int64)
-            lv_in = old.astype(np.uint8)
-            if field_name == "o3":
-                new = ozone.step(lv_in, mean[done]).astype(np.int64)
-                lines = np.array((np.inf, np.inf, *ozone.LINES_PPM))
-                thr = lines[np.maximum(new, old)]
-            else:
-                lines_pm = pm.PM10 if field_name == "pm10" else pm.PM25
-                new = pm.step(lv_in, mean[done], prev_m[done], consecutive, lines_pm).astype(
-                    np.int64
+        if not closed.any_closed:
+            return
+        for j, (c, rows) in enumerate(chans):
+            lo, hi = bounds[j], bounds[j + 1]
+            field_name = _AIR_FIELDS[c]
+            name = CHANNELS[Kind.AIR_QUALITY][c]
+            hazard = HAZARD_OF[name]
+            level = a[field_name]
+            prev_h = prev_h_all[lo:hi].copy()
+            prev_m = prev_m_all[lo:hi].copy()
+            for hour_all, mean_all in ((closed.hour, closed.mean), (closed.hour2, closed.mean2)):
+                hour, mean = hour_all[lo:hi], mean_all[lo:hi]
+                done = np.flatnonzero(hour >= 0)
+                if len(done) == 0:
+                    continue
+                r = rows[done]
+                self._closed.append((slot[r], hour[done], c, mean[done]))
+                consecutive = (prev_h[done] > 0) & (hour[done] == prev_h[done] + 1)
+                old = level[slot[r]].astype(np.int64)
+                lv_in = old.astype(np.uint8)
+                if field_name == "o3":
+                    new = ozone.step(lv_in, mean[done]).astype(np.int64)
+                    lines = np.array((np.inf, np.inf, *ozone.LINES_PPM))
+                    thr = lines[np.maximum(new, old)]
+                else:
+                    lines_pm = pm.PM10 if field_name == "pm10" else pm.PM25
+                    new = pm.step(lv_in, mean[done], prev_m[done], consecutive, lines_pm).astype(
+                        np.int64
+                    )
+                    up = new > old
+                    thr = np.where(
+                        up,
+                        np.where(new >= 3, lines_pm.alert, lines_pm.caution),
+                        np.where(old >= 3, lines_pm.alert_off, lines_pm.caution_off),
+                    )
+                level[slot[r]] = new
+                hour_end = (hour[done] + 1) * hourly.HOUR_MS
+                hd = hour[done]
+                self._changes(
+                    out,
+                    r,
+                    old,
+                    new,
+                    slot,
+                    idx,
+                    hour_end,
+                    hazard,
+                    f"air.{field_name}",
+                    mean[done],
+                    thr.astype(np.float64),
+                    _hour_details(hd),
                 )
-                up = new > old
-                thr = np.where(
-                    up,
-                    np.where(new >= 3, lines_pm.alert, lines_pm.caution),
-                    np.where(old >= 3, lines_pm.alert_off, lines_pm.caution_off),
-                )
-            level[slot[r]] = new
-            hour_end = (hour[done] + 1) * hourly.HOUR_MS
-            hd = hour[done]
-            self._changes(
-                out,
-                r,
-                old,
-                new,
-                slot,
-                idx,
-                hour_end,
-                hazard,
-                f"air.{field_name}",
-                mean[done],
-                thr.astype(np.float64),
-                _hour_details(hd),
-            )
-            prev_h[done] = hour[done]
-            prev_m[done] = mean[done]
+                prev_h[done] = hour[done]
+                prev_m[done] = mean[done]
 
 
 _NO_ROWS: Rows = np.zeros(0, dtype=np.intp)
+_CH3: I64 = np.arange(3, dtype=np.int64)
+_AIR_FIELDS = ("pm10", "pm25", "o3")
 _STRUCT_FRAC = np.array((0.0, 0.0, *structural.FRACTIONS))
 
 _FIELDS = tuple(f for f in STATE_DTYPE.names or () if not f.startswith("_"))
@@ -1165,7 +1197,8 @@ class _HashTable:
     """Open addressing (linear probing, load ≤ 1/4) from unique 64-bit hashes to 0…n-1.
 
     A sorted-array binary search costs ~17 cache misses per id at 10⁵ stations; this costs
-    about one. Built and probed with vectorized rounds (one round per probe step).
+    about two (the cell, then the id it names). Built and probed with vectorized rounds (one
+    round per probe step).
     """
 
     def __init__(self, keys: npt.NDArray[np.uint64]) -> None:
@@ -1173,33 +1206,44 @@ class _HashTable:
         bits = max(4, (4 * n - 1).bit_length())
         self.mask = (1 << bits) - 1
         self.shift = np.uint64(64 - bits)
-        self.keys = keys
-        self.table = np.full(1 << bits, -1, dtype=np.int64)
+        table = np.full(1 << bits, -1, dtype=np.int64)
         pos = (keys >> self.shift).astype(np.int64)
         pending = np.arange(n, dtype=np.int64)
         while len(pending):
             p = pos[pending]
-            free = self.table[p] < 0
+            free = table[p] < 0
             cells, first = np.unique(p[free], return_index=True)
             winners = pending[free][first]
-            self.table[cells] = winners
+            table[cells] = winners
             placed = np.zeros(n, dtype=bool)
             placed[winners] = True
             pending = pending[~placed[pending]]
             pos[pending] = (pos[pending] + 1) & self.mask
+        # 32-bit cells (half the cache footprint) when the indices fit.
+        self.table = table.astype(np.int32) if n < 2**31 else table
 
-    def find(self, h: npt.NDArray[np.uint64]) -> I64:
-        """Index of each hash, -1 when absent."""
-        m = len(h)
-        out = np.full(m, -1, dtype=np.int64)
-        pos = (h >> self.shift).astype(np.int64)
-        active = np.arange(m, dtype=np.int64)
-        while len(active):
-            t = self.table[pos]
-            hit = (t >= 0) & (self.keys[np.maximum(t, 0)] == h)
-            out[active[hit]] = t[hit]
-            cont = (t >= 0) & ~hit
-            active, pos, h = active[cont], (pos[cont] + 1) & self.mask, h[cont]
+    def find_ids(
+        self, h: npt.NDArray[np.uint64], ids: npt.NDArray[np.str_], wanted: npt.NDArray[np.str_]
+    ) -> I64:
+        """Index ``i`` with ``ids[i] == wanted`` of each row (``h`` its hash), -1 when absent.
+
+        Exact: a registry id sits in the probe run from its hash's home cell, before the
+        first empty cell, so comparing the ids cell by cell along the run finds it, and an
+        absent id runs into an empty cell. The ids are compared in the probe itself (one
+        random read of the table and one of the ids per row; no stored hashes needed).
+        """
+        pos = (h >> self.shift).astype(np.intp)
+        t = self.table[pos]
+        # A -1 cell reads the last id: masked by t >= 0.
+        hit = (t >= 0) & (ids[t] == wanted)
+        out: I64 = np.where(hit, t, -1).astype(np.int64)
+        cont = np.flatnonzero((t >= 0) & ~hit)  # another id in the cell: probe on
+        while len(cont):
+            pos[cont] = (pos[cont] + 1) & self.mask
+            t = self.table[pos[cont]]
+            hit = (t >= 0) & (ids[t] == wanted[cont])
+            out[cont[hit]] = t[hit]
+            cont = cont[(t >= 0) & ~hit]
         return out
 
 

@@ -50,6 +50,8 @@ class Closed:
     mean: npt.NDArray[np.float64]
     hour2: npt.NDArray[np.int64]
     mean2: npt.NDArray[np.float64]
+    #: False when no row closed an hour (then the arrays are shared and read-only).
+    any_closed: bool = True
 
 
 def update(
@@ -65,27 +67,35 @@ def update(
     h = ts // HOUR_MS
     open_h = st["open_h"].astype(np.int64)
     fresh = open_h == 0
-    open_h = np.where(fresh, h, open_h)
+    if fresh.any():
+        open_h = np.where(fresh, h, open_h)
     sums = st["sum"].astype(np.float64)
     cnts = st["cnt"].astype(np.int64)
-    hour1 = np.full(m, -1, dtype=np.int64)
-    hour2 = np.full(m, -1, dtype=np.int64)
-    mean1 = np.full(m, np.nan)
-    mean2 = np.full(m, np.nan)
-    for k, (hout, mout) in enumerate(((hour1, mean1), (hour2, mean2))):
-        close = ~fresh & (ts >= (open_h + 1) * HOUR_MS + grace_ms)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(cnts[:, 0] >= min_count, sums[:, 0] / cnts[:, 0], np.nan)
-        hout[close] = open_h[close]
-        mout[close] = mean[close]
-        sums[close, 0], cnts[close, 0] = sums[close, 1], cnts[close, 1]
-        sums[close, 1], cnts[close, 1] = 0.0, 0
-        open_h = np.where(close, open_h + 1, open_h)
-        del k
+    close = ~fresh & (ts >= (open_h + 1) * HOUR_MS + grace_ms)
+    any_closed = bool(close.any())
+    if any_closed:
+        hour1 = np.full(m, -1, dtype=np.int64)
+        hour2 = np.full(m, -1, dtype=np.int64)
+        mean1 = np.full(m, np.nan)
+        mean2 = np.full(m, np.nan)
+        for k, (hout, mout) in enumerate(((hour1, mean1), (hour2, mean2))):
+            if k:  # the hour after: closes only where the first one did
+                close = ~fresh & (ts >= (open_h + 1) * HOUR_MS + grace_ms)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(cnts[:, 0] >= min_count, sums[:, 0] / cnts[:, 0], np.nan)
+            hout[close] = open_h[close]
+            mout[close] = mean[close]
+            sums[close, 0], cnts[close, 0] = sums[close, 1], cnts[close, 1]
+            sums[close, 1], cnts[close, 1] = 0.0, 0
+            open_h = np.where(close, open_h + 1, open_h)
+    else:  # the usual reading: no hour closes (read-only arrays, shared)
+        hour1 = hour2 = np.full(m, -1, dtype=np.int64)
+        mean1 = mean2 = np.full(m, np.nan)
     # A longer gap: skip empty hours so the reading's hour (or the one before) is open.
     jump = h > open_h + 1
-    open_h = np.where(jump, np.where(ts >= h * HOUR_MS + grace_ms, h, h - 1), open_h)
-    sums[jump], cnts[jump] = 0.0, 0
+    if jump.any():
+        open_h = np.where(jump, np.where(ts >= h * HOUR_MS + grace_ms, h, h - 1), open_h)
+        sums[jump], cnts[jump] = 0.0, 0
     slot = h - open_h
     add = (slot >= 0) & (slot <= 1) & ~np.isnan(x)
     r = np.flatnonzero(add)
@@ -94,8 +104,9 @@ def update(
     st["open_h"] = open_h
     st["sum"] = sums
     st["cnt"] = np.minimum(cnts, 65535)
-    last_h = np.where(hour2 >= 0, hour2, hour1)
-    last_m = np.where(hour2 >= 0, mean2, mean1)
-    st["prev_h"] = np.where(last_h >= 0, last_h, st["prev_h"])
-    st["prev_mean"] = np.where(last_h >= 0, last_m, st["prev_mean"])
-    return Closed(hour1, mean1, hour2, mean2)
+    if any_closed:
+        last_h = np.where(hour2 >= 0, hour2, hour1)
+        last_m = np.where(hour2 >= 0, mean2, mean1)
+        st["prev_h"] = np.where(last_h >= 0, last_h, st["prev_h"])
+        st["prev_mean"] = np.where(last_h >= 0, last_m, st["prev_mean"])
+    return Closed(hour1, mean1, hour2, mean2, any_closed)

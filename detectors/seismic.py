@@ -74,6 +74,9 @@ NONE, SAFETY, URGENT, EMERGENCY = 0, 1, 2, 3
 CLASS_KO = {NONE: "", SAFETY: "안전안내문자", URGENT: "긴급재난문자", EMERGENCY: "위급재난문자"}
 G_CMS2 = 980.665
 
+#: ``level_of`` by table: classes ≤ 1 → 0, II → 1, III–IV → 2, V–VI → 3, ≥ VII → 4.
+_LEVEL_OF_CLASS = np.array((0, 0, 1, 2, 2, 3, 3, 4), dtype=np.uint8)
+
 SEISMIC_DTYPE = np.dtype([("until", np.int64), ("level", np.uint8), ("_pad", np.uint8, (7,))])
 
 
@@ -88,9 +91,8 @@ def intensity(pga_g: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 def level_of(mmi_class: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
     """Crisis level of an integer intensity class (see module docstring)."""
-    return np.select(
-        [mmi_class >= 7, mmi_class >= 5, mmi_class >= 3, mmi_class >= 2], [4, 3, 2, 1], default=0
-    ).astype(np.uint8)
+    out: npt.NDArray[np.uint8] = _LEVEL_OF_CLASS[np.clip(mmi_class, 0, 7)]
+    return out
 
 
 def message_class(

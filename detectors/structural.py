@@ -21,15 +21,15 @@ __all__ = ["FRACTIONS", "stage"]
 
 #: Fractions of the allowable for levels 2, 3, 4.
 FRACTIONS = (0.6, 0.8, 1.0)
+_LEVEL_OF_COUNT = np.array((0, 2, 3, 4), dtype=np.uint8)
 
 
 def stage(x: npt.NDArray[np.float64], allowable: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
-    """Level per reading: 0, 2, 3 or 4 (NaN ``x`` or allowable gives 0)."""
+    """Level per reading: 0, 2, 3 or 4 (NaN ``x`` or allowable gives 0); any shape."""
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.abs(x) / allowable
-        out = np.where(
-            rho >= FRACTIONS[2],
-            4,
-            np.where(rho >= FRACTIONS[1], 3, np.where(rho >= FRACTIONS[0], 2, 0)),
-        )
-    return out.astype(np.uint8)
+        # Count the lines reached (a NaN ratio reaches none), then map 0, 1, 2, 3 → 0, 2, 3, 4.
+        n = (rho >= FRACTIONS[0]).view(np.uint8) + (rho >= FRACTIONS[1]).view(np.uint8)
+        n += (rho >= FRACTIONS[2]).view(np.uint8)
+    out: npt.NDArray[np.uint8] = _LEVEL_OF_COUNT[n]
+    return out
