@@ -151,7 +151,7 @@ def update(
         st[field] = new if all_ok else np.where(ok, new, st[field])
 
     mu = init(xf, "mu")
-    s0 = init(np.abs(xf), "s0")
+    s0 = init(np.abs(xf), "s0") if any_first else st["s0"].astype(np.float64)
     lo = init(xf, "lo")
     hi = init(xf, "hi")
     span = hi - lo
@@ -186,22 +186,40 @@ def update(
     score = np.maximum(lik, raw)
     # Spatial anomaly: a value beyond the range seen so far by more than sp_tol of it.
     tol = p.sp_tol * span
-    score[((xf > hi + tol) | (xf < lo - tol)) & (span > 0)] = 1.0
-    a_l = np.where(n < p.lik_window, 1.0 / (n + 1.0), 1.0 / p.lik_window)
+    np.copyto(score, 1.0, where=((xf > hi + tol) | (xf < lo - tol)) & (span > 0))
+    # Weights 1/(n+1) while a channel is young, then constant: one shared division, and no
+    # selection when every row is on the same side of both lines (the same numbers).
+    inv: FloatArray = np.divide(1.0, n + 1.0, dtype=np.float64)
+    n_lo, n_hi = (int(n.min()), int(n.max())) if len(n) else (0, 0)
+    a_l: FloatArray | float
+    a: FloatArray | float
+    if n_hi < p.lik_window:
+        a_l = inv
+    elif n_lo >= p.lik_window:
+        a_l = 1.0 / p.lik_window
+    else:
+        a_l = np.where(n < p.lik_window, inv, 1.0 / p.lik_window)
+    if n_hi < 1.0 / p.alpha:
+        a = inv
+    elif n_lo >= 1.0 / p.alpha:
+        a = p.alpha
+    else:
+        a = np.where(n < 1.0 / p.alpha, inv, p.alpha)
     dev = raw - lm
     lm_new = lm + a_l * dev
     lv_new = (1.0 - a_l) * (lv + a_l * dev * dev)
     # Robust updates (clipped), slow location/scales and fast location.
     hs = p.huber_c * s
     xc = np.clip(xf, mu - hs, mu + hs)
-    a = np.where(n < 1.0 / p.alpha, 1.0 / (n + 1.0), p.alpha)
-    mu_new = mu + a * (xc - mu)
-    s_new = s + a * (np.abs(xc - mu) - s)
+    e = xc - mu
+    mu_new = mu + a * e
+    s_new = s + a * (np.abs(e) - s)
     hd = p.huber_c * d
     dc = np.clip(dx, -hd, hd)
     d_new = d + a * (np.abs(dc) - d)
-    f_new = f + p.alpha_fast * (xf - f)
-    sf_new = sf + p.alpha_sf * (np.abs(xf - f) - sf)
+    xf_f = xf - f
+    f_new = f + p.alpha_fast * xf_f
+    sf_new = sf + p.alpha_sf * (np.abs(xf_f) - sf)
     # Once an alarm fires, the CUSUMs restart so a persisting shift is not re-counted.
     refr = st["refr"].astype(np.int64)
     warm = n < p.warmup

@@ -115,12 +115,8 @@ def update(
     st["count"] = np.minimum(count + append, RING)
 
     level = st["level"].copy()
-    out_thr = np.full(m, np.nan)
+    out_thr, out_conf, fitted, slope_h, projected = np.full((5, m), np.nan)
     out_cross = np.full(m, -1, dtype=np.int64)
-    out_conf = np.full(m, np.nan)
-    fitted = np.full(m, np.nan)
-    slope_h = np.full(m, np.nan)
-    projected = np.full(m, np.nan)
     has_levels = _rows_count(~np.isnan(levels)) > 0
     cand = np.flatnonzero(has_levels & (st["count"] >= p.min_points))
     if len(cand):
@@ -260,6 +256,9 @@ def _nanquantile(srt: FloatArray, k: npt.NDArray[np.intp], q: float) -> FloatArr
 
 def _stage(h: FloatArray, levels: FloatArray) -> npt.NDArray[np.int64]:
     with np.errstate(invalid="ignore"):
+        if len(h) < _FEW:
+            few: npt.NDArray[np.int64] = np.count_nonzero(h[:, None] >= levels, axis=1)
+            return few
         out = np.zeros(len(h), dtype=np.int64)
         for j in range(levels.shape[1]):
             out += h >= levels[:, j]
@@ -267,8 +266,16 @@ def _stage(h: FloatArray, levels: FloatArray) -> npt.NDArray[np.int64]:
 
 
 # Reductions along short rows, column by column: numpy's axis=1 reduction runs one inner loop
-# per row, ~4x slower than a loop over the 4-12 columns for thousands of rows.
+# per row, ~4x slower than a loop over the 4-12 columns for thousands of rows; for a few rows
+# the one call is cheaper than the loop. Same results either way (min/max/count are exact;
+# only the sign of a zero minimum may differ, and these are only compared).
+_FEW = 256
+
+
 def _rows_min(a: FloatArray) -> FloatArray:
+    if a.shape[0] < _FEW:
+        few: FloatArray = a.min(axis=1)
+        return few
     out = a[:, 0].copy()
     for j in range(1, a.shape[1]):
         np.minimum(out, a[:, j], out=out)
@@ -276,6 +283,9 @@ def _rows_min(a: FloatArray) -> FloatArray:
 
 
 def _rows_max(a: FloatArray) -> FloatArray:
+    if a.shape[0] < _FEW:
+        few: FloatArray = a.max(axis=1)
+        return few
     out = a[:, 0].copy()
     for j in range(1, a.shape[1]):
         np.maximum(out, a[:, j], out=out)
@@ -283,6 +293,9 @@ def _rows_max(a: FloatArray) -> FloatArray:
 
 
 def _rows_count(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    if mask.shape[0] < _FEW:
+        few: npt.NDArray[np.int64] = np.count_nonzero(mask, axis=1)
+        return few
     out = np.zeros(len(mask), dtype=np.int64)
     for j in range(mask.shape[1]):
         out += mask[:, j]

@@ -1,0 +1,181 @@
+"""Fast paths of the detector set give the same answers as the general ones.
+
+Each shortcut (small-batch reductions, the hash matmul, the id probe, uniform anomaly
+weights, skipped hourly closing, the per-batch grouping) is taken or not depending on the
+batch, so the same data is pushed through both and compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors import anomaly, flood_forecast
+from detectors.engine import _HASH_MUL, DetectorSet, _hash_ids, _HashTable
+from gyeongbo.batch import KIND_CODES, NO_SEQ, ReadingBatch
+from gyeongbo.registry import parse_registry
+from gyeongbo.vocab import Kind
+
+
+def _ids(rng: np.random.Generator, n: int, width: int) -> list[str]:
+    return [
+        "".join(chr(int(c)) for c in rng.integers(33, 127, int(rng.integers(1, width + 1))))
+        for _ in range(n)
+    ]
+
+
+def test_hash_matmul_equals_the_column_loop() -> None:
+    rng = np.random.default_rng(1)
+    ids = np.array(_ids(rng, 5000, 12))
+    whole = _hash_ids(ids)  # > 4096 rows: the column loop
+    assert whole is not None
+    for lo, hi in ((0, 7), (100, 4196)):  # ≤ 4096 rows: the matmul
+        part = _hash_ids(ids[lo:hi])
+        assert part is not None and part.tolist() == whole[lo:hi].tolist()
+    codes = np.ascontiguousarray(ids[:50]).view(np.uint32).reshape(50, -1)
+    ref = [
+        sum(int(c) * int(k) for c, k in zip(row, _HASH_MUL[: len(row)], strict=True)) % 2**64
+        for row in codes
+    ]
+    assert whole[:50].tolist() == ref
+
+
+def test_id_probe_matches_a_sorted_search_with_collisions_and_absent_ids() -> None:
+    rng = np.random.default_rng(2)
+    reg = np.unique(np.array(_ids(rng, 3000, 9)))
+    h = _hash_ids(reg)
+    assert h is not None
+    # Crowd the table: every hash shares its top bits with many others (long probe runs).
+    crowded = h & np.uint64(0x0000_FFFF_FFFF_FFFF)
+    for keys in (h, crowded):
+        table = _HashTable(keys)
+        wanted = np.concatenate(
+            [reg[rng.permutation(len(reg))[:2000]], np.array(_ids(rng, 500, 9))]
+        )
+        hw = _hash_ids(wanted)
+        assert hw is not None
+        if keys is crowded:
+            hw = hw & np.uint64(0x0000_FFFF_FFFF_FFFF)
+        got = table.find_ids(hw, reg, wanted)
+        i = np.minimum(np.searchsorted(reg, wanted), len(reg) - 1)
+        ref = np.where(reg[i] == wanted, i, -1)
+        assert got.tolist() == ref.tolist()
+
+
+def test_row_reductions_small_and_large_paths_agree() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(600, 12))
+    a[rng.random(a.shape) < 0.2] = np.inf
+    mask = rng.random((600, 12)) < 0.5
+    lv = np.sort(rng.normal(size=(600, 4)), axis=1)
+    lv[rng.random(600) < 0.3, 0] = np.nan
+    hh = rng.normal(size=600)
+    f = flood_forecast  # 600 rows: the column loops; 100 rows: one axis=1 call
+    assert f._rows_min(a)[:100].tolist() == f._rows_min(a[:100]).tolist()
+    assert f._rows_max(a)[:100].tolist() == f._rows_max(a[:100]).tolist()
+    assert f._rows_count(mask)[:100].tolist() == f._rows_count(mask[:100]).tolist()
+    assert f._stage(hh, lv)[:100].tolist() == f._stage(hh[:100], lv[:100]).tolist()
+
+
+def test_anomaly_batch_equals_row_by_row_whatever_the_counts() -> None:
+    # Rows young, past the scale window (1/alpha) and past the likelihood window, mixed in
+    # one batch (np.where weights) and alone (uniform weights).
+    rng = np.random.default_rng(4)
+    m = 60
+    st = np.zeros(m, anomaly.ANOMALY_DTYPE)
+    warm_n = np.array([0, 5, 1332, 1333, 1334, 3999, 4000, 4001, 90_000] * 7)[:m]
+    for _ in range(3):
+        anomaly.update(st, rng.normal(10, 1, m))
+    st["n"] = warm_n[:m]
+    for step in range(5):
+        x = rng.normal(10, 1 + step, m)
+        one = st.copy()
+        score, raw = anomaly.update(st, x)
+        for j in range(m):
+            s1, r1 = anomaly.update(one[j : j + 1], x[j : j + 1])
+            assert (s1[0], r1[0]) == (score[j], raw[j])
+        assert one.tobytes() == st.tobytes()
+
+
+def _registry(rng: np.random.Generator, n: int) -> DetectorSet:
+    kinds = [Kind.WATER_LEVEL, Kind.RAINFALL, Kind.AIR_QUALITY, Kind.STRUCTURAL, Kind.SEISMIC]
+    stations = []
+    for i in range(n):
+        k = kinds[i % 5]
+        st: dict[str, object] = {
+            "id": f"T{i:04d}",
+            "kind": k.value,
+            "name": f"t{i}",
+            "name_en": f"t{i}",
+            "lat": 36.0,
+            "lon": 127.0,
+            "gateway": "bench",
+            "interval_s": int(rng.choice([10, 60, 300])),
+        }
+        if k is Kind.WATER_LEVEL:
+            st["levels"] = {"attention": 3.0, "caution": 4.0, "alert": 5.0, "serious": 6.0}
+        if k is Kind.STRUCTURAL:
+            st["allowable"] = {"tilt_rad": 0.002, "crack_mm": 5.0, "vibration_cms": 0.3}
+        if k is Kind.AIR_QUALITY:
+            st["region"] = "r"
+        stations.append(st)
+    reg = parse_registry(
+        {"gateways": [{"id": "bench", "name": "bench"}], "stations": stations}, path="<t>"
+    )
+    return DetectorSet(reg)
+
+
+def _stream(rng: np.random.Generator, ds: DetectorSet, rounds: int) -> ReadingBatch:
+    """Each station's readings in time order (so any batching sees the same sequence)."""
+    names = {
+        Kind.WATER_LEVEL: (("level_m", 1.0, 7.0),),
+        Kind.RAINFALL: (("rain_mm", 0.0, 30.0),),
+        Kind.AIR_QUALITY: (("pm10_ugm3", 50, 400), ("pm25_ugm3", 20, 200), ("o3_ppm", 0, 0.6)),
+        Kind.STRUCTURAL: (("tilt_rad", 0, 0.003), ("crack_mm", 0, 6), ("vibration_cms", 0, 0.4)),
+        Kind.SEISMIC: (("pga_g", 0, 0.3),),
+    }
+    code_kind = {KIND_CODES[k]: k for k in names}
+    n = len(ds.ids)
+    cols: dict[str, list[float]] = {v[0]: [] for vs in names.values() for v in vs}
+    station, kind, ts = [], [], []
+    t = 1_700_000_000_000
+    level = rng.uniform(0.2, 0.8, n)
+    for _ in range(rounds):
+        t += int(rng.choice([10_000, 300_000, 900_000]))
+        level = np.clip(level + rng.normal(0, 0.08, n), 0, 1)
+        for i in range(n):
+            k = code_kind[int(ds.kind[i])]
+            station.append(str(ds.ids[i]))
+            kind.append(KIND_CODES[k])
+            ts.append(t + int(rng.integers(0, 5000)))
+            own = {name: lo + level[i] * (hi - lo) for name, lo, hi in names[k]}
+            for name, col in cols.items():
+                col.append(own.get(name, np.nan) if rng.random() > 0.05 else np.nan)
+    m = len(station)
+    return ReadingBatch(
+        station=np.array(station),
+        kind=np.array(kind, dtype=np.uint8),
+        ts_ms=np.array(ts, dtype=np.int64),
+        seq=np.full(m, NO_SEQ, dtype=np.int64),
+        exercise=rng.random(m) < 0.1,
+        values={k: np.array(v) for k, v in cols.items()},
+    )
+
+
+def test_batch_size_changes_neither_state_nor_detections() -> None:
+    rng = np.random.default_rng(5)
+    ref = _registry(rng, 40)
+    stream = _stream(rng, ref, 40)
+    key = lambda d: (d.station, d.exercise, d.rule, d.ts_ms, d.level)  # noqa: E731
+    whole = sorted(ref.process(stream), key=key)
+    assert len(whole) > 100
+    for sizes in ([1, 2, 3], [7, 80, 100], [500, 33]):
+        ds = _registry(np.random.default_rng(5), 40)
+        got = []
+        i, k = 0, 0
+        while i < len(stream):
+            b = sizes[k % len(sizes)]
+            got += ds.process(stream.take(np.arange(i, min(i + b, len(stream)))))
+            i, k = i + b, k + 1
+        assert sorted(got, key=key) == whole
+        assert ds.export_state() == ref.export_state()
+        assert ds.stats == ref.stats
