@@ -178,6 +178,31 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def start_load(settings: Settings, args: argparse.Namespace, duration: float) -> Any:
+    """``gyeongbo simulate load`` in its own process: synthetic gateway batches over MQTT."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gyeongbo.cli",
+            "simulate",
+            "load",
+            "--stations",
+            str(args.stations),
+            "--rate",
+            str(args.rate),
+            "--duration",
+            str(duration),
+            "--batch-size",
+            str(args.batch_size),
+        ],
+        env={**os.environ, **settings_env(settings)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -195,6 +220,16 @@ def main() -> None:
         "10-15 s under this load while it persists its JSON file; Tansu keeps data in memory)",
     )
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--drain",
+        type=int,
+        default=0,
+        metavar="N",
+        help="capacity mode: with no worker running, publish N readings through MQTT and the "
+        "bridge at --rate (records as a loaded bridge writes them), then start the "
+        "worker(s) and time how fast they drain the backlog (readings/s and per worker "
+        "CPU-second, between 10 %% and 90 %% of the backlog); no alert probes",
+    )
     ap.add_argument(
         "--checkpoint-s",
         type=float,
@@ -233,7 +268,10 @@ def main() -> None:
         stack.up(report=log)
         own_stack = True
     try:
-        run(args, stack, tmp)
+        if args.drain:
+            run_drain(args, stack, tmp)
+        else:
+            run(args, stack, tmp)
     finally:
         if own_stack:
             stack.down()
@@ -254,28 +292,7 @@ def run(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
             f"pipeline up: bridge + {len(pipe.workers)} worker(s); load {args.rate:.0f}/s "
             f"for {args.duration:.0f}s"
         )
-        env = {**os.environ, **settings_env(settings)}
-        load = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gyeongbo.cli",
-                "simulate",
-                "load",
-                "--stations",
-                str(args.stations),
-                "--rate",
-                str(args.rate),
-                "--duration",
-                str(args.duration),
-                "--batch-size",
-                str(args.batch_size),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        load = start_load(settings, args, args.duration)
         cpu0 = [cpu_seconds(w.proc.pid) for w in pipe.workers]
         t0 = time.time()
         pub = mqtt.Client(
@@ -353,6 +370,90 @@ def run(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
         "lost": max(0, published - processed),
         "bridge_rejected": bridge.get("rejected_total", bridge.get("rejected")),
         "bridge_duplicates": bridge.get("duplicates"),
+        "workers": args.workers,
+        "state_checkpoint_s": args.checkpoint_s,
+    }
+    print(json.dumps(result))
+
+
+def bridge_metrics(pipe: Any) -> dict[str, Any]:
+    with urllib.request.urlopen(pipe.bridge.url + "/metrics", timeout=5) as r:
+        return dict(json.loads(r.read()))
+
+
+def run_drain(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
+    """Capacity: a backlog of ``--drain`` readings in ``readings``, then the workers."""
+    registry = tmp / "registry.json"
+    write_registry(registry, args.stations, [])
+    settings = bench_settings(stack, tmp, registry, args.checkpoint_s)
+    n = args.drain
+    log(
+        f"registry: {args.stations} synthetic stations; "
+        f"backlog of {n} readings at {args.rate:.0f}/s"
+    )
+    with start_local_pipeline(settings, workers=0, logs=tmp / "logs") as pipe:
+        load = start_load(settings, args, n / args.rate)
+        out, _ = load.communicate(timeout=n / args.rate + 600)
+        published = int(json.loads(out.strip().splitlines()[-1])["readings"])
+        deadline = time.time() + 300
+        while (b := bridge_metrics(pipe))["readings_produced"] < published:
+            if time.time() > deadline:
+                raise SystemExit(f"bridge forwarded {b['readings_produced']} of {published}")
+            time.sleep(0.5)
+        log(
+            f"backlog in Kafka: {published} readings in {b['records_produced']} records "
+            f"({published / max(1, b['records_produced']):.0f} per record); starting worker(s)"
+        )
+        for _ in range(args.workers):
+            pipe.start_worker(wait=False)
+        cpu0 = [0.0] * args.workers
+        samples: list[tuple[float, int, float]] = []  # (time, processed, worker CPU s)
+        last, stall = -1, time.time()
+        while True:
+            time.sleep(0.5)
+            try:
+                ms = [worker_metrics(w.url) for w in pipe.workers]
+            except RuntimeError:
+                if time.time() - stall > 120:
+                    raise
+                continue
+            processed = sum(m.get("readings", 0) for m in ms)
+            cpu = sum(cpu_seconds(w.proc.pid) - c for w, c in zip(pipe.workers, cpu0, strict=True))
+            samples.append((time.time(), processed, cpu))
+            if len(samples) % 10 == 0:
+                log(f"drained {processed}/{published} readings, worker CPU {cpu:.1f} s")
+            if processed >= published:
+                break
+            if processed != last:
+                last, stall = processed, time.time()
+            elif time.time() - stall > 60:
+                log("workers stalled")
+                break
+        deadline = time.time() + 120  # the InfluxDB sink writes behind the detectors
+        while time.time() < deadline and any(m.get("influx_buffered", 0) for m in ms):
+            time.sleep(0.5)
+            ms = [worker_metrics(w.url) for w in pipe.workers]
+        batch_mean = ms[0].get("batch_size_mean")
+        det_s = sum(float(m.get("detector_s_total", 0.0)) for m in ms)
+    lo = next(s for s in samples if s[1] >= 0.1 * published)
+    hi = next((s for s in samples if s[1] >= 0.9 * published), samples[-1])
+    d_n, d_t, d_cpu = hi[1] - lo[1], hi[0] - lo[0], hi[2] - lo[2]
+    result = {
+        "mode": "drain",
+        "stations": args.stations,
+        "published_readings": published,
+        "processed_readings": processed,
+        "readings_per_record": round(published / max(1, b["records_produced"]), 1),
+        "worker_batch_size_mean": batch_mean,
+        "readings_per_s": round(d_n / d_t, 1) if d_t else None,
+        "worker_cpu_s": round(d_cpu, 2),
+        "readings_per_worker_cpu_s": round(d_n / d_cpu, 1) if d_cpu else None,
+        "detector_share_of_worker_cpu": round(det_s / samples[-1][2], 3)
+        if samples[-1][2]
+        else None,
+        "lost": max(0, published - processed),
+        "influx_lines_written": sum(int(m.get("influx_written_total", 0)) for m in ms),
+        "influx_lines_dropped": sum(int(m.get("influx_dropped_total", 0)) for m in ms),
         "workers": args.workers,
         "state_checkpoint_s": args.checkpoint_s,
     }

@@ -172,6 +172,10 @@ class WorkerSettings(_Frozen):
     #: Seconds between the detectors' clock sweeps over every station's state: deadman, and
     #: closing air-quality hours that no later reading closed.
     deadman_every_s: float = Field(default=30.0, gt=0)
+    #: ``readings`` records already waiting when one arrives are joined into one detector
+    #: call of at most this many readings (1 = one record per call). Nothing waits for
+    #: records to come; a backlog is processed in big batches (README, Benchmarks).
+    coalesce_readings: int = Field(default=5_000, ge=1)
 
 
 class Settings(BaseSettings):

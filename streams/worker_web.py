@@ -2,7 +2,8 @@
 
 ==========================================  ===================================================
 ``GET  /health``                             ``{"status": "ok"|"starting", "assigned": [...]}``
-``GET  /metrics``                            counters, readings/s, lag and alert latency p50/p99
+``GET  /metrics``                            counters, readings/s, lag and alert latency p50/p99,
+                                              the InfluxDB sink's written/dropped/buffered lines
 ``GET  /alerts?exercise=true|false``         active alerts (of the zones this worker owns)
 ``GET  /audit``                              operator audit log (who, when, what, why, result)
 ``POST /alerts/{alert_id}/ack``              acknowledge: stops repeats, keeps the alert
@@ -73,7 +74,8 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
         return _json(h, 200 if h["status"] == "ok" else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        return _json(worker.metrics.snapshot())
+        sink = worker.sink.metrics() if worker.sink is not None else {}
+        return _json({**worker.metrics.snapshot(), **sink})
 
     async def alerts(request: web.Request) -> web.Response:
         ex = request.query.get("exercise")

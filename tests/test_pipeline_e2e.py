@@ -97,6 +97,48 @@ def flood_rows(t0: int, levels: list[float], start_seq: int = 1) -> list[dict[st
     ]
 
 
+def rising_flood(now: int) -> list[dict[str, object]]:
+    """Hangang Bridge: 7.5 m rising 10 cm per 10 min to 10.9 m, ending now."""
+    return flood_rows(now - 34 * 10 * MIN, [round(7.5 + 0.1 * k, 2) for k in range(35)])
+
+
+def pm25_episode(now: int) -> list[dict[str, object]]:
+    """용산구 air station: PM2.5 80 µg/m³ for three clock hours, then 20 (a real sensor's
+    jitter of ±1.5: a value repeated exactly is a stuck sensor, held out by health)."""
+    h0 = (now // HOUR) * HOUR - 5 * HOUR
+    return [
+        {
+            "station": "111131",
+            "kind": "air_quality",
+            "ts_ms": h0 + k * 5 * MIN,
+            "seq": k + 1,
+            "values": {"pm25_ugm3": (80.0 if k < 36 else 20.0) + (1.5 if k % 2 else -1.5)},
+            "received_ms": _now(),
+        }
+        for k in range(62)
+    ]
+
+
+def assert_flood_and_pm25_transitions(events: list[AlertEvent]) -> None:
+    """Exactly the transitions the rules call for on :func:`rising_flood` and
+    :func:`pm25_episode`, with the forecast raising 주의 before the 8.5 m line."""
+    for zone in ("11030", "11200", "11190", "hangang-riverside-central"):
+        assert by_zone(events, zone, "flood") == [
+            ("raise", "attention"),
+            ("escalate", "caution"),
+            ("escalate", "alert"),
+        ], zone
+    for zone in ("11030", "seoul-center"):
+        assert by_zone(events, zone, "pm25") == [("raise", "caution"), ("clear", "cleared")]
+    caution = next(
+        e for e in events if e.zone == "11030" and e.level == "caution" and e.hazard == "flood"
+    )
+    # the forecast raised 주의 before the gauge reached 8.5 m, and says when it would
+    assert caution.evidence["rule"] == "flood.forecast"
+    assert caution.evidence["value"] < 8.5
+    assert caution.evidence.get("projected_crossing")
+
+
 # --------------------------------------------------------------------------------------------
 def test_flood_drill_through_the_whole_pipeline(stack: Stack, tmp_path: Path) -> None:
     """The README's main job, accelerated: the Han River flood drill meets its expectations,
@@ -198,25 +240,8 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
     now = _now()
     with start_local_pipeline(settings) as pipe:
         url = pipe.workers[0].url
-        # Hangang Bridge: 7.5 m rising 10 cm per 10 min to 10.9 m, ending now.
-        levels = [round(7.5 + 0.1 * k, 2) for k in range(35)]
-        t0 = now - 34 * 10 * MIN
-        produce_readings(settings, flood_rows(t0, levels))
-        # 용산구 air station: PM2.5 80 µg/m³ for three clock hours, then 20 (a real sensor's
-        # jitter of ±1.5: a value repeated exactly is a stuck sensor, held out by health).
-        h0 = (now // HOUR) * HOUR - 5 * HOUR
-        pm = [
-            {
-                "station": "111131",
-                "kind": "air_quality",
-                "ts_ms": h0 + k * 5 * MIN,
-                "seq": k + 1,
-                "values": {"pm25_ugm3": (80.0 if k < 36 else 20.0) + (1.5 if k % 2 else -1.5)},
-                "received_ms": _now(),
-            }
-            for k in range(62)
-        ]
-        produce_readings(settings, pm)
+        produce_readings(settings, rising_flood(now))
+        produce_readings(settings, pm25_episode(now))
 
         def flood_done() -> list[AlertEvent]:
             evs = alert_events(settings)
@@ -229,21 +254,7 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
             return evs if len(by_zone(evs, "11030", "pm25")) >= 2 else []
 
         events = wait_for(pm_done, 60, "the PM2.5 episode to rise and clear in 11030")
-        for zone in ("11030", "11200", "11190", "hangang-riverside-central"):
-            assert by_zone(events, zone, "flood") == [
-                ("raise", "attention"),
-                ("escalate", "caution"),
-                ("escalate", "alert"),
-            ], zone
-        for zone in ("11030", "seoul-center"):
-            assert by_zone(events, zone, "pm25") == [("raise", "caution"), ("clear", "cleared")]
-        caution = next(
-            e for e in events if e.zone == "11030" and e.level == "caution" and e.hazard == "flood"
-        )
-        # the forecast raised 주의 before the gauge reached 8.5 m, and says when it would
-        assert caution.evidence["rule"] == "flood.forecast"
-        assert caution.evidence["value"] < 8.5
-        assert caution.evidence.get("projected_crossing")
+        assert_flood_and_pm25_transitions(events)
         assert not any(e.exercise for e in events)
 
         active = wait_for(lambda: get_json(url + "/alerts?exercise=false"), 10, "active alerts")
@@ -458,6 +469,55 @@ def test_poison_record_is_skipped_counted_and_the_worker_lives(
             30,
             "an alert from the readings after the poison",
         )
+
+
+def test_a_backlog_is_detected_in_joined_batches_with_the_same_alerts(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Records waiting in Kafka when the worker starts (a restart, a busy bridge) are joined
+    into few detector calls, and give exactly the transitions that record-by-record
+    processing gives (the flood and PM2.5 episode of the test above)."""
+    settings = isolated_settings(stack, tmp_path)
+    now = _now()
+    rows = rising_flood(now) + pm25_episode(now)
+    n = settings.kafka.topics.readings.partitions
+
+    async def one_record_per_reading() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
+        await p.start()
+        try:
+            for row in rows:
+                b = ReadingBatch.from_rows([row])
+                part = int(partitions_for(b.station, n)[0])
+                await p.send_and_wait(
+                    settings.kafka.topics.readings.name, encode_batch(b), partition=part
+                )
+        finally:
+            await p.stop()
+
+    with start_local_pipeline(settings, workers=0) as pipe:
+        run(one_record_per_reading())
+        w = pipe.start_worker()
+        m = wait_for(
+            lambda: (x := get_json(w.url + "/metrics")).get("readings", 0) >= len(rows) and x,
+            90,
+            "the backlog to be processed",
+        )
+        assert m["readings"] == len(rows) and m["records"] == len(rows)
+        assert m["batches"] < len(rows) / 4, m  # joined, not one detector call per record
+
+        def done() -> list[AlertEvent]:
+            evs = alert_events(settings)
+            return (
+                evs
+                if len(by_zone(evs, "11030", "flood")) >= 3
+                and len(by_zone(evs, "11030", "pm25")) >= 2
+                else []
+            )
+
+        wait_for(done, 60, "the flood and PM2.5 alerts of the backlog")
+        time.sleep(2)  # nothing more may follow
+        assert_flood_and_pm25_transitions(alert_events(settings))
 
 
 def _two_workers_takeover(stack: Stack, tmp_path: Path, kill: bool) -> None:
