@@ -105,6 +105,9 @@ __all__ = [
     "station_lines",
 ]
 
+#: How every line of :func:`reading_lines` (default measurement) starts: the sink's bulk lane.
+READING_PREFIX: Final = b"reading,"
+
 #: Every measurement the sink writes.
 MEASUREMENTS: Final = (
     "reading",

@@ -23,8 +23,13 @@ When InfluxDB is down
   goes back to the *front* of the buffer and is tried again — nothing is given up while it
   fits in the buffer. The first failure logs one WARNING naming the URL, the bucket, the
   cause and the buffer bound; recovery logs one INFO with the outage length and what was lost.
-* When the buffer is full, the **oldest** lines are dropped (reason ``buffer_full``), counted,
-  and logged (WARNING on the first drop of an episode, then a summary every 10 s).
+* When the buffer is full, the **oldest readings** are dropped first (reason ``buffer_full``),
+  counted, and logged (WARNING on the first drop of an episode, then a summary every 10 s).
+  Readings are the bulk; detections, alert transitions, HQ stages, health and metrics lines
+  are few and are what an operator looks for after an incident, so they wait in a lane of
+  their own, are sent first, and are dropped (oldest first) only when no reading is left to
+  drop. InfluxDB slower than the input (the local 1.6.7 takes ~30k lines/s on this 2-core
+  machine) thus costs dashboard readings, never the record of what was raised.
 * Permanent failures (HTTP 4xx other than 429: bad line protocol, unknown bucket, bad token)
   are not retried: the batch is dropped with reason ``rejected`` and logged with the answer.
 * Lines still buffered or in flight when :meth:`InfluxSink.close` gives up waiting are
@@ -202,7 +207,8 @@ class InfluxSink:
         self._item_lines = min(_ITEM_LINES, batch_size)
         self._max_inflight = 2 * batch_size
         self._lock = threading.Condition()
-        self._buffer: deque[tuple[bytes, int]] = deque()
+        self._buffer: deque[tuple[bytes, int]] = deque()  # events: sent first, dropped last
+        self._bulk: deque[tuple[bytes, int]] = deque()  # readings
         self._buffered = 0
         self._inflight = 0
         self._accepted = 0
@@ -245,8 +251,8 @@ class InfluxSink:
 
     # -- public writers (never block on the network) -------------------------------------
     def write_readings(self, batch: ReadingBatch) -> int:
-        """Readings → ``reading``; returns the number of lines accepted."""
-        return self.write_lines(influx_lines.reading_lines(batch))
+        """Readings → ``reading``; returns the number of lines accepted (bulk lane)."""
+        return self.write_lines(influx_lines.reading_lines(batch), bulk=True)
 
     def write_detections(self, detections: Iterable[Detection]) -> int:
         """Detections → ``detection`` (hazard ``sensor_health`` → ``sensor_health``)."""
@@ -292,8 +298,10 @@ class InfluxSink:
             )
         )
 
-    def write_lines(self, lines: Sequence[str]) -> int:
-        """Line protocol at ms precision (one record per string, no newlines inside)."""
+    def write_lines(self, lines: Sequence[str], *, bulk: bool = False) -> int:
+        """Line protocol at ms precision (one record per string, no newlines inside).
+
+        ``bulk`` lines (readings) are sent after, and dropped before, the others."""
         n = len(lines)
         if n == 0:
             return 0
@@ -307,7 +315,7 @@ class InfluxSink:
                 self._dropped["closed"] += n
                 return n
             self._accepted += n
-            self._buffer.extend(pieces)
+            (self._bulk if bulk else self._buffer).extend(pieces)
             self._buffered += n
             if self._buffered > self.max_buffer_lines:
                 self._drop_oldest_locked()
@@ -372,6 +380,7 @@ class InfluxSink:
                     self.bucket,
                 )
             self._buffer.clear()
+            self._bulk.clear()
             self._buffered = 0
             self._inflight = 0
             self._closed = True
@@ -410,8 +419,8 @@ class InfluxSink:
 
     def _drop_oldest_locked(self) -> None:
         dropped = 0
-        while self._buffered > self.max_buffer_lines and self._buffer:
-            _, n = self._buffer.popleft()
+        while self._buffered > self.max_buffer_lines and (self._bulk or self._buffer):
+            _, n = (self._bulk or self._buffer).popleft()
             self._buffered -= n
             dropped += n
         if not dropped:
@@ -437,15 +446,17 @@ class InfluxSink:
         while True:
             with self._lock:
                 while not self._closing and (
-                    not self._buffer or self._inflight >= self._max_inflight
+                    not (self._buffer or self._bulk) or self._inflight >= self._max_inflight
                 ):
                     self._lock.wait(0.5)
                 if self._closing:
                     return
+                # One lane per write, events first: a failed write goes back to its lane.
+                lane = self._buffer or self._bulk
                 parts: list[bytes] = []
                 n = 0
-                while self._buffer and (not parts or n + self._buffer[0][1] <= self._item_lines):
-                    data, k = self._buffer.popleft()
+                while lane and (not parts or n + lane[0][1] <= self._item_lines):
+                    data, k = lane.popleft()
                     parts.append(data)
                     n += k
                 self._buffered -= n
@@ -517,7 +528,8 @@ class InfluxSink:
             else:
                 self._mark_down_locked(exc)
                 payload = data.encode() if isinstance(data, str) else bytes(data)
-                self._buffer.appendleft((payload, n))
+                bulk = payload.startswith(influx_lines.READING_PREFIX)
+                (self._bulk if bulk else self._buffer).appendleft((payload, n))
                 self._buffered += n
                 if self._buffered > self.max_buffer_lines:
                     self._drop_oldest_locked()

@@ -6,6 +6,7 @@ InfluxQL on ``/query`` with ``epoch=ms``, as Grafana does.
 
 from __future__ import annotations
 
+import datetime as dt
 import doctest
 import itertools
 import logging
@@ -360,13 +361,31 @@ def _level_batch(station: str, start_ms: int, n: int) -> ReadingBatch:
     )
 
 
+def _alert(ts_ms: int) -> AlertEvent:
+    ts = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
+    return AlertEvent(
+        alert_id=f"flood:11030:{ts_ms}",
+        hazard="flood",
+        zone="11030",
+        zone_name="용산구",
+        level="caution",
+        previous="attention",
+        level_ko="주의",
+        ts=ts,
+        action="escalate",
+        stations=["1018683"],
+        event_id=f"ev-{ts_ms}",
+    )
+
+
 def test_influxd_outage_never_blocks_and_the_backlog_is_flushed_or_dropped_oldest(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Stop influxd mid-write and start it again.
 
     ``roomy`` has room for the whole outage: everything is written after the restart.
-    ``tight`` holds 1,000 lines: the oldest are dropped (counted, logged), the rest written.
+    ``tight`` holds 1,000 lines: the oldest readings are dropped (counted, logged), the rest
+    written, and the alert transitions of the outage are kept although they are older.
     """
     caplog.set_level(logging.INFO, logger="gyeongbo.influx_sink")
     db_roomy, db_tight = fresh_db(stack, "outage_roomy"), fresh_db(stack, "outage_tight")
@@ -386,6 +405,8 @@ def test_influxd_outage_never_blocks_and_the_backlog_is_flushed_or_dropped_oldes
             for s in sinks:
                 t = time.perf_counter()
                 s.write_readings(_level_batch("during", T0 + k * 100, 100))
+                if k < 5:  # alert transitions early in the outage: older than most readings
+                    s.write_alerts([_alert(T0 + k * 100)])
                 slowest = max(slowest, time.perf_counter() - t)
             time.sleep(0.05)
         deadline = time.monotonic() + 10
@@ -405,12 +426,15 @@ def test_influxd_outage_never_blocks_and_the_backlog_is_flushed_or_dropped_oldes
     st_roomy, st_tight = roomy.close(), tight.close()
 
     count_q = 'SELECT count("level_m") FROM "reading"'
-    assert (st_roomy.accepted, st_roomy.written, st_roomy.dropped) == (4_500, 4_500, 0)
+    alerts_q = 'SELECT count("level_num") FROM "alert"'
+    assert (st_roomy.accepted, st_roomy.written, st_roomy.dropped) == (4_505, 4_505, 0)
     assert rows(stack, db_roomy, count_q)[0]["count"] == 4_500
-    assert st_tight.accepted == 4_500
+    assert st_tight.accepted == 4_505
     assert st_tight.dropped == st_tight.dropped_by_reason["buffer_full"] > 0
-    assert st_tight.written + st_tight.dropped == 4_500
-    assert rows(stack, db_tight, count_q)[0]["count"] == st_tight.written
+    assert st_tight.written + st_tight.dropped == 4_505
+    # Readings are dropped before the alert transitions, although those are older.
+    assert rows(stack, db_tight, alerts_q)[0]["count"] == 5
+    assert rows(stack, db_tight, count_q)[0]["count"] == st_tight.written - 5
     # Drop-oldest: the newest readings of the outage made it.
     newest = rows(
         stack, db_tight, 'SELECT last("level_m") FROM "reading" WHERE "station" = \'during\''
