@@ -35,6 +35,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,7 @@ class AlertFollower(threading.Thread):
         super().__init__(daemon=True)
         self.settings = settings
         self.first_seen: dict[str, float] = {}
+        self.transitions: Counter[tuple[str, str, str]] = Counter()
         self.events = 0
         self.ready = threading.Event()
         self.stop_flag = threading.Event()
@@ -147,8 +149,9 @@ class AlertFollower(threading.Thread):
                 for recs in batch.values():
                     for r in recs:
                         self.events += 1
-                        zone = json.loads(r.value)["zone"]
-                        self.first_seen.setdefault(zone, now)
+                        ev = json.loads(r.value)
+                        self.first_seen.setdefault(ev["zone"], now)
+                        self.transitions[(ev["zone"], ev["hazard"], ev["level"])] += 1
         finally:
             await c.stop()
 
@@ -368,6 +371,9 @@ def run(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
         "probe_alerts": len(lat),
         "consumer_lag_end": published - processed,
         "lost": max(0, published - processed),
+        "duplicated_readings": max(0, processed - published),
+        # the same (zone, hazard, level) on `alerts` twice: a duplicated alert transition
+        "duplicated_alerts": sum(n - 1 for n in follower.transitions.values()),
         "bridge_rejected": bridge.get("rejected_total", bridge.get("rejected")),
         "bridge_duplicates": bridge.get("duplicates"),
         "workers": args.workers,
