@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BIN_MS", "NBINS", "RAIN_DTYPE", "level_of", "update"]
+__all__ = ["BIN_MS", "NBINS", "RAIN_DTYPE", "deciding", "level_of", "update"]
 
 BIN_MS = 600_000
 NBINS = 72  # 12 h of 10-minute bins
@@ -58,6 +58,30 @@ def level_of(r3: npt.NDArray[np.float64], r12: npt.NDArray[np.float64]) -> npt.N
     alert = (r3 >= 90.0) | (r12 >= 180.0)
     caution = (r3 >= 60.0) | (r12 >= 110.0)
     return np.where(alert, 3, np.where(caution, 2, 0)).astype(np.uint8)
+
+
+#: The KMA lines per level (index 2 = 주의, 3 = 경계) for 3 h and for 12 h, in mm.
+_LINE_3H = np.array([60.0, 60.0, 60.0, 90.0, 90.0])
+_LINE_12H = np.array([110.0, 110.0, 110.0, 180.0, 180.0])
+
+
+def deciding(
+    r3: npt.NDArray[np.float64], r12: npt.NDArray[np.float64], level: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """The accumulation that decides ``level`` (a change's higher side): (value, its line,
+    window in hours), per row. Of the two windows, the one furthest over (or nearest to) its
+    own line for that level: a 12-hour 호우주의보 reports its 12-hour sum against 110 mm,
+    never a 3-hour sum of 29 mm against 60.
+
+    >>> v, line, h = deciding(np.array([62.0, 28.8, 50.0]), np.array([70.0, 110.5, 100.0]),
+    ...                       np.array([2, 2, 2]))
+    >>> v.tolist(), line.tolist(), h.tolist()
+    ([62.0, 110.5, 100.0], [60.0, 110.0, 110.0], [3, 12, 12])
+    """
+    lv = np.clip(level, 0, 4)
+    l3, l12 = _LINE_3H[lv], _LINE_12H[lv]
+    use3 = r3 / l3 >= r12 / l12
+    return np.where(use3, r3, r12), np.where(use3, l3, l12), np.where(use3, 3, 12)
 
 
 def update(
