@@ -42,7 +42,7 @@ import functools
 import logging
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,8 +105,9 @@ class Metrics:
     """Counters and recent latencies, served on ``/metrics`` and logged periodically."""
 
     counters: Counter[str] = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)  # reading received → detected
-    batch_sizes: list[int] = field(default_factory=list)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
+    """Reading received by the bridge → detected, ms (a sample of each batch)."""
+    batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=1000))
     detector_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
@@ -115,14 +116,12 @@ class Metrics:
         self.counters["batches"] += 1
         self.detector_s += dt
         self.batch_sizes.append(n)
-        del self.batch_sizes[:-1000]
         if lat is not None and len(lat):
             # A systematic sample of ≤ 64 readings per batch; percentiles only in snapshot().
             self.latencies_ms.extend(lat[:: max(1, len(lat) // 64)].tolist())
-            del self.latencies_ms[:-20_000]
 
     def snapshot(self) -> dict[str, Any]:
-        def pct(xs: list[float], q: float) -> float | None:
+        def pct(xs: deque[float], q: float) -> float | None:
             return float(np.percentile(xs, q)) if xs else None
 
         up = time.monotonic() - self.started
