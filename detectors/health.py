@@ -149,62 +149,90 @@ def update(
     ok = ~np.isnan(x)
     all_ok = bool(ok.all())  # the engine's case: rows are readings that carry the channel
     xf = x if all_ok else np.where(ok, x, 0.0)
+    # Each field is read once into a contiguous array (strided field views are slow), and
+    # the quantities of the rare branches (spike/step) are computed only when one occurs.
     seen = st["seen"] > 0
-    faults = st["faults"].astype(np.int64)
+    faults = st["faults"]
     last = st["last"].astype(np.float64)
+    act32 = st["act"]
     last_f32 = xf.astype(np.float32).astype(np.float64)
     dt_s = np.maximum((ts - st["t_last"]) / 1000.0, interval_s)
-    # Out of range.
-    bad_range = ok & ((xf < lo) | (xf > hi))
-    # Spike / step against the baseline.
+    bad_range = (xf < lo) | (xf > hi)
+    if not all_ok:
+        bad_range &= ok
+    any_bad = bool(bad_range.any())
     allowed = rate_per_h * dt_s / 3600.0
-    jump = ok & ~bad_range & seen & (np.abs(last_f32 - last) > allowed * (1 + 1e-6) + 1e-9)
-    cand = st["cand"].astype(np.float64)
-    consistent = np.abs(last_f32 - cand) <= allowed * (1 + 1e-6) + 1e-9
-    bad_n = np.where(jump, np.where(consistent | (st["bad_n"] == 0), st["bad_n"] + 1, 1), 0)
-    step = jump & (bad_n >= step_n)
-    plausible = ok & ~bad_range & (~jump | step)
-    # Stuck: exact repeats while it had been moving.
+    tol = allowed * (1 + 1e-6) + 1e-9
+    dlast = np.abs(last_f32 - last)
+    jump = (dlast > tol) & seen
+    if not all_ok:
+        jump &= ok
+    if any_bad:
+        jump &= ~bad_range
+    any_jump = bool(jump.any())
+    if any_jump:
+        bad_n0 = st["bad_n"]
+        consistent = np.abs(last_f32 - st["cand"].astype(np.float64)) <= tol
+        bad_n = np.where(jump, np.where(consistent | (bad_n0 == 0), bad_n0 + 1, 1), 0)
+        step = jump & (bad_n >= step_n)
+        plausible = ~jump | step
+        if any_bad:
+            plausible &= ~bad_range
+    elif any_bad:
+        plausible = ~bad_range
+    else:
+        plausible = np.ones(len(x), dtype=bool)
+    if not all_ok:
+        plausible &= ok
     same = plausible & seen & (last_f32 == last)
     same_n = np.where(same, st["same_n"].astype(np.int64) + 1, 0)
-    stuck = same & (same_n >= stuck_n - 1) & (st["act"] >= active_per_h)
-    moving = plausible & seen & ~same & ~step
-    act_obs = np.abs(last_f32 - last) / (dt_s / 3600.0)
-    act = np.where(moving, 0.8 * st["act"] + 0.2 * act_obs, st["act"])
-    # Flat-line.
-    moved = plausible & (~seen | (np.abs(last_f32 - st["flat_ref"]) > flat_eps))
+    stuck = same & (same_n >= stuck_n - 1) & (act32 >= active_per_h)
+    moving = plausible & seen & ~same
+    if any_jump:
+        moving &= ~step
+    act_obs = dlast / (dt_s / 3600.0)
+    act = np.where(moving, 0.8 * act32 + 0.2 * act_obs, act32)
+    flat_ref0 = st["flat_ref"]
+    moved = plausible & (~seen | (np.abs(last_f32 - flat_ref0) > flat_eps))
     flat_since = np.where(moved, ts, st["flat_since"])
-    flat_ref = np.where(moved, last_f32, st["flat_ref"])
+    flat_ref = np.where(moved, last_f32, flat_ref0)
     flat = plausible & ((ts - flat_since) / 1000.0 >= flat_s)
-    # Fault bits: new faults, recovery of persistent ones.
-    new = (
-        np.where(bad_range, RANGE, 0)
-        | np.where(step, STEP, 0)
-        | np.where(stuck, STUCK, 0)
-        | np.where(flat, FLAT, 0)
-    )
-    healthy = plausible & ~step & ~stuck & ~flat
+    # Fault bits as uint8 (bool views are 0/1): the same values as the int64 expression.
+    new = (stuck.view(np.uint8) << 2) | (flat.view(np.uint8) << 3)
+    if any_bad:
+        new |= bad_range.view(np.uint8) << 4
+    healthy = plausible & ~stuck & ~flat
+    if any_jump:
+        new |= step.view(np.uint8) << 1
+        healthy &= ~step
     good_n = np.where(healthy, np.minimum(st["good_n"].astype(np.int64) + 1, 255), 0)
     persistent = np.where(healthy & (good_n >= recover_n), 0, faults & PERSISTENT) | new
-    faults_new = persistent | np.where(jump & ~step, SPIKE, 0)
-    # Baseline moves with plausible readings (and to the new level on a confirmed step).
-    st["last"] = np.where(plausible, last_f32, st["last"])
+    faults_new = persistent | ((jump & ~step).view(np.uint8) * SPIKE) if any_jump else persistent
+    st["last"] = np.where(plausible, last_f32, last)
     st["t_last"] = np.where(plausible, ts, st["t_last"])
-    st["cand"] = np.where(jump, last_f32, st["cand"])
+    if any_jump:
+        st["cand"] = np.where(jump, last_f32, st["cand"])
     if all_ok:
-        st["bad_n"] = np.where(step, 0, bad_n)
+        if any_jump:
+            st["bad_n"] = np.where(step, 0, bad_n)
+        else:
+            st["bad_n"] = 0
         st["same_n"] = np.minimum(same_n, 65535)
         st["flat_since"] = flat_since
         st["good_n"] = good_n
         st["faults"] = faults_new
     else:
-        st["bad_n"] = np.where(ok, np.where(step, 0, bad_n), st["bad_n"])
+        if any_jump:
+            st["bad_n"] = np.where(ok, np.where(step, 0, bad_n), st["bad_n"])
+        else:
+            st["bad_n"] = np.where(ok, 0, st["bad_n"])
         st["same_n"] = np.where(ok, np.minimum(same_n, 65535), st["same_n"])
         st["flat_since"] = np.where(ok, flat_since, st["flat_since"])
         st["good_n"] = np.where(ok, good_n, st["good_n"])
-        st["faults"] = np.where(ok, faults_new, faults)
+        faults_new = np.where(ok, faults_new, faults)
+        st["faults"] = faults_new
     st["act"] = act
     st["flat_ref"] = flat_ref
     st["seen"] = np.where(plausible, 1, st["seen"])
-    trusted: npt.NDArray[np.bool_] = ok & (st["faults"] == 0)
+    trusted: npt.NDArray[np.bool_] = ok & (faults_new == 0)
     return trusted

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors import anomaly, flood_forecast
+from detectors import anomaly, flood_forecast, health
 from detectors.engine import _HASH_MUL, DetectorSet, _hash_ids, _HashTable
 from gyeongbo.batch import KIND_CODES, NO_SEQ, ReadingBatch
 from gyeongbo.registry import parse_registry
@@ -94,6 +94,43 @@ def test_anomaly_batch_equals_row_by_row_whatever_the_counts() -> None:
             s1, r1 = anomaly.update(one[j : j + 1], x[j : j + 1])
             assert (s1[0], r1[0]) == (score[j], raw[j])
         assert one.tobytes() == st.tobytes()
+
+
+def test_health_batch_equals_row_by_row_through_every_branch() -> None:
+    # health.update skips the spike/step and out-of-range arithmetic when no row of the
+    # batch needs it: a batch mixing every case must match each row alone (where a row
+    # takes only its own branch), NaN rows included.
+    rng = np.random.default_rng(6)
+    m = 64
+    lim = [np.full(m, v[0]) for v in health.limits_for("level_m")]
+    st = np.zeros(m, health.HEALTH_DTYPE)
+    t = 1_700_000_000_000
+    x = rng.uniform(1.0, 3.0, m)
+    for _ in range(40):
+        t += 600_000
+        kind = rng.integers(0, 6, m)
+        x = np.where(kind == 0, x + rng.normal(0, 0.01, m), x)  # normal
+        x = np.where(kind == 1, x + rng.choice([-2.0, 2.0], m), x)  # spike / step
+        x = np.where(kind == 2, x, x)  # unchanged: stuck / flat-line
+        xs = np.where(kind == 3, rng.choice([-50.0, 1e4], m), x)  # out of range
+        xs = np.where(kind == 4, np.nan, xs)
+        ts = np.full(m, t, dtype=np.int64)
+        interval = np.full(m, 600.0)
+        for sub in (np.arange(m), np.flatnonzero(kind != 4), np.flatnonzero(kind == 0)):
+            if len(sub) == 0:
+                continue
+            one = st.copy()
+            args = [a[sub] for a in lim]
+            part = st[sub]
+            got = health.update(part, ts[sub], xs[sub], *args, interval[sub])
+            for i, j in enumerate(sub.tolist()):
+                r1 = health.update(
+                    one[j : j + 1], ts[j : j + 1], xs[j : j + 1], *[a[j : j + 1] for a in lim],
+                    interval[j : j + 1],
+                )  # fmt: skip
+                assert bool(r1[0]) == bool(got[i])
+            assert one[sub].tobytes() == part.tobytes()
+        health.update(st, ts, xs, *lim, interval)
 
 
 def _registry(rng: np.random.Generator, n: int) -> DetectorSet:
