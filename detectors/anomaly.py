@@ -127,13 +127,23 @@ DEFAULT = AnomalyParams()
 
 
 def update(
-    st: npt.NDArray[np.void], x: FloatArray, p: AnomalyParams = DEFAULT
+    st: npt.NDArray[np.void],
+    x: FloatArray,
+    p: AnomalyParams = DEFAULT,
+    *,
+    score_from: float = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Update the records ``st`` (one per row, modified in place) with values ``x``.
 
     Rows with NaN ``x`` are left untouched and score NaN. Returns the anomaly score per row
     (``max(λ, ρ)``; 0 during warm-up and refractory periods) and the raw evidence ``ρ`` of
     this reading alone (never held at 0; the engine clears a raised anomaly when it is low).
+
+    ``score_from`` (≤ ``p.fire``; the engine passes its raise line): the caller only compares
+    scores with lines at or above it, so the likelihood ``λ`` (a normal CDF, the costliest
+    step) is evaluated only where it could reach ``score_from``; elsewhere the score is
+    ``ρ`` — below ``score_from`` exactly when the full score is. The state, ``ρ`` and every
+    such comparison are the same as with the default (every score exact).
     """
     ok = ~np.isnan(x)
     all_ok = bool(ok.all())  # the engine's case: rows are readings that carry the channel
@@ -182,8 +192,20 @@ def update(
     sm = sm32 + p.lik_alpha * (raw - sm32)
     if any_first:
         sm = np.where(first, raw, sm)
-    lik = special.ndtr((sm - lm) / np.maximum(np.sqrt(lv), 1e-9))
-    score = np.maximum(lik, raw)
+    zl = (sm - lm) / np.maximum(np.sqrt(lv), 1e-9)
+    if score_from > 0.5:
+        # Φ is increasing: Φ(z) < score_from below Φ⁻¹(score_from), here with a margin of
+        # 1e-3 in z (≫ rounding); those rows get λ = 0 (NaN z stays on the exact path).
+        far = zl < special.ndtri(min(score_from, p.fire)) - 1e-3
+        if far.all():
+            score = np.maximum(raw, 0.0)
+        else:
+            lik = np.zeros(len(zl))
+            near = np.flatnonzero(~far)
+            lik[near] = special.ndtr(zl[near])
+            score = np.maximum(lik, raw)
+    else:
+        score = np.maximum(special.ndtr(zl), raw)
     # Spatial anomaly: a value beyond the range seen so far by more than sp_tol of it.
     tol = p.sp_tol * span
     np.copyto(score, 1.0, where=((xf > hi + tol) | (xf < lo - tol)) & (span > 0))

@@ -857,7 +857,7 @@ class DetectorSet:
         p = self.params
         lvflat = self._a["anom_lv"].reshape(-1)
         an = self._gather("anom", key)
-        score, raw = anomaly.update(an, x, p.anomaly)
+        score, raw = anomaly.update(an, x, p.anomaly, score_from=p.anomaly_raise)
         self._scatter("anom", key, an)
         lv = lvflat[key].astype(np.int64)
         new = np.where(score >= p.anomaly_raise, 1, np.where(raw < p.anomaly_clear, 0, lv))

@@ -96,6 +96,30 @@ def test_anomaly_batch_equals_row_by_row_whatever_the_counts() -> None:
         assert one.tobytes() == st.tobytes()
 
 
+def test_anomaly_likelihood_only_where_it_can_reach_the_line() -> None:
+    # score_from skips the normal CDF where it cannot reach the line: same state and raw
+    # evidence, the same decision at every line at or above it, the same score above it.
+    rng = np.random.default_rng(7)
+    m = 400
+    full = np.zeros(m, anomaly.ANOMALY_DTYPE)
+    x = rng.normal(10, 1, m)
+    for step in range(300):
+        # Level shifts on a few rows push the short mean of ρ (the likelihood) up.
+        x = x + np.where(rng.random(m) < 0.01, rng.normal(0, 8, m), rng.normal(0, 0.3, m))
+        xs = np.where(rng.random(m) < 0.02, np.nan, x)
+        fast = full.copy()
+        s_full, r_full = anomaly.update(full, xs)
+        s_fast, r_fast = anomaly.update(fast, xs, score_from=0.995)
+        assert fast.tobytes() == full.tobytes()
+        assert np.array_equal(r_fast, r_full, equal_nan=True)
+        for line in (0.995, 0.999, 1.0):
+            assert ((s_fast >= line) == (s_full >= line)).all()
+        hi = s_full >= 0.995
+        assert s_fast[hi].tolist() == s_full[hi].tolist()
+        if step == 299:
+            assert int(np.count_nonzero(hi)) > 0
+
+
 def test_health_batch_equals_row_by_row_through_every_branch() -> None:
     # health.update skips the spike/step and out-of-range arithmetic when no row of the
     # batch needs it: a batch mixing every case must match each row alone (where a row
