@@ -15,7 +15,9 @@ How a zone's stage moves (DESIGN.md §4; :mod:`alerting.policy` for the per-haza
    Held out means their new readings count for nothing, and their last trusted level counts
    at most at the zone's current stage: a faulty station can neither raise a stage nor, by
    falling silent, clear it (a gauge that dies at the peak of a flood must not send residents
-   an all-clear); the operator, alerted, acknowledges or clears by hand.
+   an all-clear); the operator, alerted, acknowledges or clears by hand. What a station only
+   relays (:data:`RELAYED_RULES`: an earthquake catalogue entry from its gateway) is not its
+   sensor's word and is never held out.
 2. The zone level is the highest L that at least ``quorum`` of its stations reach (spatial
    N-of-M; quorum 1 = max over stations).
 3. Up: to the highest L above the stage that ``n`` of the last ``m`` zone samples reach
@@ -58,6 +60,7 @@ from gyeongbo.events import ActionName, AlertEvent, Detection, LevelName
 from gyeongbo.vocab import Level
 
 __all__ = [
+    "RELAYED_RULES",
     "ActiveAlert",
     "AlertMachine",
     "AuditEntry",
@@ -67,6 +70,10 @@ __all__ = [
 ]
 
 SENSOR_HEALTH = "sensor_health"
+#: Rules whose detections a station only relays (an earthquake catalogue entry from its
+#: gateway): they say nothing of the station's own sensor, so a station flagged faulty by
+#: sensor health still passes them on, and they survive its recovery.
+RELAYED_RULES = frozenset({"earthquake.catalogue"})
 _HISTORY_MAX = 200
 _AUDIT_MAX = 2000
 _STATE_VERSION = 1
@@ -103,6 +110,21 @@ class StationLevel(msgspec.Struct):
     projected_crossing_ms: int | None = None
     confidence: float | None = None
     rules: dict[str, RuleLevel] = {}
+
+
+def _station_level(rules: dict[str, RuleLevel]) -> StationLevel:
+    """The station's level: its highest rule (the newest on ties), with that rule's evidence."""
+    lead_rule, lead = max(rules.items(), key=lambda kv: (kv[1].level, kv[1].ts_ms))
+    return StationLevel(
+        level=lead.level,
+        ts_ms=max(r.ts_ms for r in rules.values()),
+        rule=lead_rule,
+        value=lead.value,
+        threshold=lead.threshold,
+        projected_crossing_ms=lead.projected_crossing_ms,
+        confidence=lead.confidence,
+        rules=rules,
+    )
 
 
 class Transition(msgspec.Struct):
@@ -260,7 +282,10 @@ class AlertMachine:
             self._s.exercise_watermark_ms = det.ts_ms
         if det.hazard == SENSOR_HEALTH:
             out += self._update_faulty(det)
-        elif f"{'exercise' if det.exercise else 'real'}|{det.station}" in self._s.faulty:
+        elif (
+            det.rule not in RELAYED_RULES
+            and f"{'exercise' if det.exercise else 'real'}|{det.station}" in self._s.faulty
+        ):
             return []  # a faulty station's readings are held out until it recovers
         for zone in zones:
             key = track_key(det.hazard, zone.id, det.exercise)
@@ -289,17 +314,7 @@ class AlertMachine:
                 projected_crossing_ms=det.projected_crossing_ms,
                 confidence=det.confidence,
             )
-            lead_rule, lead = max(rules.items(), key=lambda kv: (kv[1].level, kv[1].ts_ms))
-            tr.stations[det.station] = StationLevel(
-                level=lead.level,
-                ts_ms=max(r.ts_ms for r in rules.values()),
-                rule=lead_rule,
-                value=lead.value,
-                threshold=lead.threshold,
-                projected_crossing_ms=lead.projected_crossing_ms,
-                confidence=lead.confidence,
-                rules=rules,
-            )
+            tr.stations[det.station] = _station_level(rules)
             now = max(tr.last_ts_ms, det.ts_ms)
             ev = self._evaluate(key, tr, now, sample=True)
             if ev is not None:
@@ -350,7 +365,11 @@ class AlertMachine:
             if tr.hazard != SENSOR_HEALTH and f"{ns}|{sid}" in self._s.faulty:
                 # A faulty station holds the stage it last supported but cannot raise it: a
                 # gauge that dies at the peak of a flood must not send residents an all-clear.
-                levels.append(min(st.level, tr.stage))
+                # What it only relayed (a catalogue event) is not its sensor's word: kept.
+                own = [r.level for n, r in st.rules.items() if n not in RELAYED_RULES]
+                relayed = [r.level for n, r in st.rules.items() if n in RELAYED_RULES]
+                held = min(max(own, default=0) if st.rules else st.level, tr.stage)
+                levels.append(max([held, *relayed]))
                 continue
             levels.append(st.level)
         m = tr.zone_size or len(tr.stations)
@@ -512,9 +531,17 @@ class AlertMachine:
         else:
             del self._s.faulty[key]
             # levels from before the fault are stale: the next detection defines the station
+            # (a relayed catalogue event is not about the sensor, and stays)
             for tr in self._s.tracks.values():
-                if tr.hazard != SENSOR_HEALTH and tr.exercise == det.exercise:
-                    tr.stations.pop(det.station, None)
+                st = tr.stations.get(det.station)
+                if st is None or tr.hazard == SENSOR_HEALTH or tr.exercise != det.exercise:
+                    continue
+                if any(n in RELAYED_RULES for n in st.rules):
+                    tr.stations[det.station] = _station_level(
+                        {n: r for n, r in st.rules.items() if n in RELAYED_RULES}
+                    )
+                else:
+                    del tr.stations[det.station]
         out: list[AlertEvent] = []
         for k in sorted(self._s.tracks):
             tr = self._s.tracks[k]

@@ -267,6 +267,24 @@ def test_faulty_station_holds_its_stage_but_can_neither_raise_nor_clear_it() -> 
     assert [e.level for e in m.feed(det("A", "flood", "alert", 135), zones)] == ["alert"]
 
 
+def test_a_faulty_seismometer_still_relays_a_catalogue_event() -> None:
+    """A catalogue entry (M 5.8 from the KMA feed) arriving through a station whose own
+    accelerometer is flagged faulty is not that sensor's word: it raises, and the station's
+    recovery does not drop it; the station's own PGA readings stay held out meanwhile."""
+    m = AlertMachine()
+    gyeongbuk = [ZoneInfo(id="37", name="경상북도")]
+    acc = "KMA-GYEONGJU-ACC"
+    m.feed(det(acc, "sensor_health", "alert", 0, rule="health.pga_g"), gyeongbuk)
+    pga = det(acc, "earthquake", "serious", 1, rule="earthquake.pga_intensity", value=0.9)
+    assert m.feed(pga, gyeongbuk) == []
+    cat = det(acc, "earthquake", "alert", 2, rule="earthquake.catalogue", value=5.8)
+    assert [(e.zone, e.action, e.level) for e in m.feed(cat, gyeongbuk)] == [
+        ("37", "raise", "alert")
+    ]
+    assert m.feed(det(acc, "sensor_health", "cleared", 3, rule="health.pga_g"), gyeongbuk) == []
+    assert [(a.zone, a.level) for a in m.active() if a.hazard == "earthquake"] == [("37", "alert")]
+
+
 def test_a_faulty_station_keeps_its_zone_at_its_stage_when_a_healthy_peer_clears() -> None:
     """Conservative by choice: gauges of one zone watch different reaches; one reach
     clearing says nothing of the reach whose gauge died. The operator clears by hand."""
