@@ -347,11 +347,11 @@ class DetectorSet:
             idx[order],
             ts[order],
             seq[order],
-            vals[order],
+            vals.take(order, axis=0),  # rows of a 2-D array: take is ~4x faster than [order]
             kind[order],
         )
         if evm is not None:
-            evm = evm[order]
+            evm = evm.take(order, axis=0)
         quakes: list[tuple[I64, I64, I64, F64]] = []
         start = np.concatenate(([True], ~same))
         if not bool(np.any(same)):
@@ -371,7 +371,7 @@ class DetectorSet:
                     idx[r],
                     ts[r],
                     seq[r],
-                    vals[r],
+                    vals.take(r, axis=0),
                     kind[r],
                     None if evm is None else evm[r],
                     quakes,
@@ -931,7 +931,7 @@ class DetectorSet:
             rows = rows[self._has_levels[idx[rows]]]
         if len(rows):
             s = slot[rows]
-            lv = self.levels[idx[rows]]
+            lv = self.levels.take(idx[rows], axis=0)
             h = vals[rows, 0]
             old = a["flood"][s].astype(np.int64)
             new = flood_stage.stage(h, lv).astype(np.int64)
@@ -1019,12 +1019,13 @@ class DetectorSet:
         rows = np.flatnonzero(is_s & inorder) if is_s.any() else _NO_ROWS
         if len(rows):
             s = slot[rows]
-            tr = trusted[rows]
-            allow = self.allowable[idx[rows]]
-            old = a["struct"][s].astype(np.int64)
-            v = vals[rows]
+            tr = trusted.take(rows, axis=0)
+            allow = self.allowable.take(idx[rows], axis=0)
+            struct_v = a["struct"].view(_STRUCT_VOID).reshape(-1)  # a station's 3 stages
+            old = struct_v.take(s).view(np.uint8).reshape(-1, 3).astype(np.int64)
+            v = vals.take(rows, axis=0)
             new = np.where(tr, structural.stage(v, allow), old)
-            a["struct"][s] = new
+            np.put(struct_v, s, new.astype(np.uint8).view(_STRUCT_VOID).reshape(-1))
             changed = new != old
             if changed.any():
                 thr = _STRUCT_FRAC[np.maximum(new, old)] * allow
@@ -1091,7 +1092,7 @@ class DetectorSet:
             k = len(rows)
             s = slot[rows]
             hkey = (s[None, :] * 3 + _CH3[:, None]).reshape(-1)
-            x = np.where(trusted[rows], vals[rows], np.nan).T.reshape(-1)
+            x = np.where(trusted.take(rows, axis=0), vals.take(rows, axis=0), np.nan).T.reshape(-1)
             rows_all = np.concatenate((rows, rows, rows))
             bounds = [0, k, 2 * k, 3 * k]
         else:
@@ -1166,6 +1167,7 @@ _NO_ROWS: Rows = np.zeros(0, dtype=np.intp)
 _CH3: I64 = np.arange(3, dtype=np.int64)
 _AIR_FIELDS = ("pm10", "pm25", "o3")
 _STRUCT_FRAC = np.array((0.0, 0.0, *structural.FRACTIONS))
+_STRUCT_VOID = np.dtype((np.void, 3))
 
 _FIELDS = tuple(f for f in STATE_DTYPE.names or () if not f.startswith("_"))
 _HASH_MUL: npt.NDArray[np.uint64] = np.random.default_rng(0x6B79_2024).integers(

@@ -135,7 +135,6 @@ def test_health_batch_equals_row_by_row_through_every_branch() -> None:
         kind = rng.integers(0, 6, m)
         x = np.where(kind == 0, x + rng.normal(0, 0.01, m), x)  # normal
         x = np.where(kind == 1, x + rng.choice([-2.0, 2.0], m), x)  # spike / step
-        x = np.where(kind == 2, x, x)  # unchanged: stuck / flat-line
         xs = np.where(kind == 3, rng.choice([-50.0, 1e4], m), x)  # out of range
         xs = np.where(kind == 4, np.nan, xs)
         ts = np.full(m, t, dtype=np.int64)
@@ -240,3 +239,33 @@ def test_batch_size_changes_neither_state_nor_detections() -> None:
         assert sorted(got, key=key) == whole
         assert ds.export_state() == ref.export_state()
         assert ds.stats == ref.stats
+
+
+def test_structural_stages_land_on_their_own_station_and_channel() -> None:
+    # The three stages of a station move as one 3-byte record (take/put on a void view).
+    rng = np.random.default_rng(8)
+    ds = _registry(rng, 60)
+    rows = np.flatnonzero(ds.kind == KIND_CODES[Kind.STRUCTURAL])
+    allow = np.array([0.002, 5.0, 0.3])
+    frac = rng.choice([0.1, 0.7, 0.9, 1.2], size=(len(rows), 3))
+    vals = frac * allow
+    nan = np.full(len(rows), np.nan)
+    batch = ReadingBatch(
+        station=ds.ids[rows][::-1].copy(),
+        kind=ds.kind[rows][::-1].copy(),
+        ts_ms=np.full(len(rows), 1_700_000_000_000, dtype=np.int64),
+        seq=np.full(len(rows), NO_SEQ, dtype=np.int64),
+        exercise=np.zeros(len(rows), dtype=bool),
+        values={
+            "tilt_rad": vals[::-1, 0].copy(),
+            "crack_mm": vals[::-1, 1].copy(),
+            "vibration_cms": vals[::-1, 2].copy(),
+            "level_m": nan,
+        },
+    )
+    ds.process(batch)
+    want = np.searchsorted([0.6, 0.8, 1.0], frac, side="right") + np.where(frac >= 0.6, 1, 0)
+    got = ds._a["struct"][rows].astype(np.int64)
+    assert got.tolist() == want.tolist()
+    others = np.setdiff1d(np.arange(len(ds.ids)), rows)
+    assert not ds._a["struct"][others].any()
