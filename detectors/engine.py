@@ -2,9 +2,11 @@
 
 :class:`DetectorSet` keeps the state of each station in *struct-of-arrays* form: one array per
 field of :data:`STATE_DTYPE` (``last_ts``, ``health`` (n×3 records), ``anom``, ``fc``, ``rain``,
-…), indexed by the registry's dense station index (sorted ids; batch ids are mapped through a
-64-bit hash of their code points, confirmed by comparing the ids). :data:`STATE_DTYPE` is the
-per-station record of the export format and its ``itemsize`` the bytes of state per station.
+…), indexed by the registry's dense station index (sorted ids; batch ids of ≤ 8 Latin-1
+characters, the usual case, are packed into 64-bit keys looked up in one probe; longer ones
+are mapped through a 64-bit hash of their code points, confirmed by comparing the ids).
+:data:`STATE_DTYPE` is the per-station record of the export format and its ``itemsize`` the
+bytes of state per station.
 
 ``process(batch)`` maps ids, groups the batch by station slot once (a stable sort, or
 ``np.lexsort`` on (slot, event time) when a station's readings arrive out of order) and ranks
@@ -271,7 +273,9 @@ class DetectorSet:
         self._ex_slot = np.full(n, -1, dtype=np.int64)  # exercise slot per station
         self._ex_free = 0  # spare exercise slots allocated ahead (geometric growth)
         self._slot_station = np.arange(n, dtype=np.int64)
-        self._id_hash = _hash_ids(self.ids)
+        #: Short ids (the usual case): packed into integers, looked up in one probe.
+        self._packed = _PackedTable.build(self.ids)
+        self._id_hash = _hash_ids(self.ids) if self._packed is None else None
         if self._id_hash is not None and len(np.unique(self._id_hash)) < n:
             self._id_hash = None  # a collision among the registry's ids: use searchsorted
         self._table = _HashTable(self._id_hash) if self._id_hash is not None else None
@@ -586,6 +590,10 @@ class DetectorSet:
         m = len(station)
         if self.n == 0:
             return np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool)
+        if self._packed is not None:
+            found = self._packed.find(station)
+            if found is not None:
+                return np.maximum(found, 0), found >= 0
         h = _hash_ids(station) if self._table is not None else None
         if h is None or self._table is None:
             idx = np.minimum(np.searchsorted(self.ids, station), self.n - 1).astype(np.int64)
@@ -1246,6 +1254,82 @@ class _HashTable:
             out[cont[hit]] = t[hit]
             cont = cont[(t >= 0) & ~hit]
         return out
+
+
+class _PackedTable:
+    """Exact id → index for registries of short ids (≤ 8 code points, each < 256).
+
+    Such an id packed into a uint64 (one byte per code point, NUL padded) is injective, so
+    the packed id is its own key: a cell holds (key, index + 1) side by side and a probe
+    compares integers in the cell it reads — one random read per id, no string compares.
+    An id that does not pack (longer, or a code point ≥ 256) is in no such registry.
+    Linear probing, load ≤ 1/4, positions from a multiplicative hash of the key.
+    """
+
+    def __init__(self, keys: npt.NDArray[np.uint64]) -> None:
+        index = _HashTable(keys * _PACK_MUL)  # the same probe sequence as find() below
+        self.shift = index.shift
+        self.mask = index.mask
+        t = index.table.astype(np.int64)
+        cells = np.zeros((len(t), 2), dtype=np.uint64)  # (key, index + 1); 0: empty
+        used = t >= 0
+        cells[used, 0] = keys[t[used]]
+        cells[:, 1] = (t + 1).astype(np.uint64)
+        self.cells = cells
+
+    @classmethod
+    def build(cls, ids: npt.NDArray[Any]) -> _PackedTable | None:
+        packed = _pack_ids(ids)
+        if packed is None or not bool(packed[1].all()) or len(ids) == 0:
+            return None
+        return cls(packed[0])
+
+    def find(self, wanted: npt.NDArray[Any]) -> I64 | None:
+        """Index of each id, -1 when absent; None when ``wanted`` is not a ``<U`` array."""
+        packed = _pack_ids(wanted)
+        if packed is None:
+            return None
+        key, ok = packed
+        pos = ((key * _PACK_MUL) >> self.shift).astype(np.intp)
+        cell = self.cells.take(pos, axis=0)
+        full = cell[:, 1] != 0
+        hit = full & (cell[:, 0] == key)
+        out: I64 = np.where(hit, cell[:, 1].astype(np.int64) - 1, -1)
+        cont = np.flatnonzero(full & ~hit & ok)  # another id in the cell: probe on
+        while len(cont):
+            pos[cont] = (pos[cont] + 1) & self.mask
+            cell = self.cells.take(pos[cont], axis=0)
+            full = cell[:, 1] != 0
+            hit = full & (cell[:, 0] == key[cont])
+            out[cont[hit]] = cell[hit, 1].astype(np.int64) - 1
+            cont = cont[full & ~hit]
+        if not bool(ok.all()):
+            out[~ok] = -1
+        return out
+
+
+_PACK_MUL = np.uint64(0x9E37_79B9_7F4A_7C15)
+
+
+def _pack_ids(
+    ids: npt.NDArray[Any],
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]] | None:
+    """Each ``<U`` id as a uint64 of its first 8 code points' low bytes, and whether the id
+    packs exactly (≤ 8 code points, each < 256); None when the dtype is not ``<U``."""
+    if ids.dtype.kind != "U":
+        return None
+    m = len(ids)
+    w = ids.dtype.itemsize // 4
+    out = np.zeros((m, 8), dtype=np.uint8)
+    if w == 0 or m == 0:
+        return out.view(np.uint64).reshape(m), np.ones(m, dtype=bool)
+    codes = np.ascontiguousarray(ids).view(np.uint32).reshape(m, w)
+    k = min(w, 8)
+    out[:, :k] = codes[:, :k]  # the low byte of each code point (checked below)
+    acc = codes[:, 0] >> 8
+    for j in range(1, w):  # any code point ≥ 256, or a 9th one
+        acc |= codes[:, j] if j >= 8 else codes[:, j] >> 8
+    return out.view(np.uint64).reshape(m), acc == 0
 
 
 def _hash_ids(ids: npt.NDArray[Any]) -> npt.NDArray[np.uint64] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from detectors import anomaly, flood_forecast, health
-from detectors.engine import _HASH_MUL, DetectorSet, _hash_ids, _HashTable
+from detectors.engine import _HASH_MUL, DetectorSet, _hash_ids, _HashTable, _PackedTable
 from gyeongbo.batch import KIND_CODES, NO_SEQ, ReadingBatch
 from gyeongbo.registry import parse_registry
 from gyeongbo.vocab import Kind
@@ -59,6 +59,49 @@ def test_id_probe_matches_a_sorted_search_with_collisions_and_absent_ids() -> No
         i = np.minimum(np.searchsorted(reg, wanted), len(reg) - 1)
         ref = np.where(reg[i] == wanted, i, -1)
         assert got.tolist() == ref.tolist()
+
+
+def test_packed_id_table_matches_a_sorted_search() -> None:
+    # Short ids (≤ 8 code points < 256) are looked up as packed integers: absent ids, ids
+    # longer than 8, and ids whose code points only agree in their low byte must miss.
+    rng = np.random.default_rng(9)
+    reg = np.unique(np.array([*_ids(rng, 3000, 8), "\xe9t\xe9", "S0000001", "a"]))
+    table = _PackedTable.build(reg)
+    assert table is not None
+    shifted = [chr(ord(i[0]) + 256) + i[1:] for i in reg[:50].tolist()]  # same low bytes
+    longer = [i + "x" * (9 - len(i)) for i in reg[50:100].tolist()]  # 9 code points
+    wanted = np.array(
+        reg[rng.permutation(len(reg))].tolist() + _ids(rng, 500, 8) + shifted + longer + [""]
+    )
+    got = table.find(wanted)
+    assert got is not None
+    i = np.minimum(np.searchsorted(reg, wanted), len(reg) - 1)
+    ref = np.where(reg[i] == wanted, i, -1)
+    assert got.tolist() == ref.tolist()
+    assert int(np.count_nonzero(ref >= 0)) >= len(reg)
+    narrow = reg[:10].astype("<U8")  # another width: the same keys
+    found = table.find(narrow)
+    assert found is not None and found.tolist() == list(range(10))
+    assert table.find(np.array([1, 2])) is None  # not strings: the caller falls back
+    assert _PackedTable.build(np.array(["a" * 9, "b"])) is None
+    assert _PackedTable.build(np.array(["\uac00", "b"])) is None
+
+
+def test_long_or_non_latin_ids_use_the_hash_probe() -> None:
+    stations = [
+        {"id": sid, "kind": "seismic", "name": "q", "name_en": "q", "lat": 36.0,
+         "lon": 127.0, "gateway": "bench", "interval_s": 10}
+        for sid in ("LONG-STATION-ID-1", "S1")
+    ]  # fmt: skip
+    reg = parse_registry(
+        {"gateways": [{"id": "bench", "name": "bench"}], "stations": stations}, path="<t>"
+    )
+    ds = DetectorSet(reg)
+    assert ds._packed is None and ds._table is not None
+    ids = np.array(["S1", "\uac00\uac01", "nope", "LONG-STATION-ID-1"])
+    idx, known = ds._lookup(ids)
+    assert known.tolist() == [True, False, False, True]
+    assert [str(ds.ids[j]) for j in idx[known].tolist()] == ["S1", "LONG-STATION-ID-1"]
 
 
 def test_row_reductions_small_and_large_paths_agree() -> None:
