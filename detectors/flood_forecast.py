@@ -120,28 +120,25 @@ def update(
     has_levels = _rows_count(~np.isnan(levels)) > 0
     cand = np.flatnonzero(has_levels & (st["count"] >= p.min_points))
     if len(cand):
-        tt = t_arr[cand].astype(np.float64)
-        hh = h_arr[cand].astype(np.float64)
+        # Rows of 2-D arrays: take / compress are several times faster than [cand] / [mask].
+        tt = t_arr.take(cand, axis=0).astype(np.float64)
+        hh = h_arr.take(cand, axis=0).astype(np.float64)
         tnow = ts[cand].astype(np.float64)
         valid = (np.arange(RING)[None, :] < st["count"][cand, None]) & (
             tt >= tnow[:, None] - p.window_ms
         )
         span = _rows_min(np.where(valid, tt, np.inf))
         enough = (_rows_count(valid) >= p.min_points) & (tnow - span >= p.min_span_ms)
-        cand, tt, hh, tnow, valid = (
-            cand[enough],
-            tt[enough],
-            hh[enough],
-            tnow[enough],
-            valid[enough],
-        )
+        cand, tnow = cand[enough], tnow[enough]
+        tt, hh, valid = (np.compress(enough, a, axis=0) for a in (tt, hh, valid))
     if len(cand):
         # Skip the fit where no stage change is possible: every quantity below is inside an
         # interval bound from the level range, the smallest time gap and the ages (exact, not
         # a heuristic).
-        can = _may_change(tt, hh, tnow, valid, levels[cand], level[cand], p.lead_ms)
+        can = _may_change(tt, hh, tnow, valid, levels.take(cand, axis=0), level[cand], p.lead_ms)
         if not can.all():
-            cand, tt, hh, tnow, valid = cand[can], tt[can], hh[can], tnow[can], valid[can]
+            cand, tnow = cand[can], tnow[can]
+            tt, hh, valid = (np.compress(can, a, axis=0) for a in (tt, hh, valid))
     if len(cand):
         dt = tt[:, _J] - tt[:, _I]
         pair_ok = valid[:, _I] & valid[:, _J] & (dt != 0)
@@ -153,7 +150,7 @@ def update(
         b_hi = _nanquantile(srt, k, p.confidence)
         resid = np.where(valid, hh - b[:, None] * (tt - tnow[:, None]), np.nan)
         hfit = _nanmedian(*_sorted(resid))
-        lv = levels[cand]
+        lv = levels.take(cand, axis=0)
         up = _stage(hfit + b_lo * p.lead_ms, lv)
         down = _stage(hfit + b_hi * p.lead_ms, lv)
         cur = level[cand].astype(np.int64)
