@@ -130,7 +130,8 @@ def update(
         span = _rows_min(np.where(valid, tt, np.inf))
         enough = (_rows_count(valid) >= p.min_points) & (tnow - span >= p.min_span_ms)
         cand, tnow = cand[enough], tnow[enough]
-        tt, hh, valid = (np.compress(enough, a, axis=0) for a in (tt, hh, valid))
+        tt, hh = np.compress(enough, tt, axis=0), np.compress(enough, hh, axis=0)
+        valid = np.compress(enough, valid, axis=0)
     if len(cand):
         # Skip the fit where no stage change is possible: every quantity below is inside an
         # interval bound from the level range, the smallest time gap and the ages (exact, not
@@ -138,7 +139,8 @@ def update(
         can = _may_change(tt, hh, tnow, valid, levels.take(cand, axis=0), level[cand], p.lead_ms)
         if not can.all():
             cand, tnow = cand[can], tnow[can]
-            tt, hh, valid = (np.compress(can, a, axis=0) for a in (tt, hh, valid))
+            tt, hh = np.compress(can, tt, axis=0), np.compress(can, hh, axis=0)
+            valid = np.compress(can, valid, axis=0)
     if len(cand):
         dt = tt[:, _J] - tt[:, _I]
         pair_ok = valid[:, _I] & valid[:, _J] & (dt != 0)
