@@ -109,8 +109,7 @@ def update(
     h_arr = st["h"]
     t_arr[rows[write], pos[write]] = ts[write]
     h_arr[rows[write], pos[write]] = h[write]
-    st["t"] = t_arr
-    st["h"] = h_arr
+    # (t_arr and h_arr are views of st: written in place, no copy back needed)
     st["head"] = np.where(write, pos, head)
     st["count"] = np.minimum(count + append, RING)
 
