@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from detectors import anomaly, flood_forecast, health
-from detectors.engine import _HASH_MUL, DetectorSet, _hash_ids, _HashTable, _PackedTable
+from detectors.engine import (
+    _HASH_MUL,
+    DetectorSet,
+    _by_slot,
+    _hash_ids,
+    _HashTable,
+    _PackedTable,
+)
 from gyeongbo.batch import KIND_CODES, NO_SEQ, ReadingBatch
 from gyeongbo.registry import parse_registry
 from gyeongbo.vocab import Kind
@@ -312,3 +319,14 @@ def test_structural_stages_land_on_their_own_station_and_channel() -> None:
     assert got.tolist() == want.tolist()
     others = np.setdiff1d(np.arange(len(ds.ids)), rows)
     assert not ds._a["struct"][others].any()
+
+
+def test_grouping_by_slot_is_a_stable_argsort_in_32_and_64_bits() -> None:
+    rng = np.random.default_rng(10)
+    for m, nslots in ((1, 5), (7, 5), (500, 100_000), (10_000, 100_000), (3000, 2**30)):
+        slot = rng.integers(0, min(nslots, 3 * m), m).astype(np.int64)
+        ref = np.argsort(slot, kind="stable")
+        s_sorted, order = _by_slot(slot, nslots)  # 2**30 slots: the 64-bit keys
+        assert order.tolist() == ref.tolist()
+        assert s_sorted.tolist() == slot[ref].tolist()
+        assert s_sorted.dtype == np.int64 and order.dtype == np.int64
