@@ -29,6 +29,8 @@ rule                           hazard                public  when
                                                              ``confidence``; lower when
                                                              forecast to fall back)
 ``rain.kma_heavy_rain``        heavy_rain            yes     3 h / 12 h criteria level changes
+                                                             (value, threshold: the deciding
+                                                             window's sum and KMA line)
 ``air.pm10`` / ``air.pm25``    pm10 / pm25           yes     at an hour's close, level changes
 ``air.o3``                     ozone                 yes     at an hour's close, level changes
 ``structural.<channel>``       structural            yes     60/80/100 % stage changes
@@ -998,24 +1000,27 @@ class DetectorSet:
             lvl, r3, r12 = heavy_rain.update(rn, ts[rows], vals[rows, 0])
             self._scatter("rain", s, rn)
             new = lvl.astype(np.int64)
-            thr = np.where(np.maximum(new, old) >= 3, 90.0, 60.0)
-            self._changes(
-                out,
-                rows,
-                old,
-                new,
-                slot,
-                idx,
-                ts[rows],
-                Hazard.HEAVY_RAIN,
-                "rain.kma_heavy_rain",
-                r3,
-                thr,
-                lambda j: {
-                    "rain_3h_mm": round(float(r3[j]), 2),
-                    "rain_12h_mm": round(float(r12[j]), 2),
-                },
-            )
+            changed = new != old
+            if changed.any():  # the value and line of the window that decides the change
+                val, thr, win = heavy_rain.deciding(r3, r12, np.maximum(new, old))
+                self._changes(
+                    out,
+                    rows,
+                    old,
+                    new,
+                    slot,
+                    idx,
+                    ts[rows],
+                    Hazard.HEAVY_RAIN,
+                    "rain.kma_heavy_rain",
+                    val,
+                    thr,
+                    lambda j: {
+                        "rain_3h_mm": round(float(r3[j]), 2),
+                        "rain_12h_mm": round(float(r12[j]), 2),
+                        "window_h": int(win[j]),
+                    },
+                )
         # --- air quality: hourly means → PM10/PM2.5 (2-h persistence) and O₃ (step-down).
         is_a = kind == _KA
         rows = np.flatnonzero(is_a & accept) if is_a.any() else _NO_ROWS

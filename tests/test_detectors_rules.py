@@ -36,23 +36,29 @@ def test_heavy_rain_3h_and_12h_criteria(registry: Registry) -> None:
         for k in range(1, 40)
     ]
     # 3-h window at minute 200 holds the readings of minutes 30–100 (80 mm): back to caution;
-    # at minute 230 it holds 60–100 (50 mm) and 12 h holds 100 mm < 110: cleared.
+    # at minute 230 it holds 60–100 (50 mm) and 12 h holds 100 mm < 110: cleared. Each change
+    # reports the window nearest its line: 3 h until the clear, where 12 h (100 of 110 mm)
+    # is nearer than 3 h (50 of 60).
     assert run(registry, rows) == [
         (60, "rain.kma_heavy_rain", "caution", 60.0),
         (90, "rain.kma_heavy_rain", "alert", 90.0),
         (200, "rain.kma_heavy_rain", "caution", 80.0),
-        (230, "rain.kma_heavy_rain", "cleared", 50.0),
+        (230, "rain.kma_heavy_rain", "cleared", 100.0),
     ]
 
 
 def test_heavy_rain_12h_accumulation_alone_raises_caution(registry: Registry) -> None:
     # 2 mm every 10 min: 3 h = 36 mm never reaches 60; 12 h reaches 110 mm at reading 55 and
-    # tops out at 144 mm (< 180), so caution is raised once and held.
+    # tops out at 144 mm (< 180), so caution is raised once and held, on the 12-hour sum and
+    # line (a 3-hour 36 mm against 60 would read as no reason to warn).
     rows = [
         {"station": "108", "kind": "rainfall", "ts_ms": T0 + k * 10 * M, "values": {"rain_mm": 2.0}}
         for k in range(1, 115)
     ]
-    assert run(registry, rows) == [(550, "rain.kma_heavy_rain", "caution", 36.0)]
+    assert run(registry, rows) == [(550, "rain.kma_heavy_rain", "caution", 110.0)]
+    (det,) = [d for d in DetectorSet(registry).process(ReadingBatch.from_rows(rows)) if d.public]
+    assert det.threshold == 110.0 and det.details["window_h"] == 12
+    assert det.details["rain_3h_mm"] == 36.0
 
 
 def test_structural_60_80_100_percent_of_allowable(registry: Registry) -> None:
