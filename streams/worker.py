@@ -650,8 +650,16 @@ class Worker:
             n = self.settings.kafka.topics.readings.partitions
             await self._send_detections([d for d in dets if partition_of(d.station, n) in owned])
 
+    def snapshot(self) -> dict[str, Any]:
+        """``/metrics``: the worker's counters and figures, the readings the detectors set
+        aside (``detector_late``, ``detector_duplicate``, ``detector_unknown_station``,
+        ``detector_kind_mismatch``: counted, never silent) and the InfluxDB sink's counters."""
+        stats = {f"detector_{k}": int(v) for k, v in self.detectors.stats.items()}
+        sink = self.sink.metrics() if self.sink is not None else {}
+        return {**self.metrics.snapshot(), **stats, **sink}
+
     async def _report(self) -> None:
-        snap = self.metrics.snapshot()
+        snap = self.snapshot()
         log.info("worker metrics %s", snap)
         if self.sink is not None:
             vals = {k: v for k, v in snap.items() if isinstance(v, int | float)}

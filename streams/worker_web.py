@@ -3,7 +3,9 @@
 ==========================================  ===================================================
 ``GET  /health``                             ``{"status": "ok"|"starting", "assigned": [...]}``
 ``GET  /metrics``                            counters, readings/s, lag and alert latency p50/p99,
-                                              the InfluxDB sink's written/dropped/buffered lines
+                                              readings set aside by the detectors (late,
+                                              duplicate, unknown station), the InfluxDB
+                                              sink's written/dropped/buffered lines
 ``GET  /alerts?exercise=true|false``         active alerts (of the zones this worker owns)
 ``GET  /audit``                              operator audit log (who, when, what, why, result)
 ``POST /alerts/{alert_id}/ack``              acknowledge: stops repeats, keeps the alert
@@ -74,8 +76,7 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
         return _json(h, 200 if h["status"] == "ok" else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        sink = worker.sink.metrics() if worker.sink is not None else {}
-        return _json({**worker.metrics.snapshot(), **sink})
+        return _json(worker.snapshot())
 
     async def alerts(request: web.Request) -> web.Response:
         ex = request.query.get("exercise")

@@ -469,6 +469,15 @@ def test_poison_record_is_skipped_counted_and_the_worker_lives(
             30,
             "an alert from the readings after the poison",
         )
+        # A reading older than the station's newest by more than the lateness bound is set
+        # aside by the detectors, and counted where operators look.
+        produce_readings(settings, flood_rows(now - 3 * HOUR, [9.5], start_seq=100))
+        late = wait_for(
+            lambda: (x := get_json(url + "/metrics")).get("detector_late", 0) >= 1 and x,
+            30,
+            "the late reading to be counted",
+        )
+        assert late["readings"] == 5 and late["detector_late"] == 1
 
 
 def test_a_backlog_is_detected_in_joined_batches_with_the_same_alerts(
