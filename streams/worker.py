@@ -94,6 +94,8 @@ _chunk_decoder = msgspec.msgpack.Decoder(dict[str, bytes])
 #: Event-loop turns the detect agent yields for, when its partition has a backlog, so that
 #: Faust's fetcher can deliver the records it already holds (≈ 3 turns per record).
 _DELIVERY_TURNS = 64
+#: Every how many readings one latency sample is kept (``Metrics.observe_batch``).
+_LATENCY_EVERY = 32
 
 
 def now_ms() -> int:
@@ -117,8 +119,9 @@ class Metrics:
         self.detector_s += dt
         self.batch_sizes.append(n)
         if lat is not None and len(lat):
-            # A systematic sample of ≤ 64 readings per batch; percentiles only in snapshot().
-            self.latencies_ms.extend(lat[:: max(1, len(lat) // 64)].tolist())
+            # A systematic sample of every 32nd reading (at least one per batch), so a big
+            # catch-up batch weighs as many readings as it holds; percentiles in snapshot().
+            self.latencies_ms.extend(lat[::_LATENCY_EVERY].tolist())
 
     def snapshot(self) -> dict[str, Any]:
         def pct(xs: deque[float], q: float) -> float | None:
@@ -301,27 +304,31 @@ class Worker:
         (up to ``worker.coalesce_readings`` readings): nothing waits for more to come, so
         latency never grows, but a backlog (a busy bridge, a restart, a noida stall) is
         worked through in big batches, where the numpy cost per reading is a fraction of
-        that of a record of ~80 readings. Events are acknowledged by hand, only after their
-        group is processed and its detections handed to Kafka (at-least-once: an event
-        acked before its readings are processed could be committed and lost in a crash).
+        that of a record of ~80 readings.
+
+        Events are acknowledged by hand, only once their group is processed and its
+        detections handed to Kafka: an event acked before could be committed and lost in a
+        crash, and a cancelled group (shutdown, rebalance) is not acked at all, so it is read
+        again. A group that fails is logged with its offsets, counted
+        (``processing_errors``), and skipped like a poison record: its records stay in
+        ``readings``. Records of an earlier consumer generation (delivered before a
+        rebalance) are skipped, as Faust itself skips them.
         """
         stream.enable_acks = False
         queue = getattr(stream.channel, "queue", None)
         limit = self.settings.worker.coalesce_readings
-        events: list[Any] = []
-        batches: list[ReadingBatch] = []
+        group: list[tuple[Any, ReadingBatch | None]] = []
         waiting = 0
         async for event in stream.events():
-            events.append(event)
             try:
-                batch = decode_batch(event.value)
+                batch: ReadingBatch | None = decode_batch(event.value)
             except Exception as err:  # a poison record: count, log, skip, stay alive
                 self._poison(event, err)
-            else:
-                if len(batch):
-                    self._load_station_state(event.message.partition, batch.station)
-                    batches.append(batch)
-                    waiting += len(batch)
+                batch = None
+            if batch is not None and len(batch):
+                self._load_station_state(event.message.partition, batch.station)
+                waiting += len(batch)
+            group.append((event, batch))
             if waiting < limit and queue is not None:
                 if queue.empty() and self._behind(event):
                     # Faust hands the agent one record at a time (its fetcher yields to
@@ -333,20 +340,33 @@ class Worker:
                             break
                 if not queue.empty():
                     continue  # more records are already here: take them into this call
-            try:
-                if batches:
-                    parts = {e.message.partition for e in events}
+            gen = self.app.consumer_generation_id
+            live = [(e, b) for e, b in group if e.message.generation_id == gen]
+            batches = [b for _, b in live if b is not None and len(b)]
+            if batches:
+                try:
                     await self._process(
                         batches[0] if len(batches) == 1 else ReadingBatch.concat(batches),
-                        parts,
+                        stream,
+                        {e.message.partition: e for e, _ in live},
                     )
-                    self.metrics.counters["records"] += len(events)
-            finally:
-                for e in events:
-                    await stream.ack(e)
-                events.clear()
-                batches.clear()
-                waiting = 0
+                except Exception:
+                    self.metrics.counters["processing_errors"] += 1
+                    log.exception(
+                        "detector batch of %d record(s) failed and is skipped (kept in "
+                        "readings): %s",
+                        len(live),
+                        ", ".join(
+                            f"{e.message.topic}[{e.message.partition}]@{e.message.offset}"
+                            for e, _ in live
+                        ),
+                    )
+                self.metrics.counters["records"] += len(live)
+            self.metrics.counters["stale_records"] += len(group) - len(live)
+            for e, _ in group:
+                await stream.ack(e)
+            group.clear()
+            waiting = 0
 
     def _behind(self, event: Any) -> bool:
         """Whether Kafka held later records of this event's partition at the last fetch."""
@@ -357,7 +377,8 @@ class Worker:
             return False
         return hw is not None and int(m.offset) + 1 < int(hw)
 
-    async def _process(self, batch: ReadingBatch, partitions: set[int]) -> None:
+    async def _process(self, batch: ReadingBatch, stream: Any, last: dict[int, Any]) -> None:
+        """Detect on a joined batch; ``last``: partition → its last event in the batch."""
         t0 = time.perf_counter()
         dets = self.detectors.process(batch)
         dt = time.perf_counter() - t0
@@ -365,8 +386,12 @@ class Worker:
             ex_max = int(batch.ts_ms[batch.exercise].max())
             self._exercise_watermark = max(self._exercise_watermark, ex_max)
         self._mark_dirty()
-        for p in partitions:
+        for p, event in last.items():
             if time.monotonic() - self._last_checkpoint.get(p, 0.0) >= self._checkpoint_s:
+                # A Faust table writes its changelog to the partition of the *current*
+                # event: make it one of partition p's, so the state lands where the worker
+                # that takes p over restores it from.
+                stream._set_current_event(event)
                 self._checkpoint(p)
         lat = None
         if batch.received_ms is not None:

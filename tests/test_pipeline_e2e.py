@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from alerting.cap_check import check_cap
 from geo.recipients import load_recipients
@@ -527,6 +527,35 @@ def test_a_backlog_is_detected_in_joined_batches_with_the_same_alerts(
         wait_for(done, 60, "the flood and PM2.5 alerts of the backlog")
         time.sleep(2)  # nothing more may follow
         assert_flood_and_pm25_transitions(alert_events(settings))
+        # A joined call spans partitions; each partition's detector state must still land
+        # in its own changelog partition, where the worker that takes it over restores it.
+        placed = changelog_keys(settings, f"{settings.worker.app_id}-detector-state-changelog")
+        parts_used = {int(partitions_for(np.array([r["station"]]), n)[0]) for r in rows}
+        assert {int(k.split("/")[0]) for k, _ in placed} == parts_used
+        assert all(int(k.split("/")[0]) == part for k, part in placed), placed
+
+
+def changelog_keys(settings: Settings, topic: str) -> list[tuple[str, int]]:
+    """(key, partition) of every record of a changelog topic."""
+
+    async def go() -> list[tuple[str, int]]:
+        c = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=settings.kafka.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await c.start()
+        out: list[tuple[str, int]] = []
+        try:
+            while batch := await c.getmany(timeout_ms=2000):
+                for tp, recs in batch.items():
+                    out += [(json.loads(r.key), tp.partition) for r in recs if r.key]
+        finally:
+            await c.stop()
+        return out
+
+    return run(go())
 
 
 def _two_workers_takeover(stack: Stack, tmp_path: Path, kill: bool) -> None:
