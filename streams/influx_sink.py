@@ -528,8 +528,15 @@ class InfluxSink:
             else:
                 self._mark_down_locked(exc)
                 payload = data.encode() if isinstance(data, str) else bytes(data)
-                bulk = payload.startswith(influx_lines.READING_PREFIX)
-                (self._bulk if bulk else self._buffer).appendleft((payload, n))
+                # The client may have merged items of both lanes into one request: each
+                # line goes back to its own lane.
+                lines = payload.split(b"\n")
+                bulk = [ln for ln in lines if ln.startswith(influx_lines.READING_PREFIX)]
+                other = [ln for ln in lines if not ln.startswith(influx_lines.READING_PREFIX)]
+                if bulk:
+                    self._bulk.appendleft((b"\n".join(bulk), len(bulk)))
+                if other:
+                    self._buffer.appendleft((b"\n".join(other), len(other)))
                 self._buffered += n
                 if self._buffered > self.max_buffer_lines:
                     self._drop_oldest_locked()

@@ -490,3 +490,35 @@ def test_a_retry_outliving_close_kills_no_thread() -> None:
     finally:
         threading.excepthook = old_hook
     assert died == []
+
+
+def test_a_failed_write_mixing_both_lanes_goes_back_line_by_line() -> None:
+    """The client may merge readings and event lines into one request; when it fails, each
+    line returns to its own lane, so a full buffer still drops readings first."""
+    from gyeongbo.settings import InfluxSettings
+    from gyeongbo.stack.procs import free_port
+
+    sink = InfluxSink(
+        InfluxSettings(url=f"http://127.0.0.1:{free_port()}"),
+        max_buffer_lines=3,
+        retry_interval_ms=100,
+    )
+    try:
+        with sink._lock:  # stop the feeder from taking what we put back
+            sink._inflight = 10**9
+        mixed = "\n".join(
+            [
+                f"reading,station=a v=1.0 {T0}",
+                f"alert,zone=z level_num=2i {T0}",
+                f"reading,station=b v=2.0 {T0}",
+            ]
+        )
+        sink._on_error(("b", "o", "ms"), mixed, ConnectionError("down"))
+        assert [n for _, n in sink._bulk] == [2] and [n for _, n in sink._buffer] == [1]
+        sink.write_lines([f"reading,station=c v=3.0 {T0 + 1}"], bulk=True)  # over the bound
+        assert [d for d, _ in sink._buffer] == [f"alert,zone=z level_num=2i {T0}".encode()]
+        assert sink.stats().dropped_by_reason == {"buffer_full": 2}
+    finally:
+        with sink._lock:
+            sink._inflight = 0
+        sink.close(timeout_s=0.5)
