@@ -123,7 +123,7 @@ class AlertFollower(threading.Thread):
         super().__init__(daemon=True)
         self.settings = settings
         self.first_seen: dict[str, float] = {}
-        self.transitions: Counter[tuple[str, str, str]] = Counter()
+        self.transitions: Counter[str | int] = Counter()  # event id → times seen
         self.events = 0
         self.ready = threading.Event()
         self.stop_flag = threading.Event()
@@ -151,7 +151,7 @@ class AlertFollower(threading.Thread):
                         self.events += 1
                         ev = json.loads(r.value)
                         self.first_seen.setdefault(ev["zone"], now)
-                        self.transitions[(ev["zone"], ev["hazard"], ev["level"])] += 1
+                        self.transitions[ev.get("event_id") or r.offset] += 1
         finally:
             await c.stop()
 
@@ -371,8 +371,9 @@ def run(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
         "probe_alerts": len(lat),
         "consumer_lag_end": published - processed,
         "lost": max(0, published - processed),
-        "duplicated_readings": max(0, processed - published),
-        # the same (zone, hazard, level) on `alerts` twice: a duplicated alert transition
+        "duplicated_readings": max(0, processed - published),  # processed twice (net)
+        "detector_duplicates_dropped": sum(m.get("detector_duplicate", 0) for m in metrics),
+        # the same alert event (event id) on `alerts` twice
         "duplicated_alerts": sum(n - 1 for n in follower.transitions.values()),
         "bridge_rejected": bridge.get("rejected_total", bridge.get("rejected")),
         "bridge_duplicates": bridge.get("duplicates"),
@@ -402,7 +403,9 @@ def run_drain(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
         out, _ = load.communicate(timeout=n / args.rate + 600)
         published = int(json.loads(out.strip().splitlines()[-1])["readings"])
         deadline = time.time() + 300
-        while (b := bridge_metrics(pipe))["readings_produced"] < published:
+        while (b := bridge_metrics(pipe))["readings_produced"] + b["rejected_total"] + b[
+            "duplicates"
+        ] < published:
             if time.time() > deadline:
                 raise SystemExit(f"bridge forwarded {b['readings_produced']} of {published}")
             time.sleep(0.5)
@@ -441,6 +444,8 @@ def run_drain(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
             ms = [worker_metrics(w.url) for w in pipe.workers]
         batch_mean = ms[0].get("batch_size_mean")
         det_s = sum(float(m.get("detector_s_total", 0.0)) for m in ms)
+    if not samples or samples[-1][1] < 0.1 * published:
+        raise SystemExit(f"the workers processed {processed} of {published} readings: stalled")
     lo = next(s for s in samples if s[1] >= 0.1 * published)
     hi = next((s for s in samples if s[1] >= 0.9 * published), samples[-1])
     d_n, d_t, d_cpu = hi[1] - lo[1], hi[0] - lo[0], hi[2] - lo[2]

@@ -1002,7 +1002,9 @@ class DetectorSet:
             new = lvl.astype(np.int64)
             changed = new != old
             if changed.any():  # the value and line of the window that decides the change
-                val, thr, win = heavy_rain.deciding(r3, r12, np.maximum(new, old))
+                # a rise is judged on its new level's lines; a fall on the lines of the
+                # lowest level no longer met (a 경계 → cleared fell below 주의's lines)
+                val, thr, win = heavy_rain.deciding(r3, r12, np.where(new > old, new, new + 1))
                 self._changes(
                     out,
                     rows,

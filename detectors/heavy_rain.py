@@ -68,10 +68,11 @@ _LINE_12H = np.array([110.0, 110.0, 110.0, 180.0, 180.0])
 def deciding(
     r3: npt.NDArray[np.float64], r12: npt.NDArray[np.float64], level: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """The accumulation that decides ``level`` (a change's higher side): (value, its line,
-    window in hours), per row. Of the two windows, the one furthest over (or nearest to) its
-    own line for that level: a 12-hour 호우주의보 reports its 12-hour sum against 110 mm,
-    never a 3-hour sum of 29 mm against 60.
+    """The accumulation judged against the lines of ``level`` (for a rise the new level,
+    for a fall the lowest level no longer met): (value, its line, window in hours), per row.
+    Of the two windows, the one furthest over (or nearest to) its own line for that level:
+    a 12-hour 호우주의보 reports its 12-hour sum against 110 mm, never a 3-hour sum of 29 mm
+    against 60.
 
     >>> v, line, h = deciding(np.array([62.0, 28.8, 50.0]), np.array([70.0, 110.5, 100.0]),
     ...                       np.array([2, 2, 2]))

@@ -139,12 +139,18 @@ def stack_context(settings: Settings, console: Console) -> Iterator[tuple[Settin
     # so a second drill within the scenario's length has readings older than the first's,
     # which the detectors' state would drop as late. Kept after the run for inspection.
     home = Path(settings.stack.home) / "drill-stack"
+    config = settings.stack.model_copy(update={"home": home})
+    if (home / "stack.json").exists():  # a killed drill's stack may still run: stop it
+        with contextlib.suppress(Exception):
+            left = Stack(config=config, settings=settings)
+            left.load()
+            left.down()
     shutil.rmtree(home, ignore_errors=True)
     console.print(
         f"[cyan]drill[/cyan] no stack at mqtt {settings.mqtt.host}:{settings.mqtt.port} / kafka "
         f"{settings.kafka.bootstrap}: starting an empty local one under {home}"
     )
-    stack = Stack(config=settings.stack.model_copy(update={"home": home}), settings=settings)
+    stack = Stack(config=config, settings=settings)
     stack.up(report=lambda m: console.print(f"[cyan]stack[/cyan] {m}"))
     try:
         yield stack.app_settings(), True
