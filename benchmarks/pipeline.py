@@ -344,8 +344,7 @@ def run(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
         time.sleep(2)
         follower.stop_flag.set()
         metrics = [worker_metrics(w.url) for w in pipe.workers]
-        with urllib.request.urlopen(pipe.bridge.url + "/metrics", timeout=5) as r:  # type: ignore[union-attr]
-            bridge = json.loads(r.read())
+        bridge = bridge_metrics(pipe)
         pub.loop_stop()
     lat = (
         np.array(
@@ -415,7 +414,6 @@ def run_drain(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
         )
         for _ in range(args.workers):
             pipe.start_worker(wait=False)
-        cpu0 = [0.0] * args.workers
         samples: list[tuple[float, int, float]] = []  # (time, processed, worker CPU s)
         last, stall = -1, time.time()
         while True:
@@ -427,7 +425,7 @@ def run_drain(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
                     raise
                 continue
             processed = sum(m.get("readings", 0) for m in ms)
-            cpu = sum(cpu_seconds(w.proc.pid) - c for w, c in zip(pipe.workers, cpu0, strict=True))
+            cpu = sum(cpu_seconds(w.proc.pid) for w in pipe.workers)  # since they started
             samples.append((time.time(), processed, cpu))
             if len(samples) % 10 == 0:
                 log(f"drained {processed}/{published} readings, worker CPU {cpu:.1f} s")

@@ -451,7 +451,7 @@ class InfluxSink:
                     self._lock.wait(0.5)
                 if self._closing:
                     return
-                # One lane per write, events first: a failed write goes back to its lane.
+                # Events first; one lane per item (the client may still merge items).
                 lane = self._buffer or self._bulk
                 parts: list[bytes] = []
                 n = 0
