@@ -39,7 +39,8 @@ Only the first crossing of ``fire`` is reported: the score
 is then held at 0 for ``refractory`` readings (NAB rewards the earliest detection in a window
 and counts every later one outside it as a false positive), and the first ``warmup`` readings
 of a channel score 0. No look-ahead: each reading's score uses only the readings before it and
-itself. Units: the score is dimensionless; the state is in the channel's own unit. State:
+itself. Units: the score is dimensionless; the state is in the channel's own unit. The
+arithmetic is float32, like the state (NAB scores are the same as in float64). State:
 64 bytes per channel (:data:`ANOMALY_DTYPE`), 192 bytes for a station's three channels.
 
 Parameters: one set for every NAB file and every station kind, all tuned on the NAB corpus
@@ -65,6 +66,7 @@ figures as an upper bound of out-of-sample performance.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -72,7 +74,8 @@ from scipy import special
 
 __all__ = ["ANOMALY_DTYPE", "AnomalyParams", "update"]
 
-FloatArray = npt.NDArray[np.float64]
+FloatArray = npt.NDArray[np.floating[Any]]
+F32 = npt.NDArray[np.float32]
 
 ANOMALY_DTYPE = np.dtype(
     [
@@ -132,7 +135,7 @@ def update(
     p: AnomalyParams = DEFAULT,
     *,
     score_from: float = 0.0,
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[F32, F32]:
     """Update the records ``st`` (one per row, modified in place) with values ``x``.
 
     Rows with NaN ``x`` are left untouched and score NaN. Returns the anomaly score per row
@@ -145,6 +148,11 @@ def update(
     ``ρ`` — below ``score_from`` exactly when the full score is. The state, ``ρ`` and every
     such comparison are the same as with the default (every score exact).
     """
+    # float32 throughout, like the state: no conversion pass per field and half the bytes
+    # per operation (about 3x faster than float64 at 23,000 rows; NAB scores unchanged).
+    # Fields are read as strided views of ``st``; every read happens before the writes at
+    # the end (``keep``), so no view sees a new value.
+    x = x.astype(np.float32, copy=False)
     ok = ~np.isnan(x)
     all_ok = bool(ok.all())  # the engine's case: rows are readings that carry the channel
     n = st["n"].astype(np.int64)
@@ -152,25 +160,25 @@ def update(
     any_first = bool(first.any())
     xf = x if all_ok else np.where(ok, x, 0.0)
 
-    def init(v: FloatArray, field: str) -> FloatArray:
+    def init(v: F32, field: str) -> F32:
         """The stored field, or ``v`` on a channel's first reading."""
-        old = st[field].astype(np.float64)
+        old = st[field]
         return np.where(first, v, old) if any_first else old
 
     def keep(new: npt.NDArray[np.generic], field: str) -> None:
         st[field] = new if all_ok else np.where(ok, new, st[field])
 
     mu = init(xf, "mu")
-    s0 = init(np.abs(xf), "s0") if any_first else st["s0"].astype(np.float64)
+    s0 = init(np.abs(xf), "s0") if any_first else st["s0"]
     lo = init(xf, "lo")
     hi = init(xf, "hi")
     span = hi - lo
     floor = p.floor_rel * (np.abs(mu) + s0) + p.floor_rng * span + 1e-12
-    s = np.maximum(st["s"].astype(np.float64), floor)
-    d = np.maximum(st["d"].astype(np.float64), floor)
+    s = np.maximum(st["s"], floor)
+    d = np.maximum(st["d"], floor)
     f = init(xf, "f")
     xl = init(xf, "x_last")
-    sf = np.maximum(st["sf"].astype(np.float64), floor)
+    sf = np.maximum(st["sf"], floor)
     if any_first:
         sf = np.where(first, s, sf)
     dx = xf - xl
@@ -183,11 +191,14 @@ def update(
     np.maximum(z, np.abs(f - mu) / (s * p.z_shift), out=z)
     np.maximum(z, np.maximum(gp, gn) / p.cusum_h, out=z)
     np.maximum(z, sf / (s * p.z_var), out=z)
+    # z² overflows float32 above ~1.8e19 (a reading far off a collapsed scale) and ρ would be
+    # inf/inf = NaN; ρ is already 1.0 in float32 at z = 1e6.
+    np.minimum(z, 1e6, out=z)
     z2 = z * z
     raw = z2 / (1.0 + z2)
     # Anomaly likelihood: the short mean of ρ against its long-run distribution.
-    lm = st["lm"].astype(np.float64)
-    lv = st["lv"].astype(np.float64)
+    lm = st["lm"]
+    lv = st["lv"]
     sm32 = st["sm"]
     sm = sm32 + p.lik_alpha * (raw - sm32)
     if any_first:
@@ -196,7 +207,7 @@ def update(
     if score_from > 0.5:
         # Φ is increasing: Φ(z) < score_from below Φ⁻¹(score_from), here with a margin of
         # 1e-3 in z (≫ rounding); those rows get λ = 0 (NaN z stays on the exact path).
-        far = zl < special.ndtri(min(score_from, p.fire)) - 1e-3
+        far = zl < float(special.ndtri(min(score_from, p.fire))) - 1e-3
         if far.all():
             score = np.maximum(raw, 0.0)
         else:
@@ -211,10 +222,10 @@ def update(
     np.copyto(score, 1.0, where=((xf > hi + tol) | (xf < lo - tol)) & (span > 0))
     # Weights 1/(n+1) while a channel is young, then constant: one shared division, and no
     # selection when every row is on the same side of both lines (the same numbers).
-    inv: FloatArray = np.divide(1.0, n + 1.0, dtype=np.float64)
+    inv: F32 = np.divide(np.float32(1.0), (n + 1).astype(np.float32))
     n_lo, n_hi = (int(n.min()), int(n.max())) if len(n) else (0, 0)
-    a_l: FloatArray | float
-    a: FloatArray | float
+    a_l: F32 | float
+    a: F32 | float
     if n_hi < p.lik_window:
         a_l = inv
     elif n_lo >= p.lik_window:
