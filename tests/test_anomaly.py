@@ -47,3 +47,16 @@ def test_nan_rows_are_untouched() -> None:
     assert st["n"].tolist() == [3, 0]
     score, raw = update(st, np.array([1.2, np.nan]))
     assert np.isnan(score[1]) and np.isnan(raw[1])
+
+
+def test_a_reading_far_off_a_collapsed_scale_fires_rather_than_scoring_nan() -> None:
+    # A channel that read exactly 0.0 for its whole history has a scale at the 1e-12 floor; a
+    # reading of 1e9 is ~1e20 scales away, whose square overflows float32 (NaN ≥ line is
+    # False: it would never fire).
+    out = _run([0.0] * 200 + [1e9])
+    assert out[-1] >= AnomalyParams().fire
+    st = np.zeros(1, ANOMALY_DTYPE)
+    for _ in range(200):
+        update(st, np.array([0.0]))
+    _, raw = update(st, np.array([1e9]))
+    assert raw[0] == 1.0
