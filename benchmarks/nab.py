@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detectors.anomaly import ANOMALY_DTYPE, AnomalyParams, update
+from detectors.anomaly import ANOMALY_DTYPE, AnomalyParams, new_profiles, update
 from detectors.nab_score import (
     PROFILES,
     FileScoring,
@@ -66,20 +66,32 @@ def load_corpus(
 
 
 def run_detector(
-    values: list[npt.NDArray[np.float64]], params: AnomalyParams, progress: bool = True
+    values: list[npt.NDArray[np.float64]],
+    params: AnomalyParams,
+    progress: bool = True,
+    stamps: list[npt.NDArray[np.datetime64]] | None = None,
 ) -> list[npt.NDArray[np.float64]]:
-    """Feed all series in lock-step, one vectorized update per time step."""
+    """Feed all series in lock-step, one vectorized update per time step.
+
+    ``stamps`` (each reading's time, as a station reports it) feed the detector's
+    time-of-day profile; without them that part is off.
+    """
     k = len(values)
     lengths = np.array([len(v) for v in values])
     tmax = int(lengths.max())
     mat = np.full((tmax, k), np.nan)
+    tsm = np.zeros((tmax, k))
     for j, v in enumerate(values):
         mat[: len(v), j] = v
+        if stamps is not None:
+            tsm[: len(v), j] = stamps[j].astype("datetime64[s]").astype(np.int64)
     st = np.zeros(k, ANOMALY_DTYPE)
+    tod = new_profiles(k)
     out = np.full((tmax, k), np.nan)
     t0 = time.monotonic()
     for t in range(tmax):
-        out[t] = update(st, mat[t], params)[0]
+        ts = tsm[t] if stamps is not None else None
+        out[t] = update(st, mat[t], params, ts=ts, tod=tod)[0]
         if progress and t % 5000 == 0 and t:
             print(f"  step {t}/{tmax} ({time.monotonic() - t0:.1f} s)", file=sys.stderr)
     return [out[: len(v), j] for j, v in enumerate(values)]
@@ -112,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     names, stamps, values, windows = load_corpus(args.nab)
     if not args.quiet:
         print(f"loaded {len(names)} series, {sum(map(len, values))} points", file=sys.stderr)
-    scores = run_detector(values, params, progress=not args.quiet)
+    scores = run_detector(values, params, progress=not args.quiet, stamps=stamps)
     scores = [np.nan_to_num(s, nan=0.0) for s in scores]
     files: list[FileScoring] = []
     for name, ts in zip(names, stamps, strict=True):

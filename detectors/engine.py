@@ -175,6 +175,7 @@ STATE_DTYPE = np.dtype(
         ("_pad", np.uint8, (5,)),
         ("health", health.HEALTH_DTYPE, (3,)),
         ("anom", anomaly.ANOMALY_DTYPE, (3,)),
+        ("anom_tod", np.float32, (3, anomaly.TOD_BINS)),  # time-of-day profile per channel
         ("fc", flood_forecast.FORECAST_DTYPE),
         ("rain", heavy_rain.RAIN_DTYPE),
         ("hourly", hourly.HOURLY_DTYPE, (3,)),
@@ -182,7 +183,7 @@ STATE_DTYPE = np.dtype(
     ]
 )
 _MAGIC = b"GBDS"
-_VERSION = 3  # 3: anomaly range (lo, hi) replaced its reserve; 2: likelihood; older rejected
+_VERSION = 4  # 4: anomaly time-of-day profile and records; 3: anomaly range; older rejected
 _HEADER = struct.Struct("<4sHHI")  # magic, version, records (1 real [+1 exercise]), itemsize
 
 
@@ -867,7 +868,15 @@ class DetectorSet:
         p = self.params
         lvflat = self._a["anom_lv"].reshape(-1)
         an = self._gather("anom", key)
-        score, raw = anomaly.update(an, x, p.anomaly, score_from=p.anomaly_raise)
+        score, raw = anomaly.update(
+            an,
+            x,
+            p.anomaly,
+            ts=ts[r] * 1e-3,
+            tod=self._a["anom_tod"].reshape(-1, anomaly.TOD_BINS),
+            tod_rows=key,
+            score_from=p.anomaly_raise,
+        )
         self._scatter("anom", key, an)
         lv = lvflat[key].astype(np.int64)
         new = np.where(score >= p.anomaly_raise, 1, np.where(raw < p.anomaly_clear, 0, lv))
