@@ -1,0 +1,84 @@
+"""The anomaly detector's time-of-day profile: a departure from the daily cycle is caught."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.anomaly import ANOMALY_DTYPE, AnomalyParams, new_profiles, update
+
+T0 = 1_700_006_400  # a UTC midnight (s)
+DAY = 86_400
+
+
+def _cycle(t: float) -> float:
+    return 10.0 + 5.0 * float(np.sin(2 * np.pi * (t % DAY) / DAY))
+
+
+def _fires(
+    *, missing_peak: bool, with_times: bool = True, step_s: int = 600, days: int = 10
+) -> list[tuple[int, float]]:
+    """(day, hour) of every alarm over ``days`` of a daily cycle with noise; on day 9 the
+    morning peak (04:00-10:00 UTC) optionally stays at the daily mean."""
+    rng = np.random.default_rng(4)
+    st = np.zeros(1, ANOMALY_DTYPE)
+    tod = new_profiles(1)
+    out = []
+    for k in range(days * DAY // step_s):
+        t = T0 + k * step_s
+        day, hour = divmod(k * step_s, DAY)
+        x = _cycle(t) + rng.normal(0.0, 0.1)
+        if missing_peak and day == 9 and 4 * 3600 <= hour < 10 * 3600:
+            x = 10.0 + rng.normal(0.0, 0.1)
+        ts = np.array([float(t)]) if with_times else None
+        score, _ = update(st, np.array([x]), ts=ts, tod=tod if with_times else None)
+        if score[0] >= AnomalyParams().fire:
+            out.append((day, hour / 3600))
+    return out
+
+
+def test_a_missing_daily_peak_fires_when_it_should_have_come() -> None:
+    fired = [f for f in _fires(missing_peak=True) if f[0] >= 1]  # after the first day
+    assert fired == [(9, 4.0)]
+
+
+def test_the_same_days_with_their_peak_never_fire_after_the_first_day() -> None:
+    assert [f for f in _fires(missing_peak=False) if f[0] >= 1] == []
+
+
+def test_without_times_the_missing_peak_looks_normal() -> None:
+    # the flat value is the channel's mean: only the profile knows it is wrong at 04:00
+    assert [f for f in _fires(missing_peak=True, with_times=False) if f[0] >= 1] == []
+
+
+def test_the_profile_learns_per_day_whatever_the_reporting_interval() -> None:
+    # One day at 10 min and the same day at 30 s give nearly the same hourly bins: the step
+    # weight is elapsed time, not the number of readings.
+    profiles = []
+    for step in (600, 30):
+        st, tod = np.zeros(1, ANOMALY_DTYPE), new_profiles(1)
+        for k in range(3 * DAY // step):
+            t = T0 + k * step
+            update(st, np.array([_cycle(t)]), ts=np.array([float(t)]), tod=tod)
+        profiles.append(tod[0].copy())
+    assert np.max(np.abs(profiles[0] - profiles[1])) < 0.3
+    hours = (np.arange(24) + 0.5) * 3600
+    truth = np.array([_cycle(T0 + h) for h in hours])
+    assert np.max(np.abs(profiles[1] - truth)) < 0.6  # each bin near its hour's mean
+
+
+def test_times_need_a_profile_array() -> None:
+    st = np.zeros(2, ANOMALY_DTYPE)
+    with pytest.raises(ValueError, match="tod must be a float32 array"):
+        update(st, np.array([1.0, 2.0]), ts=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        update(st, np.array([1.0, 2.0]), ts=np.array([1.0, 2.0]), tod=new_profiles(4)[::2])
+
+
+def test_rows_of_a_shared_profile_array_are_updated_in_place() -> None:
+    st, tod = np.zeros(2, ANOMALY_DTYPE), new_profiles(5)
+    update(
+        st, np.array([3.0, 7.0]), ts=np.array([3600.0, 7200.0]), tod=tod, tod_rows=np.array([4, 1])
+    )
+    assert tod[4, 1] == 3.0 and tod[1, 2] == 7.0  # hour 1 of row 4, hour 2 of row 1
+    assert np.count_nonzero(tod) == 2
