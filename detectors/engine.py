@@ -477,6 +477,16 @@ class DetectorSet:
         out.sort(key=lambda d: d.ts_ms)
         return out
 
+    def exercise_clock_ms(self) -> int | None:
+        """The newest event time of any drill reading in the state (None: no drill yet).
+
+        A drill whose readings are older than this would have them set aside as late."""
+        ex = self._ex_slot[self._ex_slot >= 0]
+        if len(ex) == 0:
+            return None
+        newest = int(self._a["last_ts"][ex].max())
+        return newest if newest > _NO_TS else None
+
     def touched_station_index(self) -> npt.NDArray[np.int64]:
         """Registry indices (into :attr:`ids`) of the stations whose state the last
         :meth:`process` or :meth:`close_hours` changed, unique and sorted."""

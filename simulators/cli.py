@@ -108,6 +108,16 @@ def drill_run(
             "--dry-run", help="Print the payloads (topic TAB payload) to stdout; publish nothing."
         ),
     ] = False,
+    clock_check: Annotated[
+        bool,
+        typer.Option(
+            "--clock-check/--no-clock-check",
+            help=(
+                "Refuse to run when the worker already holds drill readings newer than this "
+                "drill's first one (they would be set aside as late and nothing would fire)."
+            ),
+        ),
+    ] = True,
 ) -> None:
     """Run a drill and print its report; exit 1 when an expectation fails."""
     if clock not in ("end-now", "start-now"):
@@ -128,6 +138,7 @@ def drill_run(
                 settle_s=settle,
                 start_pipeline=start_pipeline,
                 clock=clock,  # type: ignore[arg-type]
+                check_clock=clock_check,
             ),
             console=console,
         )

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import math
 import shutil
 import threading
 import time
@@ -101,6 +102,9 @@ class DrillOptions:
     anchor_ms: int | None = None
     client_id: str = "gyeongbo-drill"
     show_progress: bool = True
+    #: Refuse to run when the worker already holds drill readings newer than this drill's
+    #: first one (they would be set aside as late and nothing would fire).
+    check_clock: bool = True
 
 
 # -- the stack and the pipeline ---------------------------------------------------------------
@@ -328,6 +332,50 @@ def truth_times(sc: Scenario, reg: Registry, gen: Generated) -> dict[int, float]
     return out
 
 
+def fetch_exercise_clock(settings: Settings, timeout_s: float = 3.0) -> int | None:
+    """The newest drill reading's event time in the detector state of the worker answering on
+    the configured web port (``exercise_clock_ms`` of ``/metrics``; None: no drill there yet,
+    or no worker answering)."""
+    url = f"http://{settings.worker.web_host}:{settings.worker.web_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            doc = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    value = doc.get("exercise_clock_ms") if isinstance(doc, dict) else None
+    return int(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def check_drill_clock(settings: Settings, sc: Scenario, options: DrillOptions) -> None:
+    """Raise :class:`DrillError` when this drill's readings would start before the drill
+    readings the worker already holds: per station, the detectors set a reading older than
+    the station's newest aside as late, so a second accelerated drill within the scenario's
+    length would fire nothing (and its report would only say "missed")."""
+    held = fetch_exercise_clock(settings)
+    if held is None:
+        return
+    now = time.time() + 1.0
+    if options.anchor_ms is not None:
+        first = options.anchor_ms
+    elif options.clock == "start-now":
+        first = Clock.starting_now(options.speed, now).anchor_ms
+    else:
+        first = Clock.ending_now(sc.duration_s, options.speed, now).anchor_ms
+    if first >= held:
+        return
+    wait_min = math.ceil((held - first) / 60_000.0)
+    raise DrillError(
+        f"the worker already holds drill readings up to {rfc3339(held)} (event time); this "
+        f"drill's readings would start at {rfc3339(first)}, older, and be set aside as late, "
+        "so nothing would fire. Run it again in "
+        f"{wait_min // 60} h {wait_min % 60:02d} min, or on an empty stack: stop the "
+        "bridge and worker and `gyeongbo stack down`, move the stack folder "
+        "(GYEONGBO_STACK__HOME, default .gyeongbo) away, `gyeongbo stack up`; or run "
+        "`./dev drill` with no stack running, which starts an empty one of its own. "
+        "--no-clock-check runs it anyway."
+    )
+
+
 def fetch_sms(api_base: str | None, timeout_s: float = 3.0) -> list[dict[str, Any]] | None:
     """Messages the fake Twilio recorded (None when it is not reachable)."""
     if not api_base:
@@ -452,6 +500,8 @@ def run_drill(
             pipeline_context(live) if want_pipeline else contextlib.nullcontext()
         )
         with pipe:
+            if options.check_clock:
+                check_drill_clock(live, sc, options)
             report = asyncio.run(_drill(sc, reg, live, options, seed, console))
     print_report(report, console)
     return report

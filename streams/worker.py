@@ -678,10 +678,14 @@ class Worker:
     def snapshot(self) -> dict[str, Any]:
         """``/metrics``: the worker's counters and figures, the readings the detectors set
         aside (``detector_late``, ``detector_duplicate``, ``detector_unknown_station``,
-        ``detector_kind_mismatch``: counted, never silent) and the InfluxDB sink's counters."""
+        ``detector_kind_mismatch``: counted, never silent), the InfluxDB sink's counters and
+        ``exercise_clock_ms``, the newest drill reading's event time in its partitions."""
         stats = {f"detector_{k}": int(v) for k, v in self.detectors.stats.items()}
         sink = self.sink.metrics() if self.sink is not None else {}
-        return {**self.metrics.snapshot(), **stats, **sink}
+        ex = max(self.detectors.exercise_clock_ms() or 0, self._exercise_watermark)
+        # the drill runner refuses a drill whose readings would be older than this
+        drill = {"exercise_clock_ms": ex or None}
+        return {**self.metrics.snapshot(), **stats, **sink, **drill}
 
     async def _report(self) -> None:
         snap = self.snapshot()

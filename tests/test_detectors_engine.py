@@ -168,6 +168,20 @@ def test_exercise_readings_have_their_own_state_and_are_flagged(registry: Regist
     assert len(blob) == 12 + 2 * STATE_DTYPE.itemsize  # header + real + exercise records
 
 
+def test_the_drill_clock_is_the_newest_drill_reading_and_survives_a_restart(
+    registry: Registry,
+) -> None:
+    ds = DetectorSet(registry)
+    ds.process(water([(0, 5.0), (10, 5.0)]))
+    assert ds.exercise_clock_ms() is None  # real readings are not a drill
+    ds.process(water([(30, 5.0), (40, 5.1)], exercise=True))
+    ds.process(water([(35, 5.0)], exercise=True))  # late but inside the bound: not newer
+    assert ds.exercise_clock_ms() == T0 + 40 * M
+    again = DetectorSet(registry)
+    again.import_state(ds.export_state())
+    assert again.exercise_clock_ms() == T0 + 40 * M
+
+
 def test_state_round_trip_restarted_worker_needs_no_warm_up(registry: Registry) -> None:
     rise = [(10 * k, 8.0 + 0.05 * k) for k in range(8)]
     whole = DetectorSet(registry).process(water(rise))
@@ -177,6 +191,7 @@ def test_state_round_trip_restarted_worker_needs_no_warm_up(registry: Registry) 
     blobs = first.export_state(first.touched_stations())
     second = DetectorSet(registry)
     assert second.import_state(blobs) == 1
+    assert second.export_state([HANGANG]) == blobs  # every field, the anomaly profile too
     part2 = second.process(water(rise[4:]))
     assert part1 + part2 == whole
     with pytest.raises(ValueError):

@@ -25,7 +25,7 @@ from gyeongbo.events import AlertEvent
 from gyeongbo.settings import REPO_ROOT, Settings
 from gyeongbo.stack import influx
 from gyeongbo.stack.stack import Stack
-from simulators.drill import DrillOptions, run_drill
+from simulators.drill import DrillError, DrillOptions, run_drill
 from streams.codec import encode_batch
 from streams.partitioning import partitions_for
 from streams.pipeline import start_local_pipeline
@@ -36,6 +36,7 @@ from tests.pipeline_support import (
     get_json,
     isolated_settings,
     post_json,
+    topic_total,
     wait_for,
 )
 from tests.test_dashboards_queries import substitute
@@ -228,6 +229,29 @@ def test_sensor_faults_are_rejected_or_flagged_and_never_alert_the_public(
     assert report.passed, (failed, report.findings)
     assert report.expected_rejections > 0
     assert report.observed_rejections == report.expected_rejections
+
+
+def test_a_second_drill_with_older_readings_is_refused_before_it_publishes(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """On a running pipeline the drill clock stamps readings up to "now", so a second
+    accelerated drill within the scenario's length has readings older than the first's, which
+    the detectors would set aside as late (nothing would fire). The runner refuses it up
+    front, says until when, and publishes nothing."""
+    settings = isolated_settings(stack, tmp_path)
+    opts = DrillOptions(speed=600, start_pipeline=False, show_progress=False, settle_s=5)
+    metrics = f"http://{settings.worker.web_host}:{settings.worker.web_port}/metrics"
+    with start_local_pipeline(settings):
+        assert get_json(metrics)["exercise_clock_ms"] is None  # no drill yet
+        first = run_drill("gyeongju-earthquake", settings, opts)
+        assert first.readings > 0
+        held = wait_for(lambda: get_json(metrics)["exercise_clock_ms"], 20, "a drill clock")
+        assert abs(held - time.time() * 1000) < 60_000  # the first drill ended about now
+        before = topic_total(settings, settings.kafka.topics.readings.name)
+        with pytest.raises(DrillError, match=r"up to .* set aside as late.* again in 0 h 10 min"):
+            run_drill("gyeongju-earthquake", settings, opts)
+        time.sleep(2)
+        assert topic_total(settings, settings.kafka.topics.readings.name) == before
 
 
 def test_readings_in_exact_alert_events_out_with_operator_actions(
