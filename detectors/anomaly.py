@@ -301,7 +301,8 @@ def update(
             epc = np.where(full, epc, ep)
         # The step's weight: min(Δt, 1 h) / (1 h · tod_days).
         # (Δt by wrap-around int32 arithmetic: right for |Δt| < 68 years.)
-        wp = (ti.view(np.int32) - st["t_last"].view(np.int32)).astype(np.float32)
+        dti = ti.view(np.int32) - st["t_last"].view(np.int32)
+        wp = dti.astype(np.float32)
         wp *= 1.0 / (_BIN_S * p.tod_days)
         np.clip(wp, 0.0, 1.0 / p.tod_days, out=wp)
     xm = xf - mu
@@ -338,7 +339,7 @@ def update(
         if far.all():
             score = np.maximum(raw, 0.0)
         else:
-            lik = np.zeros(len(zl))
+            lik = np.zeros(len(zl), np.float32)
             near = np.flatnonzero(~far)
             lik[near] = special.ndtr(zl[near])
             score = np.maximum(lik, raw)
@@ -428,7 +429,10 @@ def update(
     keep(np.maximum(hi, xf), "hi")
     keep(np.minimum(n + 1, 2**32 - 1), "n")
     if ts is not None:
-        keep(ti, "t_last")
+        if len(dti) and int(dti.min()) < 0:  # a step back in time keeps the later time
+            keep(np.where((dti >= 0) | (st["t_last"] == 0), ti, st["t_last"]), "t_last")
+        else:
+            keep(ti, "t_last")
         if not all_full:
             keep(seen_new, "seen")
         wp *= epc

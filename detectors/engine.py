@@ -477,11 +477,13 @@ class DetectorSet:
         out.sort(key=lambda d: d.ts_ms)
         return out
 
-    def exercise_clock_ms(self) -> int | None:
-        """The newest event time of any drill reading in the state (None: no drill yet).
+    def exercise_clock_ms(self, stations: npt.NDArray[np.int64] | None = None) -> int | None:
+        """The newest event time of any drill reading in the state of ``stations`` (registry
+        indices; None: all), or None when they have had no drill reading.
 
         A drill whose readings are older than this would have them set aside as late."""
-        ex = self._ex_slot[self._ex_slot >= 0]
+        ex = self._ex_slot if stations is None else self._ex_slot[stations]
+        ex = ex[ex >= 0]
         if len(ex) == 0:
             return None
         newest = int(self._a["last_ts"][ex].max())

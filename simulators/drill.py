@@ -332,26 +332,46 @@ def truth_times(sc: Scenario, reg: Registry, gen: Generated) -> dict[int, float]
     return out
 
 
-def fetch_exercise_clock(settings: Settings, timeout_s: float = 3.0) -> int | None:
-    """The newest drill reading's event time in the detector state of the worker answering on
-    the configured web port (``exercise_clock_ms`` of ``/metrics``; None: no drill there yet,
-    or no worker answering)."""
+class _NoWorker:
+    """``fetch_exercise_clock``: no worker answered (or without the field)."""
+
+
+NO_WORKER = _NoWorker()
+
+
+def fetch_exercise_clock(settings: Settings, timeout_s: float = 5.0) -> int | _NoWorker | None:
+    """The newest drill reading's event time the worker answering on the configured web port
+    knows of (``exercise_clock_ms`` of ``/metrics``): None when it has none, :data:`NO_WORKER`
+    when no worker answers or it does not report one."""
     url = f"http://{settings.worker.web_host}:{settings.worker.web_port}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             doc = json.loads(resp.read())
     except (urllib.error.URLError, OSError, ValueError):
-        return None
-    value = doc.get("exercise_clock_ms") if isinstance(doc, dict) else None
+        return NO_WORKER
+    if not isinstance(doc, dict) or "exercise_clock_ms" not in doc:
+        return NO_WORKER
+    value = doc["exercise_clock_ms"]
     return int(value) if isinstance(value, int | float) and value > 0 else None
 
 
-def check_drill_clock(settings: Settings, sc: Scenario, options: DrillOptions) -> None:
+def check_drill_clock(
+    settings: Settings, sc: Scenario, options: DrillOptions, console: Console
+) -> None:
     """Raise :class:`DrillError` when this drill's readings would start before the drill
     readings the worker already holds: per station, the detectors set a reading older than
     the station's newest aside as late, so a second accelerated drill within the scenario's
-    length would fire nothing (and its report would only say "missed")."""
+    length would fire nothing (and its report would only say "missed"). The clock is the
+    newest drill reading of *any* station, so the check is conservative: a drill on other
+    stations could run (``--no-clock-check``)."""
     held = fetch_exercise_clock(settings)
+    if isinstance(held, _NoWorker):
+        console.print(
+            "[yellow]drill[/yellow] cannot read the worker's drill clock (no worker on "
+            f"{settings.worker.web_host}:{settings.worker.web_port}, or an older one): if an "
+            "earlier drill on this stack is newer than this one's readings, nothing will fire"
+        )
+        return
     if held is None:
         return
     now = time.time() + 1.0
@@ -364,15 +384,19 @@ def check_drill_clock(settings: Settings, sc: Scenario, options: DrillOptions) -
     if first >= held:
         return
     wait_min = math.ceil((held - first) / 60_000.0)
+    when = (
+        f"Choose an anchor after {rfc3339(held)}"
+        if options.anchor_ms is not None
+        else f"Run it again in {wait_min // 60} h {wait_min % 60:02d} min"
+    )
     raise DrillError(
-        f"the worker already holds drill readings up to {rfc3339(held)} (event time); this "
-        f"drill's readings would start at {rfc3339(first)}, older, and be set aside as late, "
-        "so nothing would fire. Run it again in "
-        f"{wait_min // 60} h {wait_min % 60:02d} min, or on an empty stack: stop the "
+        f"the worker already holds drill readings up to {rfc3339(held)} (event time, any "
+        f"station); this drill's readings would start at {rfc3339(first)}, older, and be set "
+        f"aside as late, so nothing would fire. {when}, or use an empty stack: stop the "
         "bridge and worker and `gyeongbo stack down`, move the stack folder "
         "(GYEONGBO_STACK__HOME, default .gyeongbo) away, `gyeongbo stack up`; or run "
         "`./dev drill` with no stack running, which starts an empty one of its own. "
-        "--no-clock-check runs it anyway."
+        "--no-clock-check runs it anyway (a drill on other stations than the last one's works)."
     )
 
 
@@ -501,7 +525,7 @@ def run_drill(
         )
         with pipe:
             if options.check_clock:
-                check_drill_clock(live, sc, options)
+                check_drill_clock(live, sc, options, console)
             report = asyncio.run(_drill(sc, reg, live, options, seed, console))
     print_report(report, console)
     return report

@@ -102,6 +102,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _drill_clock_key(partition: int) -> str:
+    """The detector-state table key of a readings partition's drill clock (8 bytes, LE)."""
+    return f"{partition}/drill-clock"
+
+
 @dataclass
 class Metrics:
     """Counters and recent latencies, served on ``/metrics`` and logged periodically."""
@@ -449,8 +454,27 @@ class Worker:
             blobs: dict[str, bytes] = _chunk_decoder.decode(old) if old else {}
             blobs.update(self.detectors.export_state(sids))
             self.detector_state[key] = _chunk_encoder.encode(blobs)
+        # The partition's drill clock, kept apart from the chunks (which load lazily, station
+        # by station) so that a worker that takes the partition over reports it at once.
+        ex = self.detectors.exercise_clock_ms(np.fromiter(dirty, np.int64, len(dirty)))
+        if ex is not None and ex > self._drill_clock_stored(partition):
+            self.detector_state[_drill_clock_key(partition)] = ex.to_bytes(8, "little")
         self.metrics.counters["state_checkpoints"] += 1
         self.metrics.counters["state_chunks_written"] += len(by_chunk)
+
+    def _drill_clock_stored(self, partition: int) -> int:
+        raw = self.detector_state.get(_drill_clock_key(partition))
+        return int.from_bytes(raw, "little") if raw else 0
+
+    def exercise_clock_ms(self) -> int | None:
+        """The newest drill reading's event time this worker knows of: in its detector state,
+        seen since it started, or checkpointed for any partition of ``readings``."""
+        stored = (
+            self._drill_clock_stored(p)
+            for p in range(self.settings.kafka.topics.readings.partitions)
+        )
+        ex = max(self.detectors.exercise_clock_ms() or 0, self._exercise_watermark, *stored)
+        return ex or None
 
     def _load_station_state(self, partition: int, stations: np.ndarray[Any, Any]) -> None:
         # Once every chunk of the partition has been read there is nothing left to load:
@@ -682,9 +706,8 @@ class Worker:
         ``exercise_clock_ms``, the newest drill reading's event time in its partitions."""
         stats = {f"detector_{k}": int(v) for k, v in self.detectors.stats.items()}
         sink = self.sink.metrics() if self.sink is not None else {}
-        ex = max(self.detectors.exercise_clock_ms() or 0, self._exercise_watermark)
         # the drill runner refuses a drill whose readings would be older than this
-        drill = {"exercise_clock_ms": ex or None}
+        drill = {"exercise_clock_ms": self.exercise_clock_ms()}
         return {**self.metrics.snapshot(), **stats, **sink, **drill}
 
     async def _report(self) -> None:

@@ -82,3 +82,12 @@ def test_rows_of_a_shared_profile_array_are_updated_in_place() -> None:
     )
     assert tod[4, 1] == 3.0 and tod[1, 2] == 7.0  # hour 1 of row 4, hour 2 of row 1
     assert np.count_nonzero(tod) == 2
+
+
+def test_a_reading_from_the_past_neither_moves_the_profile_nor_rewinds_the_clock() -> None:
+    st, tod = np.zeros(1, ANOMALY_DTYPE), new_profiles(1)
+    for t, x in ((T0 + 3600, 5.0), (T0 + 4200, 5.0)):
+        update(st, np.array([x]), ts=np.array([float(t)]), tod=tod)
+    profile = tod.copy()
+    update(st, np.array([50.0]), ts=np.array([float(T0 + 3900)]), tod=tod)  # 5 min older
+    assert np.array_equal(tod, profile) and int(st["t_last"][0]) == T0 + 4200

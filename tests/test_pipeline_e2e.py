@@ -237,21 +237,31 @@ def test_a_second_drill_with_older_readings_is_refused_before_it_publishes(
     """On a running pipeline the drill clock stamps readings up to "now", so a second
     accelerated drill within the scenario's length has readings older than the first's, which
     the detectors would set aside as late (nothing would fire). The runner refuses it up
-    front, says until when, and publishes nothing."""
-    settings = isolated_settings(stack, tmp_path)
+    front, says until when, and publishes nothing — also after the worker restarted, when the
+    stations' state is not loaded yet (it loads lazily) but the partitions' drill clocks are."""
+    base = isolated_settings(stack, tmp_path)
+    worker = base.worker.model_copy(update={"state_checkpoint_s": 0.0})  # after every batch
+    settings = base.model_copy(update={"worker": worker})
     opts = DrillOptions(speed=600, start_pipeline=False, show_progress=False, settle_s=5)
     metrics = f"http://{settings.worker.web_host}:{settings.worker.web_port}/metrics"
+    readings = settings.kafka.topics.readings.name
     with start_local_pipeline(settings):
         assert get_json(metrics)["exercise_clock_ms"] is None  # no drill yet
         first = run_drill("gyeongju-earthquake", settings, opts)
         assert first.readings > 0
         held = wait_for(lambda: get_json(metrics)["exercise_clock_ms"], 20, "a drill clock")
         assert abs(held - time.time() * 1000) < 60_000  # the first drill ended about now
-        before = topic_total(settings, settings.kafka.topics.readings.name)
+        before = topic_total(settings, readings)
         with pytest.raises(DrillError, match=r"up to .* set aside as late.* again in 0 h 10 min"):
             run_drill("gyeongju-earthquake", settings, opts)
         time.sleep(2)
-        assert topic_total(settings, settings.kafka.topics.readings.name) == before
+        assert topic_total(settings, readings) == before
+    with start_local_pipeline(settings):  # a restarted worker, nothing read since
+        assert get_json(metrics)["exercise_clock_ms"] == held
+        with pytest.raises(DrillError, match=r"again in 0 h 1\d min"):
+            run_drill("gyeongju-earthquake", settings, opts)
+        time.sleep(2)
+        assert topic_total(settings, readings) == before
 
 
 def test_readings_in_exact_alert_events_out_with_operator_actions(
