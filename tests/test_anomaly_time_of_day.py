@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from detectors.anomaly import ANOMALY_DTYPE, AnomalyParams, new_profiles, update
@@ -91,3 +92,26 @@ def test_a_reading_from_the_past_neither_moves_the_profile_nor_rewinds_the_clock
     profile = tod.copy()
     update(st, np.array([50.0]), ts=np.array([float(T0 + 3900)]), tod=tod)  # 5 min older
     assert np.array_equal(tod, profile) and int(st["t_last"][0]) == T0 + 4200
+
+
+def test_the_residual_record_waits_a_day_after_the_profile_completes() -> None:
+    # Each bin starts from one noisy reading, so the first residuals are large: a record armed
+    # at once doubled the alarms on noise for hours (and after an upgrade every station
+    # completes its profile on the same day). For the day after completion the alarms are
+    # exactly those of the detector without the record; then the record may fire.
+    def alarms(p: AnomalyParams) -> npt.NDArray[np.bool_]:
+        rng = np.random.default_rng(5)
+        st, tod = np.zeros(300, ANOMALY_DTYPE), new_profiles(300)
+        out = []
+        for k in range(2 * 144 + 12):  # 10-minute readings, two days and two hours
+            score, _ = update(
+                st, rng.normal(10.0, 1.0, 300), p, ts=np.full(300, float(T0 + k * 600)), tod=tod
+            )
+            out.append(score >= p.fire)
+        return np.array(out)
+
+    with_record, without = alarms(AnomalyParams()), alarms(AnomalyParams(sp_tod=1e9))
+    complete, armed = 144, 2 * 144  # the last bin is filled at 24 h, the record arms at 48 h
+    assert np.array_equal(with_record[:armed], without[:armed])
+    assert with_record[complete:armed].any()  # (there were alarms to compare)
+    assert not np.array_equal(with_record, without)  # armed, it adds alarms of its own
