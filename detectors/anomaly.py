@@ -22,6 +22,9 @@ extraction from multivariate time series"):
   (``D = tod_days``), so a day of data weighs ``≈ 1/D`` whether a station reports every 10 s
   or every 10 min. A bin's first reading sets it; once every bin has had one (the profile is
   complete, about a day), ``e`` is clipped at ``±(e_max + floor)`` first (robust like ``μ``).
+  The bins are float32: a step below half a unit in the last place is lost, so a channel
+  with no noise at all follows a slow drift of its daily cycle only when the drift is above
+  about 1e-4 of the level (10 s readings) or 1e-3 (1 s); real sensors' noise moves the bins.
 
 
 Every scale (``s``, ``d``, ``s_f``) is floored at ``floor_rng·(hi - lo) + floor_rel·(|μ| + s₀)``,
