@@ -1238,6 +1238,9 @@ def _alloc(n: int) -> dict[str, npt.NDArray[Any]]:
         if dt.base.names is None:  # a plain column (n,) or (n, 3)
             out[name] = np.zeros((n, *dt.shape), dt.base)
         else:  # records of a component, opaque bytes, flat over channels
+            # (records, not a column per field: a batch gathers and scatters its stations at
+            # random, and a record's fields share one or two cache lines; the anomaly state
+            # as columns was bit-identical but ~25 % slower overall, its scatter ~20x)
             out[name] = np.zeros(
                 n * max(1, int(np.prod(dt.shape))), np.dtype((np.void, dt.base.itemsize))
             )
