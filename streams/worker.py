@@ -19,6 +19,8 @@ being processed):
 
 * ``detector-state``: one blob per station (``DetectorSet.export_state``), written for the
   stations a batch touched; imported lazily when a station is first seen after an assignment;
+  beside them, each partition's drill clock (the newest drill reading's event time, for the
+  drill runner's check on ``/metrics``);
 * ``alert-state``: the whole :class:`~alerting.machine.AlertMachine` of one ``zone.commands``
   partition, written after every change;
 * ``hq-state``: the :class:`~alerting.hq.HQMachine`;
