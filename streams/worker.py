@@ -17,9 +17,11 @@ State that must survive a restart or a rebalance lives in changelogged Faust tab
 partitions line up with their source topic's (a table write goes to the partition of the event
 being processed):
 
-* ``detector-state``: one blob per station (``DetectorSet.export_state``), written for the
-  stations a batch touched; imported lazily when a station is first seen after an assignment;
-  beside them, each partition's drill clock (the newest drill reading's event time, for the
+* ``detector-state``: per-station blobs (``DetectorSet.export_state``) in chunks (key
+  ``<partition>/<chunk>``, see ``Worker._checkpoint``), written at most every
+  ``state_checkpoint_s`` for the chunks whose stations changed; imported lazily when a station
+  is first seen after an assignment; beside them (``<partition>/drill-clock``) each
+  partition's drill clock (the newest drill reading's event time, for the
   drill runner's check on ``/metrics``);
 * ``alert-state``: the whole :class:`~alerting.machine.AlertMachine` of one ``zone.commands``
   partition, written after every change;
