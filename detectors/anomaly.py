@@ -198,7 +198,7 @@ class AnomalyParams:
 DEFAULT = AnomalyParams()
 _BIN_S = DAY / TOD_BINS
 _ALL_BINS = np.uint32((1 << TOD_BINS) - 1)  # every bin has had a reading
-_READING_1 = np.uint32(1 << TOD_BINS)  # one clock hour since complete (above the bins)
+_HOUR_1 = np.uint32(1 << TOD_BINS)  # one clock hour since complete (above the bins)
 
 
 def new_profiles(rows: int) -> F32:
@@ -290,10 +290,10 @@ def update(
         if not np.isfinite(tsf.sum()):  # a missing time: the last one (no profile step)
             tsf = np.where(np.isfinite(tsf), tsf, st["t_last"])
         ti = tsf.astype(np.uint32)
-        b = (ti // np.uint32(_BIN_S)).view(np.int32)  # hours since the epoch
-        b -= TOD_BINS * (b // TOD_BINS)
+        hour = ti // np.uint32(_BIN_S)  # hours since the epoch
+        b = hour.view(np.int32) % TOD_BINS
         seen = st["seen"]  # bins seen (bits 0-23), then clock hours since complete (24-31)
-        trained_at = _ALL_BINS + _READING_1 * np.uint32(min(p.tod_arm_hours, 255))
+        trained_at = _ALL_BINS + _HOUR_1 * np.uint32(min(p.tod_arm_hours, 255))
         all_full = len(seen) == 0 or int(seen.min()) >= trained_at  # (the case in service)
         flat, at = _profile_bins(tod, tod_rows, b)
         pb = flat[at]
@@ -305,9 +305,9 @@ def update(
             pb = np.where(was, pb, xf)
             # after completion, count the clock hours entered (a reading in another hour than
             # the last one), so the record arms a day later whatever the reporting interval
-            hour_in = ti // np.uint32(_BIN_S) != st["t_last"] // np.uint32(_BIN_S)
+            hour_in = hour != st["t_last"] // np.uint32(_BIN_S)
             step_in = full & ~trained & hour_in
-            seen_new = (seen | bit) + np.where(step_in, _READING_1, 0).astype(np.uint32)
+            seen_new = (seen | bit) + np.where(step_in, _HOUR_1, 0).astype(np.uint32)
         ep = xf - pb
         aep = np.abs(ep)
         emax = st["emax"].copy()  # (read three times: once from the records)

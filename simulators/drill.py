@@ -332,6 +332,15 @@ def truth_times(sc: Scenario, reg: Registry, gen: Generated) -> dict[int, float]
     return out
 
 
+def drill_clock(sc: Scenario, options: DrillOptions, wall_start: float) -> Clock:
+    """The drill's clock: ``options.anchor_ms`` if given, else the clock mode's choice."""
+    if options.anchor_ms is not None:
+        return Clock(anchor_ms=options.anchor_ms, wall_start=wall_start, speed=options.speed)
+    if options.clock == "start-now":
+        return Clock.starting_now(options.speed, wall_start)
+    return Clock.ending_now(sc.duration_s, options.speed, wall_start)
+
+
 class _NoWorker:
     """``fetch_exercise_clock``: no worker answered (or without the field)."""
 
@@ -374,13 +383,7 @@ def check_drill_clock(
         return
     if held is None:
         return
-    now = time.time() + 1.0
-    if options.anchor_ms is not None:
-        first = options.anchor_ms
-    elif options.clock == "start-now":
-        first = Clock.starting_now(options.speed, now).anchor_ms
-    else:
-        first = Clock.ending_now(sc.duration_s, options.speed, now).anchor_ms
+    first = drill_clock(sc, options, time.time() + 1.0).anchor_ms
     if first >= held:
         return
     wait_min = math.ceil((held - first) / 60_000.0)
@@ -543,13 +546,8 @@ async def _drill(
     await followers.start()
     sms_before = fetch_sms(settings.twilio.api_base)
     cap_before = cap_statuses(Path(settings.paths.cap_feed))
-    wall_start = time.time() + 1.0
-    if options.anchor_ms is not None:
-        clock = Clock(anchor_ms=options.anchor_ms, wall_start=wall_start, speed=options.speed)
-    elif options.clock == "start-now":
-        clock = Clock.starting_now(options.speed, wall_start)
-    else:
-        clock = Clock.ending_now(sc.duration_s, options.speed, wall_start)
+    clock = drill_clock(sc, options, time.time() + 1.0)
+    wall_start = clock.wall_start
     gen = generate(
         sc,
         reg,
