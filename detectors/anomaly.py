@@ -206,6 +206,55 @@ def new_profiles(rows: int) -> F32:
     return np.zeros((rows, TOD_BINS), np.float32)
 
 
+_WORDS = ANOMALY_DTYPE.itemsize // 4
+_BLOCK = 2048  # records per block of a transpose (~160 KB: stays in a core's L2 cache)
+
+
+class _Columns:
+    """The records of :func:`update` as one contiguous array per field (read and written
+    by name like the records).
+
+    An operation on a strided field of 80-byte records streams every record through the
+    cache and costs ~8x one on a contiguous array; copying the records to columns and back
+    in L2-sized blocks costs about as much as three such operations each way, and :func:`update`
+    makes about forty.
+    """
+
+    def __init__(self, st: npt.NDArray[np.void]) -> None:
+        self.st = st
+        recs = st if st.flags.c_contiguous else np.ascontiguousarray(st)
+        words = recs.view(np.uint32).reshape(len(recs), _WORDS)
+        self.words = np.empty((_WORDS, len(recs)), np.uint32)
+        for lo in range(0, len(recs), _BLOCK):
+            self.words[:, lo : lo + _BLOCK] = words[lo : lo + _BLOCK].T
+        self.fields: dict[str, npt.NDArray[Any]] = {}
+        for name in ANOMALY_DTYPE.names or ():
+            dt, off = ANOMALY_DTYPE.fields[name][:2]  # type: ignore[index]
+            row = self.words[off // 4].view(dt)
+            # fields narrower than a word: every (4 / size)-th element of the word's row
+            step = 4 // dt.itemsize
+            self.fields[name] = row if step == 1 else row[(off % 4) // dt.itemsize :: step]
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self.fields[name]
+
+    def __setitem__(self, name: str, value: npt.NDArray[Any] | float) -> None:
+        self.fields[name][...] = value
+
+    def __len__(self) -> int:
+        return int(self.words.shape[1])
+
+    def store(self) -> None:
+        """Write the columns back into the records."""
+        st = self.st
+        recs = st if st.flags.c_contiguous else np.empty(len(st), st.dtype)
+        words = recs.view(np.uint32).reshape(len(recs), _WORDS)
+        for lo in range(0, len(recs), _BLOCK):
+            words[lo : lo + _BLOCK] = self.words[:, lo : lo + _BLOCK].T
+        if recs is not st:
+            st[...] = recs
+
+
 def _profile_bins(
     tod: F32 | None, rows: npt.NDArray[np.integer[Any]] | None, b: npt.NDArray[np.int32]
 ) -> tuple[F32, npt.NDArray[np.intp]]:
@@ -251,26 +300,46 @@ def update(
     """
     # float32 throughout, like the state: no conversion pass per field and half the bytes
     # per operation (about 3x faster than float64 at 23,000 rows; NAB scores unchanged).
-    # Fields are read as strided views of ``st``; every read happens before the writes at
-    # the end (``keep``), so no view sees a new value.
+    # Fields are read as views of the columns; every read happens before the writes at the
+    # end (``keep``), so no view sees a new value.
+    # The fields are worked on as contiguous columns (see _Columns), written back at the end.
+    # numpy's maximum/minimum against a scalar cost ~4x against an array: ``zero`` is one.
+    if st.dtype != ANOMALY_DTYPE:
+        raise ValueError(f"records must be of ANOMALY_DTYPE, not {st.dtype}")
+    cols = _Columns(st)
+    out, raw = _update(cols, x, p, ts, tod, tod_rows, score_from)
+    cols.store()
+    return out, raw
+
+
+def _update(
+    st: _Columns,
+    x: FloatArray,
+    p: AnomalyParams,
+    ts: FloatArray | None,
+    tod: F32 | None,
+    tod_rows: npt.NDArray[np.intp] | npt.NDArray[np.int64] | None,
+    score_from: float,
+) -> tuple[F32, F32]:
     x = x.astype(np.float32, copy=False)
     ok = ~np.isnan(x)
     all_ok = bool(ok.all())  # the engine's case: rows are readings that carry the channel
-    n = st["n"].astype(np.int64)
+    n = st["n"].copy()  # uint32
     first = ok & (n == 0)
     any_first = bool(first.any())
     xf = x if all_ok else np.where(ok, x, 0.0)
+    zero = np.zeros(len(x), np.float32)
 
     def init(v: F32, field: str) -> F32:
         """The stored field, or ``v`` on a channel's first reading."""
         old = st[field]
-        return np.where(first, v, old) if any_first else old
+        return np.where(first, v, old) if any_first else old.copy()
 
     def keep(new: npt.NDArray[np.generic], field: str) -> None:
         st[field] = new if all_ok else np.where(ok, new, st[field])
 
     mu = init(xf, "mu")
-    s0 = init(np.abs(xf), "s0") if any_first else st["s0"]
+    s0 = init(np.abs(xf), "s0") if any_first else st["s0"]  # (read once)
     lo = init(xf, "lo")
     hi = init(xf, "hi")
     span = hi - lo
@@ -291,7 +360,8 @@ def update(
             tsf = np.where(np.isfinite(tsf), tsf, st["t_last"])
         ti = tsf.astype(np.uint32)
         hour = ti // np.uint32(_BIN_S)  # hours since the epoch
-        b = hour.view(np.int32) % TOD_BINS
+        # hour mod 24 (a remainder by a constant is ~4x slower than this in numpy)
+        b = (hour - hour // np.uint32(TOD_BINS) * np.uint32(TOD_BINS)).view(np.int32)
         seen = st["seen"]  # bins seen (bits 0-23), then clock hours since complete (24-31)
         trained_at = _ALL_BINS + _HOUR_1 * np.uint32(min(p.tod_arm_hours, 255))
         all_full = len(seen) == 0 or int(seen.min()) >= trained_at  # (the case in service)
@@ -312,7 +382,7 @@ def update(
         aep = np.abs(ep)
         emax = st["emax"].copy()  # (read three times: once from the records)
         hp = emax + floor  # robust step: the residual clipped at its record (+ the floor)
-        epc = np.clip(ep, -hp, hp)
+        epc = np.minimum(np.maximum(ep, -hp), hp)  # (= np.clip, ~3x faster with arrays)
         if not all_full:
             epc = np.where(full, epc, ep)
         # The step's weight: min(Δt, 1 h) / (1 h · tod_days).
@@ -324,8 +394,12 @@ def update(
     xm = xf - mu
     r = xm / s
     rc = np.clip(r, -p.huber_c, p.huber_c)
-    gp = np.maximum(0.0, st["gp"] + rc - p.cusum_k)
-    gn = np.maximum(0.0, st["gn"] - rc - p.cusum_k)
+    gp = st["gp"] + rc
+    gp -= p.cusum_k
+    np.maximum(gp, zero, out=gp)
+    gn = st["gn"] - rc
+    gn -= p.cusum_k
+    np.maximum(gn, zero, out=gn)
     z = np.abs(r) / p.z_level
     if jump:
         d = np.maximum(st["d"], floor)
@@ -337,23 +411,23 @@ def update(
     np.maximum(z, sf / (s * p.z_var), out=z)
     # z² overflows float32 above ~1.8e19 (a reading far off a collapsed scale) and ρ would be
     # inf/inf = NaN; ρ is already 1.0 in float32 at z = 1e6.
-    np.minimum(z, 1e6, out=z)
+    np.minimum(z, np.full(len(z), 1e6, np.float32), out=z)
     z2 = z * z
     raw = z2 / (1.0 + z2)
     # Anomaly likelihood: the short mean of ρ against its long-run distribution.
-    lm = st["lm"]
-    lv = st["lv"]
-    sm32 = st["sm"]
+    lm = st["lm"].copy()
+    lv = st["lv"].copy()
+    sm32 = st["sm"].copy()
     sm = sm32 + p.lik_alpha * (raw - sm32)
     if any_first:
         sm = np.where(first, raw, sm)
-    zl = (sm - lm) / np.maximum(np.sqrt(lv), 1e-9)
+    zl = (sm - lm) / np.maximum(np.sqrt(lv), np.full(len(lv), 1e-9, np.float32))
     if score_from > 0.5:
         # Φ is increasing: Φ(z) < score_from below Φ⁻¹(score_from), here with a margin of
         # 1e-3 in z (≫ rounding); those rows get λ = 0 (NaN z stays on the exact path).
         far = zl < float(special.ndtri(min(score_from, p.fire))) - 1e-3
         if far.all():
-            score = np.maximum(raw, 0.0)
+            score = raw.copy()  # (ρ ≥ 0)
         else:
             lik = np.zeros(len(zl), np.float32)
             near = np.flatnonzero(~far)
@@ -367,10 +441,11 @@ def update(
     # Records: a CUSUM (in the channel's unit) or a residual against the time-of-day profile
     # beyond the largest seen by a margin, and by more than the relative floor.
     gs = gx * s
-    gmax = st["gmax"]
+    gmax = st["gmax"].copy()
     nov = gs > gmax * (1.0 + p.sp_cusum) + base
     nov |= spatial
-    keep(np.maximum(gmax * (1.0 - p.range_decay), gs), "gmax")
+    gmax *= 1.0 - p.range_decay
+    keep(np.maximum(gmax, gs), "gmax")
     if ts is not None:
         nov_t = aep > emax * (1.0 + p.sp_tod) + base
         if not all_full:  # the record's own warm-up: a day after the profile completes
@@ -383,8 +458,9 @@ def update(
     # selection when every row is on the same side of both lines (the same numbers).
     n_lo, n_hi = (int(n.min()), int(n.max())) if len(n) else (0, 0)
     inv: F32 | float = 0.0
+    n1 = n + (n < np.uint32(2**32 - 1))  # n + 1, saturated (uint32)
     if n_lo < max(p.lik_window, 1.0 / p.alpha):
-        inv = np.divide(np.float32(1.0), (n + 1).astype(np.float32))
+        inv = np.divide(np.float32(1.0), n1.astype(np.float32))
     a_l: F32 | float
     a: F32 | float
     if n_hi < p.lik_window:
@@ -404,23 +480,26 @@ def update(
     lv_new = (1.0 - a_l) * (lv + a_l * dev * dev)
     # Robust updates (clipped), slow location/scales and fast location.
     hs = p.huber_c * s
-    e = np.clip(xm, -hs, hs)  # (x clipped to μ ± c·s, minus μ)
+    e = np.minimum(np.maximum(xm, -hs), hs)  # (x clipped to μ ± c·s, minus μ)
     mu_new = mu + a * e
     s_new = s + a * (np.abs(e) - s)
     xf_f = xf - f
     f_new = f + p.alpha_fast * xf_f
     sf_new = sf + p.alpha_sf * (np.abs(xf_f) - sf)
     # Once an alarm fires, the CUSUMs restart so a persisting shift is not re-counted.
-    refr = st["refr"].astype(np.int64)
+    refr = st["refr"].copy()  # uint16
+    any_refr = bool(refr.any())
     warm = n < p.warmup
-    quiet = warm | (refr > 0)
+    quiet = warm | (refr > 0) if any_refr else warm
     fire = ~quiet & (score >= p.fire)
-    out = np.where(quiet, 0.0, score)
-    refr_new = np.where(fire, p.refractory, np.maximum(refr - 1, 0))
-    reset = fire | warm
-    if reset.any():
-        gp = np.where(reset, 0.0, gp)
-        gn = np.where(reset, 0.0, gn)
+    out = np.where(quiet, 0.0, score) if quiet.any() else score
+    any_fire = bool(fire.any())
+    if any_refr or any_fire:
+        refr_new = np.where(fire, p.refractory, np.maximum(refr.astype(np.int64) - 1, 0))
+    reset = np.flatnonzero(fire | warm)
+    if len(reset):
+        gp[reset] = 0.0
+        gn[reset] = 0.0
     keep(mu_new, "mu")
     keep(s_new, "s")
     if jump:
@@ -432,18 +511,20 @@ def update(
     keep(f_new, "f")
     keep(gp, "gp")
     keep(gn, "gn")
-    keep(s0, "s0")
+    if any_first:
+        keep(s0, "s0")
     keep(sf_new, "sf")
     keep(lm_new, "lm")
     keep(lv_new, "lv")
     keep(sm, "sm")
-    keep(refr_new, "refr")
+    if any_refr or any_fire:  # (otherwise every count stays 0)
+        keep(refr_new, "refr")
     if p.range_decay > 0:
         lo = lo + p.range_decay * (mu_new - lo)
         hi = hi + p.range_decay * (mu_new - hi)
     keep(np.minimum(lo, xf), "lo")
     keep(np.maximum(hi, xf), "hi")
-    keep(np.minimum(n + 1, 2**32 - 1), "n")
+    keep(n1, "n")
     if ts is not None:
         if len(dti) and int(dti.min()) < 0:  # a step back in time keeps the later time
             keep(np.where((dti >= 0) | (st["t_last"] == 0), ti, st["t_last"]), "t_last")

@@ -184,32 +184,59 @@ def update(
         plausible = np.ones(len(x), dtype=bool)
     if not all_ok:
         plausible &= ok
-    same = plausible & seen & (last_f32 == last)
-    same_n = np.where(same, st["same_n"].astype(np.int64) + 1, 0)
+    # The usual case, every reading plausible: no selection against the old baseline.
+    all_pl = all_ok and not any_jump and not any_bad
+    same = seen & (last_f32 == last)
+    if not all_pl:
+        same &= plausible
+    same_n = st["same_n"].astype(np.int32)
+    same_n += 1
+    same_n *= same
     stuck = same & (same_n >= stuck_n - 1) & (act32 >= active_per_h)
-    moving = plausible & seen & ~same
+    moving = seen & ~same
+    if not all_pl:
+        moving &= plausible
     if any_jump:
         moving &= ~step
     act_obs = dlast / (dt_s / 3600.0)
-    act = np.where(moving, 0.8 * act32 + 0.2 * act_obs, act32)
+    act = 0.8 * act32 + 0.2 * act_obs
+    if not moving.all():
+        act = np.where(moving, act, act32)
     flat_ref0 = st["flat_ref"]
-    moved = plausible & (~seen | (np.abs(last_f32 - flat_ref0) > flat_eps))
+    moved = ~seen | (np.abs(last_f32 - flat_ref0) > flat_eps)
+    if not all_pl:
+        moved &= plausible
     flat_since = np.where(moved, ts, st["flat_since"])
     flat_ref = np.where(moved, last_f32, flat_ref0)
-    flat = plausible & ((ts - flat_since) / 1000.0 >= flat_s)
+    flat = (ts - flat_since) / 1000.0 >= flat_s
+    if not all_pl:
+        flat &= plausible
     # Fault bits as uint8 (bool views are 0/1): the same values as the int64 expression.
     new = (stuck.view(np.uint8) << 2) | (flat.view(np.uint8) << 3)
     if any_bad:
         new |= bad_range.view(np.uint8) << 4
-    healthy = plausible & ~stuck & ~flat
+    healthy = ~stuck & ~flat
+    if not all_pl:
+        healthy &= plausible
     if any_jump:
         new |= step.view(np.uint8) << 1
         healthy &= ~step
-    good_n = np.where(healthy, np.minimum(st["good_n"].astype(np.int64) + 1, 255), 0)
-    persistent = np.where(healthy & (good_n >= recover_n), 0, faults & PERSISTENT) | new
+    good_n = st["good_n"].astype(np.int32)
+    good_n += 1
+    np.minimum(good_n, 255, out=good_n)
+    good_n *= healthy
+    persistent = faults & PERSISTENT
+    recovered = healthy & (good_n >= recover_n)
+    if recovered.any():
+        persistent = np.where(recovered, 0, persistent)
+    persistent |= new
     faults_new = persistent | ((jump & ~step).view(np.uint8) * SPIKE) if any_jump else persistent
-    st["last"] = np.where(plausible, last_f32, last)
-    st["t_last"] = np.where(plausible, ts, st["t_last"])
+    if all_pl:
+        st["last"] = last_f32
+        st["t_last"] = ts
+    else:
+        st["last"] = np.where(plausible, last_f32, last)
+        st["t_last"] = np.where(plausible, ts, st["t_last"])
     if any_jump:
         st["cand"] = np.where(jump, last_f32, st["cand"])
     if all_ok:
@@ -233,6 +260,6 @@ def update(
         st["faults"] = faults_new
     st["act"] = act
     st["flat_ref"] = flat_ref
-    st["seen"] = np.where(plausible, 1, st["seen"])
+    st["seen"] = 1 if all_pl else np.where(plausible, 1, st["seen"])
     trusted: npt.NDArray[np.bool_] = ok & (faults_new == 0)
     return trusted
