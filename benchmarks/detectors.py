@@ -15,7 +15,7 @@ Simulating weeks of history for every station would take minutes, so ``--templat
 stations (default 1,000, in the national mix) first live ``--history-days`` days (default
 14) of readings 5 minutes apart, and every other station of the same kind starts from a
 copy of a template's state (``export_state`` → ``import_state``, the real restore path) and
-follows that template's level with its own noise. The last timed-out station is thus a
+follows that template's level with its own noise. Every timed station is thus a
 station in service for two weeks, not one that has just started: young channels take other
 paths (warm-up, profile learning) and flag more often (their ranges are narrow).
 

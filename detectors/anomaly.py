@@ -208,6 +208,12 @@ def new_profiles(rows: int) -> F32:
 
 _WORDS = ANOMALY_DTYPE.itemsize // 4
 _BLOCK = 2048  # records per block of a transpose (~160 KB: stays in a core's L2 cache)
+#: Each field's word, dtype, and (for fields narrower than a word) start and step in the
+#: word's row viewed as that dtype.
+_FIELD_AT = [
+    (name, off // 4, dt, (off % 4) // dt.itemsize, 4 // dt.itemsize)
+    for name, (dt, off, *_) in (ANOMALY_DTYPE.fields or {}).items()
+]
 
 
 class _Columns:
@@ -227,13 +233,10 @@ class _Columns:
         self.words = np.empty((_WORDS, len(recs)), np.uint32)
         for lo in range(0, len(recs), _BLOCK):
             self.words[:, lo : lo + _BLOCK] = words[lo : lo + _BLOCK].T
-        self.fields: dict[str, npt.NDArray[Any]] = {}
-        for name in ANOMALY_DTYPE.names or ():
-            dt, off = ANOMALY_DTYPE.fields[name][:2]  # type: ignore[index]
-            row = self.words[off // 4].view(dt)
-            # fields narrower than a word: every (4 / size)-th element of the word's row
-            step = 4 // dt.itemsize
-            self.fields[name] = row if step == 1 else row[(off % 4) // dt.itemsize :: step]
+        self.fields: dict[str, npt.NDArray[Any]] = {
+            name: self.words[w].view(dt) if step == 1 else self.words[w].view(dt)[start::step]
+            for name, w, dt, start, step in _FIELD_AT
+        }
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         return self.fields[name]
