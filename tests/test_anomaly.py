@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from detectors.anomaly import ANOMALY_DTYPE, AnomalyParams, update
+from detectors.anomaly import ANOMALY_DTYPE, AnomalyParams, new_profiles, update
 
 
 def _run(xs: list[float], p: AnomalyParams | None = None) -> list[float]:
@@ -60,3 +61,34 @@ def test_a_reading_far_off_a_collapsed_scale_fires_rather_than_scoring_nan() -> 
         update(st, np.array([0.0]))
     _, raw = update(st, np.array([1e9]))
     assert raw[0] == 1.0
+
+
+def test_records_in_a_strided_view_are_updated_like_contiguous_ones() -> None:
+    # update works on a column copy of the records and writes it back: a caller's view of
+    # every other record (not contiguous) must see the same state and scores as a copy
+    rng = np.random.default_rng(5)
+    xs = rng.normal(3.0, 0.5, (300, 4))
+    xs[250, 1] = 40.0  # an anomaly on one channel
+    xs[100:110, 2] = np.nan  # gaps on another
+    whole = np.zeros(8, ANOMALY_DTYPE)
+    alone = np.zeros(4, ANOMALY_DTYPE)
+    view = whole[::2]
+    assert not view.flags.c_contiguous
+    tod_a, tod_b = new_profiles(4), new_profiles(4)
+    fired = []
+    for i, row in enumerate(xs):
+        ts = np.full(4, 1.7e9 + 600.0 * i)
+        a = update(view, row, ts=ts, tod=tod_a)
+        b = update(alone, row, ts=ts, tod=tod_b)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        fired += [(i, int(c)) for c in np.flatnonzero(a[0] >= AnomalyParams().fire)]
+    assert (250, 1) in fired
+    assert whole[::2].tobytes() == alone.tobytes()
+    assert not whole[1::2].tobytes().strip(b"\0")  # the records in between are untouched
+    assert tod_a.tobytes() == tod_b.tobytes()
+
+
+def test_records_of_another_dtype_are_refused() -> None:
+    with pytest.raises(ValueError, match="ANOMALY_DTYPE"):
+        update(np.zeros(2, [("mu", np.float32)]), np.array([1.0, 2.0]))

@@ -12,10 +12,12 @@ import numpy as np
 from detectors import anomaly, flood_forecast, health
 from detectors.engine import (
     _HASH_MUL,
+    _PACK_MUL,
     DetectorSet,
     _by_slot,
     _hash_ids,
     _HashTable,
+    _pack_ids,
     _PackedTable,
 )
 from gyeongbo.batch import KIND_CODES, NO_SEQ, ReadingBatch
@@ -66,6 +68,31 @@ def test_id_probe_matches_a_sorted_search_with_collisions_and_absent_ids() -> No
         i = np.minimum(np.searchsorted(reg, wanted), len(reg) - 1)
         ref = np.where(reg[i] == wanted, i, -1)
         assert got.tolist() == ref.tolist()
+
+
+def test_packed_id_table_finds_ids_at_the_end_of_long_probe_runs() -> None:
+    # 40 ids with the same home cell make a probe run of 40 cells: ids are found past the
+    # first gathered window of cells and past the run-by-run loop, absent ids miss.
+    rng = np.random.default_rng(12)
+    n = 2000
+    bits = (4 * n - 1).bit_length()  # the table size _HashTable picks for n ids
+    cand = np.unique(np.array([f"{int(v):08d}" for v in rng.integers(0, 10**8, 400_000)]))
+    packed = _pack_ids(cand)
+    assert packed is not None
+    home = (packed[0] * _PACK_MUL) >> np.uint64(64 - bits)
+    cells, counts = np.unique(home, return_counts=True)
+    crowd = cand[home == cells[np.argmax(counts)]]
+    assert len(crowd) >= 40
+    rest = cand[home != cells[np.argmax(counts)]]
+    reg = np.unique(np.concatenate([crowd[:40], rest[: n - 40]]))
+    table = _PackedTable.build(reg)
+    assert table is not None and table.mask == (1 << bits) - 1
+    wanted = np.concatenate([crowd[:40][::-1], rng.permutation(reg)[:500], crowd[40:], rest[-50:]])
+    got = table.find(wanted)
+    assert got is not None
+    i = np.minimum(np.searchsorted(reg, wanted), len(reg) - 1)
+    assert got.tolist() == np.where(reg[i] == wanted, i, -1).tolist()
+    assert int(np.count_nonzero(got >= 0)) == 540
 
 
 def test_packed_id_table_matches_a_sorted_search() -> None:
