@@ -1351,23 +1351,6 @@ class _PackedTable:
         hit = full & (cell[:, 0] == key)
         out: I64 = np.where(hit, cell[:, 1].astype(np.int64) - 1, -1)
         cont = np.flatnonzero(full & ~hit & ok)  # another id in the cell: probe on
-        if len(cont):
-            # the next _RUN cells of every such row in one gather (a round per probe step
-            # costs ~25 µs, and the longest run among 10,000 ids is often 6-8 cells)
-            run = (pos[cont, None] + _RUN_STEPS) & self.mask
-            cells = self.cells.take(run, axis=0)  # (rows, _RUN, 2)
-            is_key = (cells[:, :, 0] == key[cont, None]) & (cells[:, :, 1] != 0)
-            empty = cells[:, :, 1] == 0
-            # the first cell that is the id or empty ends a row's run (argmax: first True)
-            stop = is_key | empty
-            ends = stop.any(axis=1)
-            at = stop.argmax(axis=1)
-            r = np.arange(len(cont))
-            found = ends & is_key[r, at]
-            out[cont[found]] = cells[r[found], at[found], 1].astype(np.int64) - 1
-            # rows whose run is longer than _RUN cells: on from the last cell gathered
-            pos[cont] = run[:, -1]
-            cont = cont[~ends]
         while len(cont):
             pos[cont] = (pos[cont] + 1) & self.mask
             cell = self.cells.take(pos[cont], axis=0)
@@ -1381,8 +1364,6 @@ class _PackedTable:
 
 
 _PACK_MUL = np.uint64(0x9E37_79B9_7F4A_7C15)
-_RUN = 8
-_RUN_STEPS = np.arange(1, _RUN + 1, dtype=np.intp)
 
 
 def _pack_ids(
