@@ -20,7 +20,8 @@ cautious rise ``ĥ + b_lo T`` and a cautious fall ``ĥ + b_hi T``:
 ``confidence`` is the fraction of pairwise slopes that agree with the decision. Units: m, ms.
 The fit is skipped (``fitted`` etc. NaN) where an interval bound (level range over the
 smallest time gap, times the ages and lead) proves the stage cannot change — on a quiet
-river, most readings.
+river, most readings. A looser bound from the whole ring (no windows, no sort) settles most
+of those first, with the same outputs.
 State: 12 × (8 + 4) bytes of ring + 4 bytes (:data:`FORECAST_DTYPE`).
 
 >>> st = np.zeros(1, FORECAST_DTYPE)
@@ -117,7 +118,14 @@ def update(
     out_thr, out_conf, fitted, slope_h, projected = np.full((5, m), np.nan)
     out_cross = np.full(m, -1, dtype=np.int64)
     has_levels = _rows_count(~np.isnan(levels)) > 0
-    cand = np.flatnonzero(has_levels & (st["count"] >= p.min_points))
+    ready = has_levels & (st["count"] >= p.min_points)
+    if ready.any():
+        # a looser, cheaper bound first (see _surely_unchanged): on a quiet river it settles
+        # nearly every row without building the windows
+        head_now = st["head"].astype(np.intp)
+        newest = t_arr[rows, head_now]
+        ready &= ~_surely_unchanged(h_arr, newest, ts, levels, level, spacing, p)
+    cand = np.flatnonzero(ready)
     if len(cand):
         # Rows of 2-D arrays: take / compress are several times faster than [cand] / [mask].
         tt = t_arr.take(cand, axis=0).astype(np.float64)
@@ -177,6 +185,41 @@ def update(
     changed = level != st["level"]
     st["level"] = level
     return ForecastOut(level, changed, fitted, slope_h, projected, out_thr, out_cross, out_conf)
+
+
+def _surely_unchanged(
+    h_arr: npt.NDArray[np.float32],
+    newest: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    levels: FloatArray,
+    cur: npt.NDArray[np.uint8],
+    spacing: int,
+    p: ForecastParams,
+) -> npt.NDArray[np.bool_]:
+    """Rows whose forecast stage provably cannot change, by a bound looser than
+    :func:`_may_change`'s and cheaper: no windows, no sort.
+
+    Every ring point, valid or not, bounds the levels: ``H_min ≤ h_i ≤ H_max``. Ring points
+    are at least ``spacing`` apart (a point is appended only ``spacing`` after the newest, and
+    a later reading within that replaces the newest), so ``g ≥ spacing``; a valid point is
+    at most ``window`` older than now and at most ``newest - now`` newer, so
+    ``A ≤ max(window, newest - now)``. Each quantity of :func:`_may_change`'s interval is
+    thus at least as wide here, and every rounded operation is monotone, so a row "stuck"
+    here is stuck there, whose fit is skipped: the outputs are the same. The pad is doubled
+    (``|hi| + |lo|`` here is at least half of it there).
+    """
+    with np.errstate(invalid="ignore"):
+        h_max = _rows_max(h_arr).astype(np.float64)
+        h_min = _rows_min(h_arr).astype(np.float64)
+        age = np.maximum(float(p.window_ms), (newest - ts).astype(np.float64))
+        reach = (h_max - h_min) / float(spacing) * (age + p.lead_ms)
+        hi = h_max + reach
+        lo = h_min - reach
+        pad = 2e-9 * (np.abs(hi) + np.abs(lo) + 1.0)
+        c = cur.astype(np.int64)
+        stuck = (_stage(hi + pad, levels) <= c) & (_stage(lo - pad, levels) >= c)
+    out: npt.NDArray[np.bool_] = stuck & np.isfinite(hi) & np.isfinite(lo)
+    return out
 
 
 def _may_change(

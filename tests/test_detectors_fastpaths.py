@@ -8,6 +8,7 @@ batch, so the same data is pushed through both and compared bit for bit.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detectors import anomaly, flood_forecast, health
 from detectors.engine import (
@@ -357,3 +358,42 @@ def test_grouping_by_slot_is_a_stable_argsort_in_32_and_64_bits() -> None:
         assert order.tolist() == ref.tolist()
         assert s_sorted.tolist() == slot[ref].tolist()
         assert s_sorted.dtype == np.int64 and order.dtype == np.int64
+
+
+def test_the_quick_forecast_bound_skips_only_fits_that_change_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Gauges rising, falling and flat near and far from their lines, irregular intervals,
+    # readings older than the ring's newest by up to 3 h: every output and the state are the
+    # same with the quick bound as without it (the exact bound and the fit then decide).
+    def run(quick: bool) -> list[object]:
+        if not quick:
+            monkeypatch.setattr(
+                flood_forecast, "_surely_unchanged", lambda h_arr, *a: np.zeros(len(h_arr), bool)
+            )
+        rng = np.random.default_rng(21)
+        outs: list[object] = []
+        for _ in range(25):
+            m = int(rng.integers(1, 400))
+            st = np.zeros(m, flood_forecast.FORECAST_DTYPE)
+            lv = np.sort(rng.uniform(0, 10, (m, 4)), axis=1)
+            lv[rng.random((m, 4)) < 0.1] = np.nan
+            h = rng.uniform(0, 10, m)
+            rate = rng.normal(0, 1, m) * rng.choice([0, 0.01, 0.3, 2.0], m)  # m per 10 min
+            t = np.full(m, 1_700_000_000_000, np.int64)
+            for _ in range(50):
+                dt = rng.choice([10_000, 60_000, 300_000, 600_000, 1_800_000, 4_000_000], m)
+                back = rng.random(m) < 0.03
+                t = t + np.where(back, -rng.integers(0, 3 * 3_600_000, m), dt)
+                h = h + rate * dt / 600_000 + rng.normal(0, 0.005, m)
+                rows = np.flatnonzero(rng.random(m) < 0.8)
+                part = st[rows]
+                o = flood_forecast.update(part, t[rows], np.round(h[rows], 3), lv[rows])
+                st[rows] = part
+                outs += [getattr(o, f).tobytes() for f in o.__dataclass_fields__]
+            outs.append(st.tobytes())
+        return outs
+
+    quick = run(True)
+    exact = run(False)
+    assert quick == exact
