@@ -38,6 +38,7 @@ State: 12 × (8 + 4) bytes of ring + 4 bytes (:data:`FORECAST_DTYPE`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +47,7 @@ __all__ = ["FORECAST_DTYPE", "RING", "ForecastOut", "ForecastParams", "update"]
 
 RING = 12
 FloatArray = npt.NDArray[np.float64]
+_N = TypeVar("_N", np.float32, np.float64)
 
 FORECAST_DTYPE = np.dtype(
     [
@@ -313,9 +315,9 @@ def _stage(h: FloatArray, levels: FloatArray) -> npt.NDArray[np.int64]:
 _FEW = 256
 
 
-def _rows_min(a: FloatArray) -> FloatArray:
+def _rows_min(a: npt.NDArray[_N]) -> npt.NDArray[_N]:
     if a.shape[0] < _FEW:
-        few: FloatArray = a.min(axis=1)
+        few: npt.NDArray[_N] = a.min(axis=1)
         return few
     out = a[:, 0].copy()
     for j in range(1, a.shape[1]):
@@ -323,9 +325,9 @@ def _rows_min(a: FloatArray) -> FloatArray:
     return out
 
 
-def _rows_max(a: FloatArray) -> FloatArray:
+def _rows_max(a: npt.NDArray[_N]) -> npt.NDArray[_N]:
     if a.shape[0] < _FEW:
-        few: FloatArray = a.max(axis=1)
+        few: npt.NDArray[_N] = a.max(axis=1)
         return few
     out = a[:, 0].copy()
     for j in range(1, a.shape[1]):
