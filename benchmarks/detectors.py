@@ -19,6 +19,10 @@ follows that template's level with its own noise. Every timed station is thus a
 station in service for two weeks, not one that has just started: young channels take other
 paths (warm-up, profile learning) and flag more often (their ranges are narrow).
 
+Batches carry the stations' registry positions, as the bridge sends them (``readings``
+record version 2), so the detectors do not look the ids up; ``--lookup-ids`` measures
+batches without them (a worker whose registry differs from the bridge's).
+
 The last line printed is a JSON object with ``readings_per_s`` (wall clock inside
 ``process``), ``readings_per_cpu_s`` (CPU time of this process inside ``process``: the figure
 to read on a shared, loaded machine), ``readings_per_s_best_batch`` (the fastest batch, as
@@ -138,8 +142,11 @@ def round_batch(
     t_ms: int,
     signal: Signal,
     rng: np.random.Generator,
+    digest: int = 0,
 ) -> ReadingBatch:
-    """One reading of each station in ``rows`` at ``t_ms``, in a random order."""
+    """One reading of each station in ``rows`` at ``t_ms``, in a random order; with the
+    registry's ``digest``, the stations' registry positions ride along as the bridge sends
+    them (``ids`` are in registry order)."""
     rows = rng.permutation(rows)
     n = len(rows)
     return ReadingBatch(
@@ -149,6 +156,8 @@ def round_batch(
         seq=np.full(n, NO_SEQ, dtype=np.int64),
         exercise=np.zeros(n, dtype=bool),
         values=signal.values(rows, t_ms, rng),
+        station_index=rows.astype(np.int32) if digest else None,
+        index_digest=digest,
     )
 
 
@@ -179,7 +188,7 @@ def live_history(
     steps = int(days * DAY_MS // 300_000)
     t_report = time.monotonic()
     for r in range(steps):
-        ds.process(round_batch(ids, kind, tmpl, start_ms + r * 300_000, signal, rng))
+        ds.process(round_batch(ids, kind, tmpl, start_ms + r * 300_000, signal, rng, ds.ids_digest))
         if time.monotonic() - t_report > 2 or r == steps - 1:
             t_report = time.monotonic()
             print(
@@ -198,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--templates", type=int, default=1_000, help="stations that live the history")
     ap.add_argument(
         "--history-days", type=float, default=14.0, help="days of history (5 min apart) first"
+    )
+    ap.add_argument(
+        "--lookup-ids",
+        action="store_true",
+        help="batches without the bridge's registry positions: the ids are looked up",
     )
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
@@ -222,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     n = len(ids)
     everyone = np.arange(n)
+    # the bridge sends registry positions (codec v2); --lookup-ids measures without them
+    digest = 0 if args.lookup_ids else ds.ids_digest
     busy = 0.0
     cpu = 0.0
     best = float("inf")  # fastest batch (seconds per reading): the least disturbed figure
@@ -229,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     detections = 0
     t_report = time.monotonic()
     for r in range(args.rounds):
-        full = round_batch(ids, kind, everyone, start_ms + r * 10_000, signal, rng)
+        full = round_batch(ids, kind, everyone, start_ms + r * 10_000, signal, rng, digest)
         batches = [full.take(np.arange(i, min(i + args.batch, n))) for i in range(0, n, args.batch)]
         for b in batches:
             t, c = time.perf_counter(), time.process_time()
@@ -255,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "templates": len(tmpl),
         "history_days": args.history_days,
+        "ids_looked_up": bool(args.lookup_ids),
         "readings": readings,
         "detections": detections,
         "seconds_in_process": round(busy, 3),

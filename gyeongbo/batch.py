@@ -70,6 +70,12 @@ class ReadingBatch:
     values: Mapping[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     #: When the bridge received each reading (epoch ms); for latency measurement.
     received_ms: npt.NDArray[np.int64] | None = None
+    #: Each station's position in the registry (:meth:`~gyeongbo.registry.Registry.index_of`)
+    #: as the bridge resolved it, valid for registries whose
+    #: :func:`~gyeongbo.registry.ids_digest` is ``index_digest``; the detectors then skip
+    #: looking the ids up. None (and digest 0) when unknown.
+    station_index: npt.NDArray[np.int32] | None = None
+    index_digest: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.station)
@@ -80,6 +86,10 @@ class ReadingBatch:
             ("exercise", self.exercise),
             *self.values.items(),
         ]
+        if self.station_index is not None:
+            columns.append(("station_index", self.station_index))
+            if not self.index_digest:
+                raise ValueError("a station_index needs the index_digest of its registry")
         for name, arr in columns:
             if len(arr) != n:
                 raise ValueError(f"column {name!r} has {len(arr)} rows, expected {n}")
@@ -97,6 +107,8 @@ class ReadingBatch:
             exercise=self.exercise[idx],
             values={k: v[idx] for k, v in self.values.items()},
             received_ms=None if self.received_ms is None else self.received_ms[idx],
+            station_index=None if self.station_index is None else self.station_index[idx],
+            index_digest=self.index_digest,
         )
 
     def of_kind(self, kind: Kind) -> ReadingBatch:
@@ -131,6 +143,9 @@ class ReadingBatch:
             if all(b.received_ms is not None for b in bs)
             else None
         )
+        # the positions survive only when every part has them for the same registry
+        digest = bs[0].index_digest
+        indexed = all(b.station_index is not None and b.index_digest == digest for b in bs)
         return cls(
             station=np.concatenate([b.station for b in bs]),
             kind=np.concatenate([b.kind for b in bs]),
@@ -139,6 +154,12 @@ class ReadingBatch:
             exercise=np.concatenate([b.exercise for b in bs]),
             values={n: np.concatenate([b.value(n) for b in bs]) for n in names},
             received_ms=recv,
+            station_index=(
+                np.concatenate([b.station_index for b in bs if b.station_index is not None])
+                if indexed
+                else None
+            ),
+            index_digest=digest if indexed else 0,
         )
 
     @classmethod

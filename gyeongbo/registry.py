@@ -24,9 +24,10 @@ Errors name the bad entry: ``stations[3] (id='1018683'): levels: …``.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,26 @@ class Registry:
     def index_of(self) -> dict[str, int]:
         """A dense index per station (sorted ids), for per-station state arrays."""
         return {sid: i for i, sid in enumerate(self.station_ids())}
+
+    def ids_digest(self) -> int:
+        """:func:`ids_digest` of this registry's station ids (names :meth:`index_of`)."""
+        return ids_digest(self.stations)
+
+
+def ids_digest(ids: Iterable[str]) -> int:
+    """A 64-bit digest of a set of station ids (BLAKE2b of the sorted ids), never 0.
+
+    Two registries with the same digest give every station the same :meth:`Registry.index_of`
+    position, so a position computed by the bridge can be trusted by a worker whose registry
+    has the same digest (the ``readings`` record carries both, ``streams.codec`` v2).
+
+    >>> ids_digest(["b", "a"]) == ids_digest(["a", "b"]) != ids_digest(["a", "b", "c"])
+    True
+    """
+    h = hashlib.blake2b(digest_size=8)
+    for sid in sorted(ids):
+        h.update(sid.encode("utf-8") + b"\n")
+    return int.from_bytes(h.digest(), "little") or 1
 
 
 def _describe_error(err: ValidationError) -> str:

@@ -215,6 +215,10 @@ class Bridge:
         self.validator = Validator(
             self.registry, self.cfg.limits(), topic_root=settings.mqtt.topic_root
         )
+        # Registry positions ride in the records (codec v2): a worker with the same registry
+        # skips looking the station ids up.
+        self._positions = self.registry.index_of()
+        self._digest = self.registry.ids_digest()
         topics = settings.kafka.topics
         self.readings_topic = topics.readings.name
         self.rejected_topic = topics.rejected.name
@@ -438,7 +442,7 @@ class Bridge:
             n = len(rs)
             parts = np.fromiter((self.partitioner(r.station) for r in rs), np.int32, n)
             # Catalogue events (seismic ``event`` objects) ride in their own float64 columns.
-            batch = readings_batch(rs, flush.received)
+            batch = readings_batch(rs, flush.received, self._positions, self._digest)
             order = np.argsort(parts, kind="stable")
             sorted_parts = parts[order]
             bounds = np.flatnonzero(np.diff(sorted_parts)) + 1

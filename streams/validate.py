@@ -47,6 +47,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -460,9 +461,19 @@ class Validator:
         return out
 
 
-def readings_batch(readings: list[Reading], received_ms: list[int]) -> ReadingBatch:
+def readings_batch(
+    readings: list[Reading],
+    received_ms: list[int],
+    positions: Mapping[str, int] | None = None,
+    digest: int = 0,
+) -> ReadingBatch:
     """The columnar batch of valid readings (the bridge's ``readings`` record payload): value
-    columns in :data:`~gyeongbo.batch.VALUE_NAMES` order, catalogue events in their columns."""
+    columns in :data:`~gyeongbo.batch.VALUE_NAMES` order, catalogue events in their columns.
+
+    With ``positions`` (:meth:`~gyeongbo.registry.Registry.index_of`) and its registry's
+    ``digest``, the batch also carries each station's registry position (valid readings name
+    registry stations), which a worker with the same registry uses instead of looking the
+    ids up."""
     n = len(readings)
     cols: dict[str, npt.NDArray[np.float64]] = {}
     for i, r in enumerate(readings):
@@ -485,6 +496,12 @@ def readings_batch(readings: list[Reading], received_ms: list[int]) -> ReadingBa
         exercise=np.fromiter((r.exercise for r in readings), np.bool_, n),
         values={k: cols[k] for k in VALUE_NAMES if k in cols},
         received_ms=np.array(received_ms, dtype=np.int64),
+        station_index=(
+            None
+            if positions is None
+            else np.fromiter((positions[r.station] for r in readings), np.int32, n)
+        ),
+        index_digest=0 if positions is None else digest,
     )
 
 

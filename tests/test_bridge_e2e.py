@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from gyeongbo.batch import KIND_CODES
+from gyeongbo.registry import load_registry
 from gyeongbo.stack.procs import free_port
 from gyeongbo.stack.stack import Stack
 from gyeongbo.vocab import Kind
@@ -133,6 +134,13 @@ def test_single_and_batch_payloads_arrive_in_their_partitions_decoded_exactly(
         )
         assert row["values"] == {"pm10_ugm3": 40.0 + i, "pm25_ugm3": 20.0 + i}
     assert got[base + 20][1]["values"] == {"tilt_rad": 0.001, "crack_mm": 0.4}
+    # each record carries the registry positions of its stations (codec v2): a worker with
+    # the same registry skips looking the ids up
+    reg = load_registry(r.bridge.settings.paths.stations)
+    at = reg.index_of()
+    for _, b in batches(recs):
+        assert b.index_digest == reg.ids_digest() and b.station_index is not None
+        assert b.station_index.tolist() == [at[s] for s in b.station.tolist()]
     # columnar: the readings of one message bound for one partition share one record
     same_part: dict[int, set[int]] = {}
     for i in range(5):

@@ -43,6 +43,14 @@ def reading_batches(draw: st.DrawFn) -> ReadingBatch:
         exercise=col(st.booleans(), np.bool_),
         values={name: col(_floats, np.float64) for name in names},
         received_ms=col(i64, np.int64) if draw(st.booleans()) else None,
+        **(
+            {
+                "station_index": col(st.integers(-(2**31), 2**31 - 1), np.int32),
+                "index_digest": draw(st.integers(1, 2**64 - 1)),
+            }
+            if draw(st.booleans())
+            else {}
+        ),
     )
 
 
@@ -62,13 +70,20 @@ def assert_same(a: ReadingBatch, b: ReadingBatch) -> None:
     else:
         assert b.received_ms is not None
         assert np.array_equal(a.received_ms, b.received_ms)
+    assert b.index_digest == a.index_digest
+    if a.station_index is None:
+        assert b.station_index is None
+    else:
+        assert b.station_index is not None and b.station_index.dtype == np.int32
+        assert np.array_equal(a.station_index, b.station_index)
 
 
 @settings(max_examples=300, deadline=None)
 @given(reading_batches())
 def test_round_trip_is_exact(batch: ReadingBatch) -> None:
     raw = encode_batch(batch)
-    assert record_version(raw) == VERSION
+    # version 1 without registry positions (every worker reads it), 2 with them
+    assert record_version(raw) == (1 if batch.station_index is None else VERSION)
     assert_same(batch, decode_batch(raw))
     assert encode_batch(decode_batch(raw)) == raw
 
@@ -140,8 +155,8 @@ def test_refuses_what_it_does_not_understand() -> None:
             [{"station": "s", "kind": "seismic", "ts_ms": 1, "values": {"pga_g": 0.1}}]
         )
     )
-    with pytest.raises(CodecError, match="version 2 is not supported"):
-        decode_batch(raw[:2] + b"\x02" + raw[3:])
+    with pytest.raises(CodecError, match="version 3 is not supported"):
+        decode_batch(raw[:2] + b"\x03" + raw[3:])
     with pytest.raises(CodecError, match="bad magic"):
         decode_batch(b"{" + raw[1:])
     with pytest.raises(CodecError, match="truncated"):
@@ -150,3 +165,52 @@ def test_refuses_what_it_does_not_understand() -> None:
     bad_kind[-16] = 9  # the kind column (u8[1] + 7 pad, then exercise u8[1] + 7 pad)
     with pytest.raises(CodecError, match="unknown kind"):
         decode_batch(bytes(bad_kind))
+
+
+def test_registry_positions_travel_in_version_2_records() -> None:
+    rows = [
+        {"station": sid, "kind": "water_level", "ts_ms": 1, "values": {"level_m": 1.0}}
+        for sid in ("b", "a", "b")
+    ]
+    plain = ReadingBatch.from_rows(rows)
+    b = ReadingBatch(
+        **{f: getattr(plain, f) for f in ("station", "kind", "ts_ms", "seq", "exercise")},
+        values=plain.values,
+        station_index=np.array([1, 0, 1], np.int32),
+        index_digest=2**64 - 5,
+    )
+    raw = encode_batch(b)
+    assert record_version(raw) == 2 and record_version(encode_batch(plain)) == 1
+    d = decode_batch(raw)
+    assert d.station_index is not None and d.station_index.tolist() == [1, 0, 1]
+    assert d.index_digest == 2**64 - 5 and d.station.tolist() == ["b", "a", "b"]
+    assert d.take(np.array([2, 1])).station_index.tolist() == [1, 0]  # type: ignore[union-attr]
+    with pytest.raises(CodecError, match="truncated"):
+        decode_batch(raw[:-40])
+    zero = bytearray(raw)
+    at = raw.index((2**64 - 5).to_bytes(8, "little"))
+    zero[at : at + 8] = bytes(8)
+    with pytest.raises(CodecError, match="without a registry digest"):
+        decode_batch(bytes(zero))
+    with pytest.raises(ValueError, match="index_digest"):
+        ReadingBatch(**{**b.__dict__, "index_digest": 0})
+
+
+def test_joined_batches_keep_positions_only_from_one_registry() -> None:
+    def part(sid: str, pos: int | None, digest: int) -> ReadingBatch:
+        b = ReadingBatch.from_rows(
+            [{"station": sid, "kind": "rainfall", "ts_ms": 1, "values": {"rain_mm": 1.0}}]
+        )
+        if pos is None:
+            return b
+        return ReadingBatch(
+            **{**b.__dict__, "station_index": np.array([pos], np.int32), "index_digest": digest}
+        )
+
+    both = ReadingBatch.concat([part("a", 0, 7), part("b", 1, 7)])
+    assert both.station_index is not None and both.station_index.tolist() == [0, 1]
+    assert both.index_digest == 7
+    for mixed in ([part("a", 0, 7), part("b", 1, 8)], [part("a", 0, 7), part("b", None, 0)]):
+        joined = ReadingBatch.concat(mixed)
+        assert joined.station_index is None and joined.index_digest == 0
+        assert record_version(encode_batch(joined)) == 1

@@ -397,3 +397,41 @@ def test_the_quick_forecast_bound_skips_only_fits_that_change_nothing(
     quick = run(True)
     exact = run(False)
     assert quick == exact
+
+
+def test_registry_positions_from_the_bridge_give_what_the_id_lookup_gives() -> None:
+    # Positions resolved against the same registry are used as they are; positions of
+    # another registry (another digest) are ignored and the ids looked up; a position out of
+    # range with the right digest is an unknown station, not a crash or another station.
+    rng = np.random.default_rng(7)
+    ref = _registry(rng, 40)
+    stream = _stream(rng, ref, 30)
+    unknown = ReadingBatch.from_rows(
+        [{"station": "NOPE", "kind": "rainfall", "ts_ms": 1, "values": {"rain_mm": 1.0}}]
+    )
+    stream = ReadingBatch.concat([stream, unknown])
+    pos = np.searchsorted(ref.ids, stream.station).astype(np.int32)
+    pos[-1] = len(ref.ids)  # the unknown id: past the end
+    want = ref.process(stream)
+    assert len(want) > 50 and ref.stats["unknown_station"] == 1
+
+    def indexed(p: np.ndarray, digest: int) -> ReadingBatch:
+        return ReadingBatch(**{**stream.__dict__, "station_index": p, "index_digest": digest})
+
+    same = _registry(np.random.default_rng(7), 40)
+    assert same.ids_digest == ref.ids_digest
+    lookups = 0
+    real = same._lookup
+
+    def counted(station: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal lookups
+        lookups += 1
+        return real(station)
+
+    same._lookup = counted  # type: ignore[method-assign]
+    assert same.process(indexed(pos, same.ids_digest)) == want and lookups == 0
+    assert same.export_state() == ref.export_state() and same.stats == ref.stats
+    other = _registry(np.random.default_rng(7), 40)
+    garbage = np.zeros(len(stream), np.int32)  # positions in another registry: not trusted
+    assert other.process(indexed(garbage, other.ids_digest ^ 1)) == want
+    assert other.export_state() == ref.export_state()
