@@ -64,11 +64,13 @@ and counts every later one outside it as a false positive), and the first ``warm
 of a channel score 0. No look-ahead: each reading's score uses only the readings before it and
 itself (the profile uses only the times of those readings). Units: the score is
 dimensionless; the state is in the channel's own unit. The arithmetic is float32, like the
-state (NAB scores are the same as in float64); times are whole seconds (uint32). State: 80
+state (NAB scores are the same as in float64); times are whole seconds (uint32). State: 84
 bytes per channel (:data:`ANOMALY_DTYPE`) plus its profile, 24 float32 (96 bytes) in an array
-the caller keeps (:func:`new_profiles`): a reading reads and writes one bin of it, so the
-profile stays out of the record that every reading copies; 528 bytes for a station's three
-channels.
+the caller keeps (:func:`new_profiles`), so the profile stays out of the record that every
+reading copies; 540 bytes for a station's three channels. The record holds the bin of its
+last reading's hour (``pbin``): a channel reporting every 10 s stays in one bin for 360
+readings, and touches the array only when it moves on to another hour (the bin it held goes
+back, the new one is read). :func:`profiles` gives the complete profiles.
 
 Parameters: one set for every NAB file and every station kind, all tuned on the NAB corpus
 (``benchmarks/nab.py``), so the NAB figures are in-sample. The first version tuned ``alpha``,
@@ -130,7 +132,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-__all__ = ["ANOMALY_DTYPE", "TOD_BINS", "AnomalyParams", "new_profiles", "update"]
+__all__ = ["ANOMALY_DTYPE", "TOD_BINS", "AnomalyParams", "new_profiles", "profiles", "update"]
 
 FloatArray = npt.NDArray[np.floating[Any]]
 F32 = npt.NDArray[np.float32]
@@ -162,6 +164,7 @@ ANOMALY_DTYPE = np.dtype(
         ("seen", np.uint32),  # bins seen (bits 0-23), then hours since complete (24-31)
         ("emax", np.float32),  # largest |residual| against the profile (decaying)
         ("gmax", np.float32),  # largest CUSUM·s (decaying)
+        ("pbin", np.float32),  # the profile bin of t_last's hour (held here, see update)
     ]
 )
 
@@ -220,7 +223,7 @@ class _Columns:
     """The records of :func:`update` as one contiguous array per field (read and written
     by name like the records).
 
-    An operation on a strided field of 80-byte records streams every record through the
+    An operation on a strided field of 84-byte records streams every record through the
     cache and costs ~8x one on a contiguous array; copying the records to columns and back
     in L2-sized blocks costs about as much as three such operations each way, and :func:`update`
     makes about forty.
@@ -258,6 +261,28 @@ class _Columns:
             st[...] = recs
 
 
+def _bin_of(t: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int32]]:
+    """Hours since the epoch of times ``t`` (s) and their profile bin (the hour mod 24)."""
+    hour = t // np.uint32(_BIN_S)
+    # (a remainder by a constant is ~4x slower than this in numpy)
+    return hour, (hour - hour // np.uint32(TOD_BINS) * np.uint32(TOD_BINS)).view(np.int32)
+
+
+def profiles(
+    st: npt.NDArray[np.void],
+    tod: F32,
+    tod_rows: npt.NDArray[np.intp] | npt.NDArray[np.int64] | None = None,
+) -> F32:
+    """The complete time-of-day profiles of the records ``st`` (a copy, one row per record):
+    their rows of ``tod`` with the bin each record holds put in (see :func:`update`)."""
+    rows = np.arange(len(st)) if tod_rows is None else np.asarray(tod_rows, dtype=np.intp)
+    out: F32 = tod[rows].copy()
+    t_last = np.asarray(st["t_last"], dtype=np.uint32)
+    held = np.flatnonzero(t_last != 0)
+    out[held, _bin_of(t_last[held])[1]] = st["pbin"][held]
+    return out
+
+
 def _profile_bins(
     tod: F32 | None, rows: npt.NDArray[np.integer[Any]] | None, b: npt.NDArray[np.int32]
 ) -> tuple[F32, npt.NDArray[np.intp]]:
@@ -292,8 +317,9 @@ def update(
     Readings of a channel should come in time order (a step back in time does not move the
     profile); a non-finite time counts as the channel's last one. With ``ts``, ``tod`` holds
     the profiles (float32, C-contiguous, shape ``(R, TOD_BINS)``, from :func:`new_profiles`;
-    updated in place) and ``tod_rows`` the profile row of each record (no row twice; None:
-    row ``i`` for record ``i``).
+    updated in place, except the bin each record holds: see :func:`profiles`) and
+    ``tod_rows`` the profile row of each record (no row twice, and always the same row for a
+    record; None: row ``i`` for record ``i``).
 
     ``score_from`` (≤ ``p.fire``; the engine passes its raise line): the caller only compares
     scores with lines at or above it, so the likelihood ``λ`` (a normal CDF, the costliest
@@ -362,14 +388,23 @@ def _update(
         if not np.isfinite(tsf.sum()):  # a missing time: the last one (no profile step)
             tsf = np.where(np.isfinite(tsf), tsf, st["t_last"])
         ti = tsf.astype(np.uint32)
-        hour = ti // np.uint32(_BIN_S)  # hours since the epoch
-        # hour mod 24 (a remainder by a constant is ~4x slower than this in numpy)
-        b = (hour - hour // np.uint32(TOD_BINS) * np.uint32(TOD_BINS)).view(np.int32)
+        hour, b = _bin_of(ti)  # hours since the epoch, this reading's bin
+        # The record holds the bin of its last reading's hour (pbin): a channel reports many
+        # times an hour, and a random read and write of tod per reading cost ~4 % of the
+        # detector set. tod's copy of that bin is stale until the channel leaves the bin.
+        tl = st["t_last"].copy()
+        held = tl != 0  # (no reading with a time yet: nothing held)
+        hour_l, b_l = _bin_of(tl)
+        cached = held & (b == b_l)
+        pbin = st["pbin"].copy()
         seen = st["seen"]  # bins seen (bits 0-23), then clock hours since complete (24-31)
         trained_at = _ALL_BINS + _HOUR_1 * np.uint32(min(p.tod_arm_hours, 255))
         all_full = len(seen) == 0 or int(seen.min()) >= trained_at  # (the case in service)
         flat, at = _profile_bins(tod, tod_rows, b)
-        pb = flat[at]
+        pb = pbin.copy()
+        if not cached.all():
+            away = np.flatnonzero(~cached)
+            pb[away] = flat[at[away]]
         if not all_full:
             full = (seen & _ALL_BINS) == _ALL_BINS
             trained = seen >= trained_at
@@ -378,7 +413,7 @@ def _update(
             pb = np.where(was, pb, xf)
             # after completion, count the clock hours entered (a reading in another hour than
             # the last one), so the record arms a day later whatever the reporting interval
-            hour_in = hour != st["t_last"] // np.uint32(_BIN_S)
+            hour_in = hour != hour_l
             step_in = full & ~trained & hour_in
             seen_new = (seen | bit) + np.where(step_in, _HOUR_1, 0).astype(np.uint32)
         ep = xf - pb
@@ -390,7 +425,7 @@ def _update(
             epc = np.where(full, epc, ep)
         # The step's weight: min(Δt, 1 h) / (1 h · tod_days).
         # (Δt by wrap-around int32 arithmetic: right for |Δt| < 68 years.)
-        dti = ti.view(np.int32) - st["t_last"].view(np.int32)
+        dti = ti.view(np.int32) - tl.view(np.int32)
         wp = dti.astype(np.float32)
         wp *= 1.0 / (_BIN_S * p.tod_days)
         np.clip(wp, 0.0, 1.0 / p.tod_days, out=wp)
@@ -530,14 +565,36 @@ def _update(
     keep(n1, "n")
     if ts is not None:
         if len(dti) and int(dti.min()) < 0:  # a step back in time keeps the later time
-            keep(np.where((dti >= 0) | (st["t_last"] == 0), ti, st["t_last"]), "t_last")
+            t_new = np.where((dti >= 0) | ~held, ti, tl)
+            onward = t_new == ti
         else:
-            keep(ti, "t_last")
+            t_new, onward = ti, None
+        keep(t_new, "t_last")
         if not all_full:
             keep(seen_new, "seen")
         wp *= epc
         wp += pb
-        flat[at] = wp if all_ok else np.where(ok, wp, flat[at])
+        # The new bin value goes to the record when its bin is the one the record holds after
+        # this reading (t_new's), else to tod; a record moving on to another bin first puts
+        # the bin it held back into tod.
+        if onward is None:  # every reading onward in time
+            into_rec = ti != 0
+            back = held & ~cached
+        else:
+            into_rec = (onward & (ti != 0)) | cached
+            back = held & ~cached & onward
+        if not all_ok:
+            into_rec &= ok
+            back &= ok
+        k = np.flatnonzero(back)
+        if len(k):
+            flat[at[k] - b[k] + b_l[k]] = pbin[k]
+        if into_rec.all():
+            keep(wp, "pbin")
+        else:
+            d = np.flatnonzero(~into_rec & ok if not all_ok else ~into_rec)
+            flat[at[d]] = wp[d]
+            keep(np.where(into_rec, wp, pbin), "pbin")
     if all_ok:
         return out, raw
     return np.where(ok, out, np.nan), np.where(ok, raw, np.nan)

@@ -183,8 +183,37 @@ STATE_DTYPE = np.dtype(
     ]
 )
 _MAGIC = b"GBDS"
-_VERSION = 4  # 4: anomaly time-of-day profile and records; 3: anomaly range; older rejected
+_VERSION = 5  # 5: anomaly record holds its current profile bin; 4 is migrated (_from_v4)
 _HEADER = struct.Struct("<4sHHI")  # magic, version, records (1 real [+1 exercise]), itemsize
+
+
+#: Version 4 of the state: the anomaly record without ``pbin`` (the bin it holds).
+_ANOM_V4 = np.dtype(
+    [(f, anomaly.ANOMALY_DTYPE.fields[f][0]) for f in anomaly.ANOMALY_DTYPE.names if f != "pbin"]  # type: ignore[index, union-attr]
+)
+_STATE_V4 = np.dtype(
+    [
+        (name, (_ANOM_V4, (3,)) if name == "anom" else STATE_DTYPE.fields[name][0])  # type: ignore[index]
+        for name in STATE_DTYPE.names  # type: ignore[union-attr]
+    ]
+)
+
+
+def _from_v4(old: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+    """Version 4 records as version 5: every field copied, and each anomaly record holds the
+    bin of its last reading's hour (tod's copy of it is then current, as version 5 allows)."""
+    new = np.zeros(len(old), STATE_DTYPE)
+    for name in _STATE_V4.names or ():
+        if name != "anom":
+            new[name] = old[name]
+    an = new["anom"]
+    for f in _ANOM_V4.names or ():
+        an[f] = old["anom"][f]
+    t_last = an["t_last"]
+    hour_bin = (t_last // np.uint32(3600)) % np.uint32(anomaly.TOD_BINS)
+    held = np.take_along_axis(new["anom_tod"], hour_bin.astype(np.intp)[..., None], axis=2)
+    an["pbin"] = np.where(t_last != 0, held[..., 0], np.float32(0.0))
+    return new
 
 
 @dataclass(frozen=True)
@@ -542,9 +571,14 @@ class DetectorSet:
             if len(i) == 0:
                 continue
             magic, version, nrec, size = _HEADER.unpack_from(blob)
-            if magic != _MAGIC or version != _VERSION or size != STATE_DTYPE.itemsize:
+            if magic == _MAGIC and version == 4 and size == _STATE_V4.itemsize:
+                recs = _from_v4(
+                    np.frombuffer(blob, dtype=_STATE_V4, count=nrec, offset=_HEADER.size)
+                )
+            elif magic != _MAGIC or version != _VERSION or size != STATE_DTYPE.itemsize:
                 raise ValueError(f"state for {sid!r}: incompatible blob {magic!r} v{version}")
-            recs = np.frombuffer(blob, dtype=STATE_DTYPE, count=nrec, offset=_HEADER.size)
+            else:
+                recs = np.frombuffer(blob, dtype=STATE_DTYPE, count=nrec, offset=_HEADER.size)
             j = int(i[0])
             slots = [j]
             if nrec > 1:

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from detectors.anomaly import ANOMALY_DTYPE, AnomalyParams, new_profiles, update
+from detectors.anomaly import ANOMALY_DTYPE, AnomalyParams, new_profiles, profiles, update
 
 T0 = 1_700_006_400  # a UTC midnight (s)
 DAY = 86_400
@@ -55,17 +55,17 @@ def test_without_times_the_missing_peak_looks_normal() -> None:
 def test_the_profile_learns_per_day_whatever_the_reporting_interval() -> None:
     # One day at 10 min and the same day at 30 s give nearly the same hourly bins: the step
     # weight is elapsed time, not the number of readings.
-    profiles = []
+    learned = []
     for step in (600, 30):
         st, tod = np.zeros(1, ANOMALY_DTYPE), new_profiles(1)
         for k in range(3 * DAY // step):
             t = T0 + k * step
             update(st, np.array([_cycle(t)]), ts=np.array([float(t)]), tod=tod)
-        profiles.append(tod[0].copy())
-    assert np.max(np.abs(profiles[0] - profiles[1])) < 0.3
+        learned.append(profiles(st, tod)[0])
+    assert np.max(np.abs(learned[0] - learned[1])) < 0.3
     hours = (np.arange(24) + 0.5) * 3600
     truth = np.array([_cycle(T0 + h) for h in hours])
-    assert np.max(np.abs(profiles[1] - truth)) < 0.6  # each bin near its hour's mean
+    assert np.max(np.abs(learned[1] - truth)) < 0.6  # each bin near its hour's mean
 
 
 def test_times_need_a_profile_array() -> None:
@@ -77,21 +77,54 @@ def test_times_need_a_profile_array() -> None:
 
 
 def test_rows_of_a_shared_profile_array_are_updated_in_place() -> None:
-    st, tod = np.zeros(2, ANOMALY_DTYPE), new_profiles(5)
-    update(
-        st, np.array([3.0, 7.0]), ts=np.array([3600.0, 7200.0]), tod=tod, tod_rows=np.array([4, 1])
-    )
-    assert tod[4, 1] == 3.0 and tod[1, 2] == 7.0  # hour 1 of row 4, hour 2 of row 1
-    assert np.count_nonzero(tod) == 2
+    # Each record holds the bin of its current hour; tod gets it when the channel moves on
+    # to another hour. The complete profiles are tod's rows with the held bins put in.
+    st, tod, rows = np.zeros(2, ANOMALY_DTYPE), new_profiles(5), np.array([4, 1])
+    update(st, np.array([3.0, 7.0]), ts=np.array([3600.0, 7200.0]), tod=tod, tod_rows=rows)
+    whole = profiles(st, tod, rows)
+    assert whole[0, 1] == 3.0 and whole[1, 2] == 7.0  # hour 1 of row 4, hour 2 of row 1
+    assert np.count_nonzero(whole) == 2 and st["pbin"].tolist() == [3.0, 7.0]
+    update(st, np.array([4.0, 8.0]), ts=np.array([7300.0, 7300.0]), tod=tod, tod_rows=rows)
+    assert tod[4, 1] == 3.0 and np.count_nonzero(tod) == 1  # row 4 left hour 1: back in tod
+    whole = profiles(st, tod, rows)
+    assert whole[0, 2] == 4.0 and whole[1, 2] != 7.0  # a new bin; a step of row 1's bin
+    assert np.count_nonzero(whole) == 3
+
+
+def test_the_profile_is_the_same_whether_bins_are_held_or_not() -> None:
+    # Readings hours apart, minutes apart, back in time, without a time, and on a day's
+    # wrap-around to the same bin: records that hold their current bin learn and score the
+    # same as records whose bin is copied back into tod after every reading (tod never
+    # stale), and the bins they hand back to tod land where they belong.
+    rng = np.random.default_rng(8)
+    st, tod = np.zeros(3, ANOMALY_DTYPE), new_profiles(3)
+    ref_st, ref_tod = np.zeros(3, ANOMALY_DTYPE), new_profiles(3)
+    t = np.full(3, float(T0))
+    steps = [30.0, 600.0, 3600.0, DAY, -900.0]
+    for _ in range(3000):
+        step = rng.choice(steps, size=3, p=[0.5, 0.3, 0.1, 0.05, 0.05])
+        t = t + step
+        ts = t.copy()
+        ts[rng.random(3) < 0.02] = np.nan
+        x = 10.0 + np.sin(t / DAY * 2 * np.pi) + rng.normal(0, 0.1, 3)
+        got = update(st, x, ts=ts, tod=tod)
+        want = []
+        for r in range(3):  # the reference: the held bin copied back to tod at once
+            one = ref_st[r : r + 1]
+            s, _ = update(one, x[r : r + 1], ts=ts[r : r + 1], tod=ref_tod[r : r + 1])
+            ref_tod[r] = profiles(one, ref_tod[r : r + 1])[0]
+            want.append(s[0])
+        assert got[0].tolist() == want
+    assert np.array_equal(profiles(st, tod), ref_tod)
 
 
 def test_a_reading_from_the_past_neither_moves_the_profile_nor_rewinds_the_clock() -> None:
     st, tod = np.zeros(1, ANOMALY_DTYPE), new_profiles(1)
     for t, x in ((T0 + 3600, 5.0), (T0 + 4200, 5.0)):
         update(st, np.array([x]), ts=np.array([float(t)]), tod=tod)
-    profile = tod.copy()
+    profile = profiles(st, tod)
     update(st, np.array([50.0]), ts=np.array([float(T0 + 3900)]), tod=tod)  # 5 min older
-    assert np.array_equal(tod, profile) and int(st["t_last"][0]) == T0 + 4200
+    assert np.array_equal(profiles(st, tod), profile) and int(st["t_last"][0]) == T0 + 4200
 
 
 def test_the_residual_record_waits_a_day_after_the_profile_completes() -> None:

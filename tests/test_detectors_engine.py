@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors import nab_score
+from detectors import engine, nab_score
 from detectors.engine import STATE_DTYPE, DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.registry import REPO_ROOT, Registry, load_registry
@@ -207,6 +207,43 @@ def test_import_rejects_a_blob_of_another_format_version(registry: Registry) -> 
     old = struct.pack("<4sHHI", magic, version - 1, nrec, size) + blob[12:]
     with pytest.raises(ValueError):
         DetectorSet(registry).import_state({HANGANG: old})
+
+
+def _as_version_4(blob: bytes) -> bytes:
+    """A version 5 blob as version 4 wrote it: no held bin, the profiles always current."""
+    recs = np.frombuffer(blob, STATE_DTYPE, offset=12)
+    old = np.zeros(len(recs), engine._STATE_V4)
+    for name in engine._STATE_V4.names or ():
+        if name != "anom":
+            old[name] = recs[name]
+    for f in engine._ANOM_V4.names or ():
+        old["anom"][f] = recs["anom"][f]
+    t_last = recs["anom"]["t_last"]
+    for i, c in zip(*np.nonzero(t_last), strict=True):
+        old["anom_tod"][i, c, (int(t_last[i, c]) // 3600) % 24] = recs["anom"]["pbin"][i, c]
+    return struct.pack("<4sHHI", b"GBDS", 4, len(old), old.dtype.itemsize) + old.tobytes()
+
+
+def test_a_version_4_state_is_migrated_and_goes_on_as_if_never_stopped(
+    registry: Registry,
+) -> None:
+    # Readings every 10 min for two days (the profile complete, bins held and handed back):
+    # a worker restarted on version 4 blobs detects exactly what the running one does.
+    rng = np.random.default_rng(3)
+    pts = [(10 * k, 5.0 + np.sin(k / 72 * np.pi) + rng.normal(0, 0.02)) for k in range(600)]
+    pts[450] = (4500, 9.0)  # something to detect after the restart
+    pts += [(6000 + k, 5.0) for k in range(0, 120, 7)] + [(6005, 5.1)]  # an older one too
+    running = DetectorSet(registry)
+    running.process(water(pts[:300]))
+    migrated = DetectorSet(registry)
+    blobs = running.export_state()
+    assert migrated.import_state({k: _as_version_4(v) for k, v in blobs.items()}) == len(blobs)
+    after = water(pts[300:])
+    want = running.process(after)
+    assert len(want) >= 2 and migrated.process(after) == want
+    mine = np.frombuffer(migrated.export_state([HANGANG])[HANGANG], STATE_DTYPE, offset=12)
+    ref = np.frombuffer(running.export_state([HANGANG])[HANGANG], STATE_DTYPE, offset=12)
+    assert mine["anom"].tobytes() == ref["anom"].tobytes()  # the held bins too
 
 
 def test_state_is_under_2_kb_per_station(registry: Registry) -> None:
