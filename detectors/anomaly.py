@@ -210,7 +210,7 @@ def new_profiles(rows: int) -> F32:
 
 
 _WORDS = ANOMALY_DTYPE.itemsize // 4
-_BLOCK = 2048  # records per block of a transpose (~160 KB: stays in a core's L2 cache)
+_BLOCK = 2048  # records per block of a transpose (~170 KB each way: both stay in L2)
 #: Each field's word, dtype, and (for fields narrower than a word) start and step in the
 #: word's row viewed as that dtype.
 _FIELD_AT = [
@@ -314,12 +314,13 @@ def update(
     ``ts``: each row's time in seconds since the epoch (float64, 1970 to 2106, used to the
     whole second; the engine's milliseconds / 1000), for the time-of-day profile and its
     record; ``None`` leaves those and their state alone (the other terms as with times).
-    Readings of a channel should come in time order (a step back in time does not move the
-    profile); a non-finite time counts as the channel's last one. With ``ts``, ``tod`` holds
-    the profiles (float32, C-contiguous, shape ``(R, TOD_BINS)``, from :func:`new_profiles`;
-    updated in place, except the bin each record holds: see :func:`profiles`) and
-    ``tod_rows`` the profile row of each record (no row twice, and always the same row for a
-    record; None: row ``i`` for record ``i``).
+    Readings of a channel should come in time order (a step back in time does not move a
+    bin that has had a reading; while the profile is learning, it seeds a bin that has not);
+    a non-finite time counts as the channel's last one (time 0 on its first reading). With
+    ``ts``, ``tod`` holds the profiles (float32, C-contiguous, shape ``(R, TOD_BINS)``, from
+    :func:`new_profiles`; updated in place, except the bin each record holds: see
+    :func:`profiles`) and ``tod_rows`` the profile row of each record (no row twice, and
+    always the same row for a record; None: row ``i`` for record ``i``).
 
     ``score_from`` (≤ ``p.fire``; the engine passes its raise line): the caller only compares
     scores with lines at or above it, so the likelihood ``λ`` (a normal CDF, the costliest
@@ -581,7 +582,8 @@ def _update(
             into_rec = ti != 0
             back = held & ~cached
         else:
-            into_rec = (onward & (ti != 0)) | cached
+            # (t_new 0: a wrapped time 0 after 2038 leaves nothing held, so tod gets it)
+            into_rec = (onward | cached) & (t_new != 0)
             back = held & ~cached & onward
         if not all_ok:
             into_rec &= ok

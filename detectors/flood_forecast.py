@@ -208,7 +208,9 @@ def _surely_unchanged(
     ``A ≤ max(window, newest - now)``. Each quantity of :func:`_may_change`'s interval is
     thus at least as wide here, and every rounded operation is monotone, so a row "stuck"
     here is stuck there, whose fit is skipped: the outputs are the same. The pad is doubled
-    (``|hi| + |lo|`` here is at least half of it there).
+    (``|hi| + |lo|`` here is at least half of it there). This assumes the ring was filled
+    with the same ``window_ms`` (hence ``spacing``): a state restored after raising it may
+    hold points closer than the new spacing for up to an old window.
     """
     with np.errstate(invalid="ignore"):
         h_max = _rows_max(h_arr).astype(np.float64)

@@ -148,3 +148,18 @@ def test_the_residual_record_waits_a_day_after_the_profile_completes() -> None:
     assert np.array_equal(with_record[:armed], without[:armed])
     assert with_record[complete:armed].any()  # (there were alarms to compare)
     assert not np.array_equal(with_record, without)  # armed, it adds alarms of its own
+
+
+def test_a_time_that_wraps_to_zero_after_2038_keeps_the_held_bin() -> None:
+    # Times are uint32 seconds with int32 differences: after 2038 a reading at time 0 looks
+    # like a step forward and sets the clock to 0, where the record holds no bin any more.
+    # The bin it held must reach tod rather than stay in the record, unread.
+    t = 2_200_003_200.0  # 2039, hour bin 0
+    st, tod = np.zeros(2, ANOMALY_DTYPE), new_profiles(2)
+    for k in range(40):
+        update(st, np.array([5.0, 5.0]), ts=np.array([t + 10 * k] * 2), tod=tod)
+    learned = profiles(st, tod)[0, 0]
+    assert learned > 4.0
+    # row 1 steps back in time (so that the step-back path runs), row 0 reads at time 0
+    update(st, np.array([9.0, 5.0]), ts=np.array([0.0, t]), tod=tod)
+    assert int(st["t_last"][0]) == 0 and profiles(st, tod)[0, 0] >= learned

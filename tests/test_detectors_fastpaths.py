@@ -435,3 +435,6 @@ def test_registry_positions_from_the_bridge_give_what_the_id_lookup_gives() -> N
     garbage = np.zeros(len(stream), np.int32)  # positions in another registry: not trusted
     assert other.process(indexed(garbage, other.ids_digest ^ 1)) == want
     assert other.export_state() == ref.export_state()
+    # positions written wrongly under the right digest: the sampled id does not match them
+    wrong = _registry(np.random.default_rng(7), 40)
+    assert wrong.process(indexed(np.roll(pos, 1), wrong.ids_digest)) == want
