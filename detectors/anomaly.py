@@ -132,7 +132,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-__all__ = ["ANOMALY_DTYPE", "TOD_BINS", "AnomalyParams", "new_profiles", "profiles", "update"]
+__all__ = [
+    "ANOMALY_DTYPE",
+    "TOD_BINS",
+    "AnomalyParams",
+    "hold_bins",
+    "new_profiles",
+    "profiles",
+    "update",
+]
 
 FloatArray = npt.NDArray[np.floating[Any]]
 F32 = npt.NDArray[np.float32]
@@ -283,6 +291,16 @@ def profiles(
     return out
 
 
+def hold_bins(st: npt.NDArray[np.void], tod: F32) -> None:
+    """The inverse of :func:`profiles`: each record with a time takes the bin of its last
+    reading's hour from its profile ``tod`` (shape ``st.shape + (TOD_BINS,)``), which must be
+    current there (a profile kept wholly in the array, as state version 4 kept it)."""
+    t_last = np.asarray(st["t_last"], dtype=np.uint32)
+    b = _bin_of(t_last)[1].astype(np.intp)
+    held = np.take_along_axis(tod, b[..., None], axis=-1)[..., 0]
+    st["pbin"] = np.where(t_last != 0, held, np.float32(0.0))
+
+
 def _profile_bins(
     tod: F32 | None, rows: npt.NDArray[np.integer[Any]] | None, b: npt.NDArray[np.int32]
 ) -> tuple[F32, npt.NDArray[np.intp]]:
@@ -328,12 +346,6 @@ def update(
     ``ρ`` — below ``score_from`` exactly when the full score is. The state, ``ρ`` and every
     such comparison are the same as with the default (every score exact).
     """
-    # float32 throughout, like the state: no conversion pass per field and half the bytes
-    # per operation (about 3x faster than float64 at 23,000 rows; NAB scores unchanged).
-    # Fields are read as views of the columns; every read happens before the writes at the
-    # end (``keep``), so no view sees a new value.
-    # The fields are worked on as contiguous columns (see _Columns), written back at the end.
-    # numpy's maximum/minimum against a scalar cost ~4x against an array: ``zero`` is one.
     if st.dtype != ANOMALY_DTYPE:
         raise ValueError(f"records must be of ANOMALY_DTYPE, not {st.dtype}")
     cols = _Columns(st)
@@ -351,6 +363,13 @@ def _update(
     tod_rows: npt.NDArray[np.intp] | npt.NDArray[np.int64] | None,
     score_from: float,
 ) -> tuple[F32, F32]:
+    """:func:`update` on the records as contiguous columns (see _Columns).
+
+    float32 throughout, like the state: no conversion pass per field and half the bytes per
+    operation (about 3x faster than float64 at 23,000 rows; NAB scores unchanged). Every
+    read of a field happens before its write at the end (``keep``), so no view sees a new
+    value. numpy's maximum/minimum against a scalar cost ~4x against an array: ``zero`` is one.
+    """
     x = x.astype(np.float32, copy=False)
     ok = ~np.isnan(x)
     all_ok = bool(ok.all())  # the engine's case: rows are readings that carry the channel
@@ -419,7 +438,7 @@ def _update(
             seen_new = (seen | bit) + np.where(step_in, _HOUR_1, 0).astype(np.uint32)
         ep = xf - pb
         aep = np.abs(ep)
-        emax = st["emax"].copy()  # (read three times: once from the records)
+        emax = st["emax"].copy()
         hp = emax + floor  # robust step: the residual clipped at its record (+ the floor)
         epc = np.minimum(np.maximum(ep, -hp), hp)  # (= np.clip, ~3x faster with arrays)
         if not all_full:
@@ -594,8 +613,8 @@ def _update(
         if into_rec.all():
             keep(wp, "pbin")
         else:
-            d = np.flatnonzero(~into_rec & ok if not all_ok else ~into_rec)
-            flat[at[d]] = wp[d]
+            to_tod = np.flatnonzero(~into_rec & ok if not all_ok else ~into_rec)
+            flat[at[to_tod]] = wp[to_tod]
             keep(np.where(into_rec, wp, pbin), "pbin")
     if all_ok:
         return out, raw

@@ -187,15 +187,10 @@ _VERSION = 5  # 5: anomaly record holds its current profile bin; 4 is migrated (
 _HEADER = struct.Struct("<4sHHI")  # magic, version, records (1 real [+1 exercise]), itemsize
 
 
-#: Version 4 of the state: the anomaly record without ``pbin`` (the bin it holds).
-_ANOM_V4 = np.dtype(
-    [(f, anomaly.ANOMALY_DTYPE.fields[f][0]) for f in anomaly.ANOMALY_DTYPE.names if f != "pbin"]  # type: ignore[index, union-attr]
-)
+#: Version 4 of the state: the anomaly record without its trailing ``pbin`` (the held bin).
+_ANOM_V4 = np.dtype(anomaly.ANOMALY_DTYPE.descr[:-1])
 _STATE_V4 = np.dtype(
-    [
-        (name, (_ANOM_V4, (3,)) if name == "anom" else STATE_DTYPE.fields[name][0])  # type: ignore[index]
-        for name in STATE_DTYPE.names  # type: ignore[union-attr]
-    ]
+    [(n, (_ANOM_V4, (3,)) if n == "anom" else STATE_DTYPE[n]) for n in STATE_DTYPE.names or ()]
 )
 
 
@@ -209,10 +204,7 @@ def _from_v4(old: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
     an = new["anom"]
     for f in _ANOM_V4.names or ():
         an[f] = old["anom"][f]
-    t_last = an["t_last"]
-    hour_bin = (t_last // np.uint32(3600)) % np.uint32(anomaly.TOD_BINS)
-    held = np.take_along_axis(new["anom_tod"], hour_bin.astype(np.intp)[..., None], axis=2)
-    an["pbin"] = np.where(t_last != 0, held[..., 0], np.float32(0.0))
+    anomaly.hold_bins(an, new["anom_tod"])
     return new
 
 

@@ -164,7 +164,9 @@ def decode_batch(raw: bytes | memoryview) -> ReadingBatch:
     version."""
     version = record_version(bytes(raw[: _HEADER.size]))
     if version not in _VERSIONS:
-        raise CodecError(f"readings record version {version} is not supported (this code: 1 and 2)")
+        raise CodecError(
+            f"readings record version {version} is not supported (this code: {_VERSIONS})"
+        )
     _, _, flags, n, n_ids, n_vals, _ = _HEADER.unpack_from(raw, 0)
     r = _Reader(raw)
     # station dictionary
