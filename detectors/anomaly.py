@@ -218,7 +218,11 @@ def new_profiles(rows: int) -> F32:
 
 
 _WORDS = ANOMALY_DTYPE.itemsize // 4
-_BLOCK = 2048  # records per block of a transpose (~170 KB each way: both stay in L2)
+_BLOCK = 2048  # records per block of the transpose back (~170 KB each way: both stay in L2)
+#: Records per block of the transpose to columns: numpy fills the columns one word at a time,
+#: reading every record of the block once per word, so the block must stay in L1 (32 KB;
+#: measured on 23,000 records: 0.27 ms in blocks of 384, 0.38 ms in blocks of 2048).
+_BLOCK_IN = 384
 #: Each field's word, dtype, and (for fields narrower than a word) start and step in the
 #: word's row viewed as that dtype.
 _FIELD_AT = [
@@ -242,8 +246,8 @@ class _Columns:
         recs = st if st.flags.c_contiguous else np.ascontiguousarray(st)
         words = recs.view(np.uint32).reshape(len(recs), _WORDS)
         self.words = np.empty((_WORDS, len(recs)), np.uint32)
-        for lo in range(0, len(recs), _BLOCK):
-            self.words[:, lo : lo + _BLOCK] = words[lo : lo + _BLOCK].T
+        for lo in range(0, len(recs), _BLOCK_IN):
+            self.words[:, lo : lo + _BLOCK_IN] = words[lo : lo + _BLOCK_IN].T
         self.fields: dict[str, npt.NDArray[Any]] = {
             name: self.words[w].view(dt) if step == 1 else self.words[w].view(dt)[start::step]
             for name, w, dt, start, step in _FIELD_AT
