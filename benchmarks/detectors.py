@@ -19,6 +19,12 @@ follows that template's level with its own noise. Every timed station is thus a
 station in service for two weeks, not one that has just started: young channels take other
 paths (warm-up, profile learning) and flag more often (their ranges are narrow).
 
+Stations do not report in step: each template has its own clock offset (a multiple of 10 s
+within the hour, shared by the stations that copy it), so in every round about 1 station in
+360 crosses into another clock hour (its anomaly record hands its held profile bin back) and
+about 1 gauge in 30 into another 5-minute forecast step, as in service; with one clock for
+all, a two-minute timed window would take neither path.
+
 Batches carry the stations' registry positions, as the bridge sends them (``readings``
 record version 2), so the detectors do not look the ids up; ``--lookup-ids`` measures
 batches without them (a worker whose registry differs from the bridge's).
@@ -125,7 +131,8 @@ class Signal:
             self.level[name] = own[template_of]  # a station follows its template's level
         self.phase = rng.uniform(0.0, 2 * np.pi, n)[template_of]
 
-    def values(self, rows: np.ndarray, t_ms: int, rng: np.random.Generator) -> dict:
+    def values(self, rows: np.ndarray, t_ms: np.ndarray, rng: np.random.Generator) -> dict:
+        """Values of stations ``rows`` at their times ``t_ms``."""
         cycle = 1.0 + 0.01 * np.sin(2 * np.pi * (t_ms % DAY_MS) / DAY_MS + self.phase[rows])
         out = {}
         for name, level in self.level.items():
@@ -143,19 +150,23 @@ def round_batch(
     signal: Signal,
     rng: np.random.Generator,
     digest: int = 0,
+    offset_ms: np.ndarray | None = None,
 ) -> ReadingBatch:
-    """One reading of each station in ``rows`` at ``t_ms``, in a random order; with the
-    registry's ``digest``, the stations' registry positions ride along as the bridge sends
-    them (``ids`` are in registry order)."""
+    """One reading of each station in ``rows`` at ``t_ms`` (plus the station's clock offset),
+    in a random order; with the registry's ``digest``, the stations' registry positions ride
+    along as the bridge sends them (``ids`` are in registry order)."""
     rows = rng.permutation(rows)
     n = len(rows)
+    ts = np.full(n, t_ms, dtype=np.int64)
+    if offset_ms is not None:
+        ts += offset_ms[rows]
     return ReadingBatch(
         station=ids[rows],
         kind=kind[rows],
-        ts_ms=np.full(n, t_ms, dtype=np.int64),
+        ts_ms=ts,
         seq=np.full(n, NO_SEQ, dtype=np.int64),
         exercise=np.zeros(n, dtype=bool),
-        values=signal.values(rows, t_ms, rng),
+        values=signal.values(rows, ts, rng),
         station_index=rows.astype(np.int32) if digest else None,
         index_digest=digest,
     )
@@ -183,12 +194,14 @@ def live_history(
     start_ms: int,
     days: float,
     rng: np.random.Generator,
+    offset_ms: np.ndarray,
 ) -> int:
     """Feed the templates ``days`` of readings 5 minutes apart; returns the next time."""
     steps = int(days * DAY_MS // 300_000)
     t_report = time.monotonic()
     for r in range(steps):
-        ds.process(round_batch(ids, kind, tmpl, start_ms + r * 300_000, signal, rng, ds.ids_digest))
+        t = start_ms + r * 300_000
+        ds.process(round_batch(ids, kind, tmpl, t, signal, rng, ds.ids_digest, offset_ms))
         if time.monotonic() - t_report > 2 or r == steps - 1:
             t_report = time.monotonic()
             print(
@@ -224,9 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     tmpl, template_of = templates(kind, args.templates)
     signal = Signal(kind, template_of, rng)
+    # each template's clock offset (10 s steps within the hour), shared by its copies
+    offset_ms = (rng.integers(0, 360, len(ids)) * 10_000)[template_of]
     start_ms = 1_700_000_000_000
     t0 = time.monotonic()
-    start_ms = live_history(ds, ids, kind, tmpl, signal, start_ms, args.history_days, rng)
+    start_ms = live_history(
+        ds, ids, kind, tmpl, signal, start_ms, args.history_days, rng, offset_ms
+    )
     blobs = ds.export_state(ids[tmpl].tolist())
     by_id = {str(ids[t]): blobs[str(ids[t])] for t in tmpl}
     ds.import_state({str(ids[i]): by_id[str(ids[template_of[i]])] for i in range(len(ids))})
@@ -245,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     detections = 0
     t_report = time.monotonic()
     for r in range(args.rounds):
-        full = round_batch(ids, kind, everyone, start_ms + r * 10_000, signal, rng, digest)
+        t = start_ms + r * 10_000
+        full = round_batch(ids, kind, everyone, t, signal, rng, digest, offset_ms)
         batches = [full.take(np.arange(i, min(i + args.batch, n))) for i in range(0, n, args.batch)]
         for b in batches:
             t, c = time.perf_counter(), time.process_time()
