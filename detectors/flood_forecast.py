@@ -5,13 +5,17 @@ cancelled when it is forecast to fall back (DESIGN.md §3.1; on 2020-08-06 the H
 주의보 was issued at 11:00, the gauge read 8.36 m at 10:50 and crossed 8.50 m later).
 
 Maths. Each gauge keeps a ring of its last :data:`RING` trusted readings ``(t_i, h_i)``, at
-most one per ``window/RING``. Over the points within ``window`` (default 60 min) of the
-newest, with at least ``min_points`` spanning ``min_span`` (30 min), the Theil–Sen estimator
-(Theil 1950; Sen 1968) gives the slope ``b = median_{i<j} (h_j - h_i)/(t_j - t_i)`` (robust
-to 29 % outliers) and the level now ``ĥ = median_i (h_i - b (t_i - t_now))``. The level at the
-lead time ``T`` (default 60 min) is projected as ``ĥ + b T``. With ``c`` the required
-confidence (default 0.6), the ``1-c`` and ``c`` quantiles of the pairwise slopes give a
-cautious rise ``ĥ + b_lo T`` and a cautious fall ``ĥ + b_hi T``:
+most one per ``window/RING`` (5 minutes by default): a reading joins the ring when it is at
+least that long after the ring's newest point; the readings in between re-decide the stage
+(``t_now`` is theirs) but do not join, so a gauge reporting every 10 s keeps a point every 5
+minutes and one reporting every 10 minutes keeps every reading. Over the points within
+``window`` (default 60 min) of the newest, with at least ``min_points`` spanning ``min_span``
+(30 min), the Theil–Sen estimator (Theil 1950; Sen 1968) gives the slope
+``b = median_{i<j} (h_j - h_i)/(t_j - t_i)`` (robust to 29 % outliers) and the level now
+``ĥ = median_i (h_i - b (t_i - t_now))``. The level at the lead time ``T`` (default 60 min) is
+projected as ``ĥ + b T``. With ``c`` the required confidence (default 0.6), the ``1-c`` and
+``c`` quantiles of the pairwise slopes give a cautious rise ``ĥ + b_lo T`` and a cautious fall
+``ĥ + b_hi T``:
 
 * raise to stage ``s`` when ``ĥ + b_lo T ≥ L_s`` (at least a fraction ``c`` of the pairwise
   slopes project the crossing within ``T``); ``projected_crossing = t_now + (L_s - ĥ)/b``;
@@ -103,17 +107,18 @@ def update(
     rows = np.arange(m)
     newest_t = st["t"][rows, head]
     count = st["count"].astype(np.int64)
+    # A reading within ``spacing`` of the newest point does not join the ring. (Replacing the
+    # newest point with it, as this did until 2026-11-22, moved the newest time along with
+    # every reading: a gauge reporting more often than every ``spacing`` never got a second
+    # point, so it never had a forecast.)
     append = (count == 0) | (ts >= newest_t + spacing)
-    replace = ~append & (ts >= newest_t)
-    pos = np.where(append, (head + 1) % RING, head)
-    pos = np.where(count == 0, 0, pos)
-    write = append | replace
+    pos = np.where(count == 0, 0, (head + 1) % RING)
     t_arr = st["t"]
     h_arr = st["h"]
-    t_arr[rows[write], pos[write]] = ts[write]
-    h_arr[rows[write], pos[write]] = h[write]
+    t_arr[rows[append], pos[append]] = ts[append]
+    h_arr[rows[append], pos[append]] = h[append]
     # (t_arr and h_arr are views of st: written in place, no copy back needed)
-    st["head"] = np.where(write, pos, head)
+    st["head"] = np.where(append, pos, head)
     st["count"] = np.minimum(count + append, RING)
 
     level = st["level"].copy()
@@ -202,8 +207,8 @@ def _surely_unchanged(
     :func:`_may_change`'s and cheaper: no windows, no sort.
 
     Every ring point, valid or not, bounds the levels: ``H_min ≤ h_i ≤ H_max``. Ring points
-    are at least ``spacing`` apart (a point is appended only ``spacing`` after the newest, and
-    a later reading within that replaces the newest), so ``g ≥ spacing``; a valid point is
+    are at least ``spacing`` apart (a reading joins the ring only ``spacing`` after its
+    newest point), so ``g ≥ spacing``; a valid point is
     at most ``window`` older than now and at most ``newest - now`` newer, so
     ``A ≤ max(window, newest - now)``. Each quantity of :func:`_may_change`'s interval is
     thus at least as wide here, and every rounded operation is monotone, so a row "stuck"

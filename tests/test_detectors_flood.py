@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -85,6 +86,31 @@ def test_stages_follow_the_gauge_up_and_down_one_detection_per_change(registry: 
         ("flood.gauge_stage", "caution", 9.0, 13.3),
         ("flood.gauge_stage", "cleared", 3.0, 8.5),
     ]
+
+
+def test_a_gauge_reporting_every_minute_gets_the_same_forecast(registry: Registry) -> None:
+    """The ring keeps a point per 5 minutes of the gauge's time, whatever its interval: the
+    same event at one reading a minute raises 주의 two hours ahead, as at ten minutes. (The
+    ring used to replace its newest point with every reading within 5 minutes of it, so the
+    newest time moved on with each reading and a gauge reporting more often than every
+    5 minutes never had a second point, nor a forecast.)"""
+    ten = hangang_2020_08_06()
+    pts = [
+        (t + k * 60_000, round(h + (h2 - h) * k / 10, 3))
+        for (t, h), (_, h2) in itertools.pairwise(ten)
+        for k in range(10)
+    ]
+    dets = DetectorSet(registry).process(water(pts))
+    got = [(hhmm(d.ts_ms), d.rule, d.level, d.value, d.threshold) for d in dets]
+    assert got == [
+        ("08:00", "flood.gauge_stage", "attention", 7.7, 4.5),
+        ("08:30", "flood.forecast", "attention", 7.82, 4.5),
+        ("10:29", "flood.forecast", "caution", 8.276, 8.5),
+        ("12:20", "flood.gauge_stage", "caution", 8.5, 8.5),
+    ]
+    caution = dets[2]
+    assert caution.projected_crossing_ms is not None
+    assert hhmm(caution.projected_crossing_ms) == "11:28"  # forecast ahead of the real 12:20
 
 
 def test_forecast_clears_when_forecast_to_fall_back(registry: Registry) -> None:
