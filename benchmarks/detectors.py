@@ -21,9 +21,12 @@ paths (warm-up, profile learning) and flag more often (their ranges are narrow).
 
 Stations do not report in step: each template has its own clock offset (a multiple of 10 s
 within the hour, shared by the stations that copy it), so in every round about 1 station in
-360 crosses into another clock hour (its anomaly record hands its held profile bin back) and
-about 1 gauge in 30 into another 5-minute forecast step, as in service; with one clock for
-all, a two-minute timed window would take neither path.
+360 crosses into another clock hour (its anomaly record hands its held profile bin back, its
+hourly air-quality means close), as in service. Each template's history also ends 0–290 s
+after its clock (in 10 s steps), so its forecast ring, which takes a point every 5 minutes
+of the gauge's own time, next appends in round 0–29: about 1 gauge in 30 per round. With
+one clock for all, a two-minute timed window would cross no hour, and every ring would
+append in the first round only.
 
 Batches carry the stations' registry positions, as the bridge sends them (``readings``
 record version 2), so the detectors do not look the ids up; ``--lookup-ids`` measures
@@ -237,12 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     tmpl, template_of = templates(kind, args.templates)
     signal = Signal(kind, template_of, rng)
-    # each template's clock offset (10 s steps within the hour), shared by its copies
+    # each template's clock offset (10 s steps within the hour), shared by its copies, and
+    # how far before the first timed reading its history ends (its ring's next append)
     offset_ms = (rng.integers(0, 360, len(ids)) * 10_000)[template_of]
+    ring_phase_ms = (rng.integers(0, 30, len(ids)) * 10_000)[template_of]
     start_ms = 1_700_000_000_000
     t0 = time.monotonic()
     start_ms = live_history(
-        ds, ids, kind, tmpl, signal, start_ms, args.history_days, rng, offset_ms
+        ds, ids, kind, tmpl, signal, start_ms, args.history_days, rng, offset_ms + ring_phase_ms
     )
     blobs = ds.export_state(ids[tmpl].tolist())
     by_id = {str(ids[t]): blobs[str(ids[t])] for t in tmpl}
