@@ -228,6 +228,16 @@ class DetectorParams:
     forecast: flood_forecast.ForecastParams = field(default_factory=flood_forecast.ForecastParams)
     anomaly: anomaly.AnomalyParams = field(default_factory=anomaly.AnomalyParams)
 
+    def __post_init__(self) -> None:
+        # The anomaly record keeps its own copy of this alarm (``level``), which decides the
+        # scores shown through its refractory without moving the alarm: the same lines.
+        if (self.anomaly_raise, self.anomaly_clear) != (self.anomaly.fire, self.anomaly.clear):
+            raise ValueError(
+                "anomaly_raise and anomaly_clear must equal anomaly.fire and anomaly.clear "
+                f"(got {self.anomaly_raise}, {self.anomaly_clear} and "
+                f"{self.anomaly.fire}, {self.anomaly.clear})"
+            )
+
 
 @dataclass(frozen=True)
 class HourlyMeans:
