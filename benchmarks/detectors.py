@@ -22,11 +22,12 @@ paths (warm-up, profile learning) and flag more often (their ranges are narrow).
 Stations do not report in step: each template has its own clock offset (a multiple of 10 s
 within the hour, shared by the stations that copy it), so in every round about 1 station in
 360 crosses into another clock hour (its anomaly record hands its held profile bin back, its
-hourly air-quality means close), as in service. Each template's history also ends 0–290 s
-after its clock (in 10 s steps), so its forecast ring, which takes a point every 5 minutes
-of the gauge's own time, next appends in round 0–29: about 1 gauge in 30 per round. With
-one clock for all, a two-minute timed window would cross no hour, and every ring would
-append in the first round only.
+hourly air-quality means close), as in service. Each template's history also runs 0–290 s
+(in 10 s steps) ahead of its clock, so its last history point is 10–300 s before its first
+round and its forecast ring, which takes a point every 5 minutes of the gauge's own time,
+next appends in one of the first 30 rounds: about 1 gauge in 30 per round. With one clock
+for all, a two-minute timed window would cross no hour, and every ring would append in the
+first round only.
 
 Batches carry the stations' registry positions, as the bridge sends them (``readings``
 record version 2), so the detectors do not look the ids up; ``--lookup-ids`` measures
@@ -272,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     # twelfth of the channels cross an hour at once); from round 1 on, every reading is 10 s
     # after the last, as in service.
     for r in range(args.rounds + 1):
-        t = start_ms + r * 10_000
-        full = round_batch(ids, kind, everyone, t, signal, rng, digest, offset_ms)
+        t_round = start_ms + r * 10_000
+        full = round_batch(ids, kind, everyone, t_round, signal, rng, digest, offset_ms)
         batches = [full.take(np.arange(i, min(i + args.batch, n))) for i in range(0, n, args.batch)]
         if r == 0:
             for b in batches:
