@@ -564,7 +564,8 @@ def _update(
     refr = st["refr"].copy()  # uint16
     any_refr = bool(refr.any())
     warm = n < p.warmup
-    quiet = warm | (refr > 0) if any_refr else warm
+    in_refr = refr > 0
+    quiet = warm | in_refr if any_refr else warm
     fire = ~quiet & (score >= p.fire)
     # A spatial anomaly (a new extreme by a clear margin) while the alarm is still standing
     # (raised, and ρ not below ``clear`` since, this reading included) is reported through
@@ -574,7 +575,7 @@ def _update(
     raised = st["level"] > 0
     if any_refr:
         standing = spatial & raised & (raw >= p.clear)
-        zeroed = warm | ((refr > 0) & ~standing)
+        zeroed = warm | (in_refr & ~standing)
     else:
         zeroed = warm
     out = np.where(zeroed, 0.0, score) if zeroed.any() else score
