@@ -83,7 +83,9 @@ numpy columns; each component's records (``health``, ``anom``, ``fc``, ``rain``,
 slot × 3 + channel), moved with ``take``/``put`` and viewed as the component's dtype for its
 module: numpy's structured-dtype fancy indexing is ~20× slower than moving the same bytes as
 voids, and per-field columns need one gather and one scatter per field. The state export
-format is unchanged by the layout: one :data:`STATE_DTYPE` record per slot (892 bytes).
+format is unchanged by the layout: one :data:`STATE_DTYPE` record per slot (1,240 bytes), whose
+``anom_lv`` (each channel's anomaly alarm) is kept in memory only as the anomaly records'
+``level``: the record decides its alarm itself (raised at ``fire``, cleared when ρ < ``clear``).
 
 >>> from gyeongbo.batch import ReadingBatch
 >>> from gyeongbo.registry import REPO_ROOT, load_registry
@@ -223,20 +225,20 @@ class DetectorParams:
     #: A catalogue event repeated within this much event time is the same event.
     catalogue_dedupe_ms: int = 600_000
     catalogue_dedupe_max: int = 4096
-    anomaly_raise: float = 0.995  # = the NAB-chosen threshold (benchmarks/nab.py)
-    anomaly_clear: float = 0.2  # on the reading's own evidence ρ (not the likelihood)
     forecast: flood_forecast.ForecastParams = field(default_factory=flood_forecast.ForecastParams)
     anomaly: anomaly.AnomalyParams = field(default_factory=anomaly.AnomalyParams)
 
-    def __post_init__(self) -> None:
-        # The anomaly record keeps its own copy of this alarm (``level``), which decides the
-        # scores shown through its refractory without moving the alarm: the same lines.
-        if (self.anomaly_raise, self.anomaly_clear) != (self.anomaly.fire, self.anomaly.clear):
-            raise ValueError(
-                "anomaly_raise and anomaly_clear must equal anomaly.fire and anomaly.clear "
-                f"(got {self.anomaly_raise}, {self.anomaly_clear} and "
-                f"{self.anomaly.fire}, {self.anomaly.clear})"
-            )
+    @property
+    def anomaly_raise(self) -> float:
+        """The operators' anomaly alarm is raised at a score ≥ this: ``anomaly.fire``, the
+        NAB-chosen threshold (benchmarks/nab.py). The record keeps the alarm (its ``level``)."""
+        return self.anomaly.fire
+
+    @property
+    def anomaly_clear(self) -> float:
+        """The alarm clears when the reading's own evidence ρ (not the likelihood) is below
+        this: ``anomaly.clear``."""
+        return self.anomaly.clear
 
 
 @dataclass(frozen=True)
@@ -580,7 +582,10 @@ class DetectorSet:
             elif magic != _MAGIC or version != _VERSION or size != STATE_DTYPE.itemsize:
                 raise ValueError(f"state for {sid!r}: incompatible blob {magic!r} v{version}")
             else:
-                recs = np.frombuffer(blob, dtype=STATE_DTYPE, count=nrec, offset=_HEADER.size)
+                recs = np.frombuffer(blob, STATE_DTYPE, nrec, _HEADER.size).copy()
+            # the operators' alarms as exported (a version 4 record, or one exported before
+            # its ``level`` kept the alarm, has 0 there)
+            recs["anom"]["level"] = recs["anom_lv"]
             j = int(i[0])
             slots = [j]
             if nrec > 1:
@@ -633,6 +638,7 @@ class DetectorSet:
         for name in _FIELDS:
             dt = STATE_DTYPE[name]
             recs[name] = self._a[name].reshape(nslots, *dt.shape)[slots].view(dt.base)
+        recs["anom_lv"] = recs["anom"]["level"]  # (the format's copy of each alarm)
         return recs
 
     def _gather(self, comp: str, key: I64) -> npt.NDArray[np.void]:
@@ -943,9 +949,10 @@ class DetectorSet:
         ts: I64,
     ) -> None:
         p = self.params
-        lvflat = self._a["anom_lv"].reshape(-1)
         an = self._gather("anom", key)
-        score, raw = anomaly.update(
+        # the alarm is the record's ``level`` (raised at ``fire``, cleared when ρ < ``clear``)
+        lv = an["level"].copy()
+        _, raw = anomaly.update(
             an,
             x,
             p.anomaly,
@@ -955,9 +962,7 @@ class DetectorSet:
             score_from=p.anomaly_raise,
         )
         self._scatter("anom", key, an)
-        lv = lvflat[key].astype(np.int64)
-        new = np.where(score >= p.anomaly_raise, 1, np.where(raw < p.anomaly_clear, 0, lv))
-        lvflat[key] = new
+        new = an["level"]
         for j in np.flatnonzero(new != lv).tolist():
             rj, cj = int(r[j]), int(c[j])
             name = self._chan_name[int(kr[j])][cj]
@@ -1270,7 +1275,10 @@ _AIR_FIELDS = ("pm10", "pm25", "o3")
 _STRUCT_FRAC = np.array((0.0, 0.0, *structural.FRACTIONS))
 _STRUCT_VOID = np.dtype((np.void, 3))
 
-_FIELDS = tuple(f for f in STATE_DTYPE.names or () if not f.startswith("_"))
+#: The fields kept in memory: not the padding, nor ``anom_lv``, the export format's copy of each
+#: channel's anomaly alarm, which is the anomaly record's ``level`` (written from it on export,
+#: and into it on import).
+_FIELDS = tuple(f for f in STATE_DTYPE.names or () if not f.startswith("_") and f != "anom_lv")
 _HASH_MUL: npt.NDArray[np.uint64] = np.random.default_rng(0x6B79_2024).integers(
     1, 2**63, size=64, dtype=np.uint64
 ) | np.uint64(1)

@@ -246,6 +246,40 @@ def test_a_version_4_state_is_migrated_and_goes_on_as_if_never_stopped(
     assert mine["anom"].tobytes() == ref["anom"].tobytes()  # the held bins too
 
 
+def test_a_restored_worker_keeps_the_anomaly_alarm_standing_in_its_blob(
+    registry: Registry,
+) -> None:
+    # A jump raises the operators' anomaly alarm at 450; the worker is restarted while it
+    # stands, from a blob written before the anomaly record kept the alarm itself (its
+    # ``level`` byte 0, the alarm only in ``anom_lv``): the new worker clears it at 451.
+    rng = np.random.default_rng(3)
+    pts = [(10 * k, 5.0 + np.sin(k / 72 * np.pi) + rng.normal(0, 0.02)) for k in range(600)]
+    pts[450] = (4500, 9.0)
+    running = DetectorSet(registry)
+    raised = running.process(water(pts[:451]))[-1]
+    assert (raised.rule, raised.level, (raised.ts_ms - T0) // M) == (
+        "anomaly.level_m",
+        "attention",
+        4500,
+    )
+    recs = np.frombuffer(running.export_state([HANGANG])[HANGANG], STATE_DTYPE, offset=12).copy()
+    assert recs["anom_lv"][0, 0] == recs["anom"]["level"][0, 0] == 1
+    recs["anom"]["level"] = 0
+    restored = DetectorSet(registry)
+    restored.import_state(
+        {HANGANG: struct.pack("<4sHHI", b"GBDS", 5, 1, recs.itemsize) + recs.tobytes()}
+    )
+    rest = water(pts[451:])
+    want = running.process(rest)
+    assert next(b for b in brief(want) if b[1].startswith("anomaly")) == (
+        4510,
+        "anomaly.level_m",
+        "cleared",
+        False,
+    )
+    assert restored.process(rest) == want
+
+
 def test_state_is_under_2_kb_per_station(registry: Registry) -> None:
     assert DetectorSet(registry).state_bytes_per_station == STATE_DTYPE.itemsize <= 2048
 
