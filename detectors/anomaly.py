@@ -270,9 +270,6 @@ class _Columns:
     def __setitem__(self, name: str, value: npt.NDArray[Any] | float) -> None:
         self.fields[name][...] = value
 
-    def __len__(self) -> int:
-        return int(self.words.shape[1])
-
     def store(self) -> None:
         """Write the columns back into the records."""
         st = self.st

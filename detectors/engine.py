@@ -122,7 +122,7 @@ from detectors import (
 )
 from gyeongbo.batch import KIND_CODES, NO_SEQ, ReadingBatch
 from gyeongbo.events import Detection, LevelName
-from gyeongbo.registry import Registry, ids_digest
+from gyeongbo.registry import Registry
 from gyeongbo.vocab import EVENT_COLUMNS, Hazard, Kind, Level
 
 __all__ = ["CHANNELS", "STATE_DTYPE", "DetectorParams", "DetectorSet", "HourlyMeans"]
@@ -264,7 +264,7 @@ class DetectorSet:
         self.ids: npt.NDArray[np.str_] = np.array(ids, dtype=np.str_)
         #: Names the positions of :attr:`ids`; batches whose registry positions carry the
         #: same digest are not looked up (:meth:`_positions`).
-        self.ids_digest = ids_digest(ids)
+        self.ids_digest = registry.ids_digest()
         n = len(ids)
         self.n = n
         st = [registry.stations[i] for i in ids]
