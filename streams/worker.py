@@ -761,9 +761,14 @@ class Worker:
             assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.consumer.assignment())
         except Exception:
             assigned = []
+        # Ready once partitions are assigned and the tables are recovered: before that the
+        # worker knows neither its alert stages nor the drill clocks it checkpointed (a drill
+        # runner asking then would read no clock and publish readings set aside as late).
+        recovered = self.app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         return {
-            "status": "ok" if assigned else "starting",
+            "status": "ok" if assigned and recovered else "starting",
             "assigned": assigned,
+            "tables_recovered": recovered,
             "app_id": self.settings.worker.app_id,
         }
 
