@@ -1,6 +1,6 @@
 """Staged alerting: the alert and headquarters stage machines, operator actions, SMS, CAP 1.2.
 
-Pure state machines (no I/O, JSON-serializable state; DESIGN.md §4):
+Pure state machines (no I/O, JSON-serializable state; docs/design.md §4):
 
 * :mod:`alerting.machine` — :class:`AlertMachine`: detections in, ``AlertEvent`` transitions
   out; operator actions (acknowledge, silence, manual escalate, clear) with an audit log; the
@@ -8,7 +8,7 @@ Pure state machines (no I/O, JSON-serializable state; DESIGN.md §4):
 * :mod:`alerting.policy` — per-hazard staging policy (quorum, N-of-M, off-delay, dwell).
 * :mod:`alerting.hq` — :class:`HQMachine`: 비상 1·2·3단계 from province counts, proposals.
 
-Delivery adapters (DESIGN.md §5), imported from their modules:
+Delivery adapters (docs/design.md §5), imported from their modules:
 
 * :mod:`alerting.templates` — SMS templates, validated at load.
 * :mod:`alerting.sms` — recipients, drill isolation, Twilio / dry-run providers, dispatcher.

@@ -1,4 +1,4 @@
-"""CAP 1.2 documents for every public alert transition (DESIGN.md §5).
+"""CAP 1.2 documents for every public alert transition (docs/design.md §5).
 
 OASIS Common Alerting Protocol Version 1.2 (1 July 2010), namespace
 ``urn:oasis:names:tc:emergency:cap:1.2``. One ``<alert>`` per transition:
@@ -10,7 +10,7 @@ OASIS Common Alerting Protocol Version 1.2 (1 July 2010), namespace
   (with ``references`` to all earlier ones: ``sender,identifier,sent`` triplets), ``Cancel``
   when an operator cleared an alert issued in error; the alert id goes in ``incidents``;
 * two ``<info>`` blocks, ``ko-KR`` and ``en-US``, with category, event, responseType, urgency,
-  severity, certainty mapped from the stage per DESIGN.md §5:
+  severity, certainty mapped from the stage per docs/design.md §5:
 
   ====== ================= ====================== ================================
   stage  severity          urgency                certainty

@@ -1,7 +1,7 @@
 """The headquarters' emergency stage machine (비상 1·2·3단계), separate from alert stages.
 
 Rules (Ministry of the Interior and Safety, storm and flood countermeasures for heavy rain,
-heavy snow and typhoons; DESIGN.md §4), counted over provinces (시도) where a warning of the
+heavy snow and typhoons; docs/design.md §4), counted over provinces (시도) where a warning of the
 hazard group stands:
 
 * 비상 1단계 when a 주의보 (our 주의 or above) stands in ≥ 4 provinces, or a 경보 (경계 or above)
@@ -11,7 +11,7 @@ hazard group stands:
 
 The machine follows the alert events of its hazard group (``heavy_rain`` by default), keeps
 which level stands in which zone of which province, and **proposes** a stage when the rule's
-stage differs from the standing one (DESIGN.md §4: stage changes are proposed to operators and
+stage differs from the standing one (docs/design.md §4: stage changes are proposed to operators and
 recorded). Operators confirm a proposal or set a stage by hand; stages may jump (2022 typhoon
 Hinnamnor: 1 → 3) and come down independently of the alerts (2023-07-19: 3 → 1 while the
 crisis level stayed 심각). While at 3단계 the rule proposes no de-escalation: leaving 3 is the

@@ -1,13 +1,13 @@
 """The alert stage machine: one alert per (hazard, zone), fed with station detections.
 
-Input is :class:`gyeongbo.events.Detection` (a station's level under one rule, DESIGN.md §11.2)
+Input is :class:`gyeongbo.events.Detection` (a station's level under one rule, docs/design.md §11.2)
 with the zones the station serves; output is the list of :class:`~gyeongbo.events.AlertEvent`
 transitions for the ``alerts`` topic. Pure Python, no I/O, deterministic: the same inputs give
 the same events with the same ``event_id`` (SMS and CAP de-duplicate on it), and the whole state
 round-trips through :meth:`AlertMachine.to_bytes` / :meth:`AlertMachine.from_bytes` (a Faust
 table value, restored after a restart or rebalance).
 
-How a zone's stage moves (DESIGN.md §4; :mod:`alerting.policy` for the per-hazard knobs):
+How a zone's stage moves (docs/design.md §4; :mod:`alerting.policy` for the per-hazard knobs):
 
 1. Each station keeps its latest public level (older, out-of-order detections are ignored).
    Stations flagged by a ``sensor_health`` detection (level ≥ 주의) are held out of public

@@ -6,11 +6,11 @@ the two shapes below (any object with these attributes will do, they are read-on
 * :class:`ZoneInfo` — an impact zone: KOSTAT administrative code or custom id, Korean and
   English names, outer polygon rings as ``(lat, lon)`` pairs (WGS 84), the administrative code
   used as CAP ``geocode``, the province (시도) it lies in (for the headquarters rules,
-  DESIGN.md §4) and the stations that serve it (the *M* of N-of-M confirmation).
+  docs/design.md §4) and the stations that serve it (the *M* of N-of-M confirmation).
 * :class:`Recipient` — an SMS subscriber: E.164 phone, language, hazard opt-ins (empty = all)
-  and the drill-recipient flag (DESIGN.md §5: a drill reaches drill recipients only).
+  and the drill-recipient flag (docs/design.md §5: a drill reaches drill recipients only).
 
-Times on the wire are RFC 3339 with the Korean offset, as in DESIGN.md §11.2.
+Times on the wire are RFC 3339 with the Korean offset, as in docs/design.md §11.2.
 
 >>> rfc3339(1596678000000)
 '2020-08-06T10:40:00+09:00'
@@ -81,7 +81,7 @@ class Recipient:
     def wants(self, hazard: str) -> bool:
         return not self.hazards or hazard in self.hazards
 
-    def __repr__(self) -> str:  # phone numbers are personal data (DESIGN.md §9)
+    def __repr__(self) -> str:  # phone numbers are personal data (docs/design.md §9)
         return (
             f"Recipient(phone={mask_phone(self.phone)!r}, lang={self.lang!r}, drill={self.drill})"
         )

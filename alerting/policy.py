@@ -3,11 +3,12 @@
 The rules that turn readings into *station* levels live in ``detectors/`` and carry the legal
 hysteresis where the law sets it (PM10/PM2.5 cancel levels below their issue levels, O₃ stepping
 down one stage at a time, the PM ≥ 2 h persistence rule; Air Quality Conservation Act,
-Enforcement Rule Annex 7; DESIGN.md §3.2). This module decides how the *zone* follows them:
+Enforcement Rule Annex 7; docs/design.md §3.2). This module decides how the *zone* follows them:
 
 ``quorum``
     Spatial N-of-M: a zone stands at level L when at least ``quorum`` of its M stations stand at
-    L or above (1 = the maximum over stations, Seoul's per-zone ozone practice; DESIGN.md §3.2).
+    L or above (1 = the maximum over stations, Seoul's per-zone ozone practice;
+    docs/design.md §3.2).
     When the zone has fewer than ``quorum`` stations, all of them must agree.
 ``confirm``
     Temporal N-of-M (``n``, ``m``): a raise or escalation to L needs ``n`` of the zone's last
@@ -26,7 +27,7 @@ Enforcement Rule Annex 7; DESIGN.md §3.2). This module decides how the *zone* f
     A station level older than this no longer counts (earthquake alerts are events: they lapse
     when no new detection confirms them).
 ``public``
-    False for operator-only hazards (sensor health, DESIGN.md §4): never SMS, never CAP.
+    False for operator-only hazards (sensor health, docs/design.md §4): never SMS, never CAP.
 
 >>> DEFAULT_POLICIES["flood"].off_delay_s
 1800

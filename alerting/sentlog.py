@@ -16,7 +16,7 @@ the **outcome** after it. What this buys, per crash point:
   warning better than a silently lost one. ``on_unknown="skip"`` in the dispatcher switches to
   at-most-once: the delivery is marked ``unknown`` for operators instead.
 
-Phone numbers are personal data (DESIGN.md §9): the log stores a SHA-256 key of the number and
+Phone numbers are personal data (docs/design.md §9): the log stores a SHA-256 key of the number and
 its masked form, not the number. A delivery-status callback names the message SID, which the
 log maps back to the delivery.
 

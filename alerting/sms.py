@@ -1,6 +1,6 @@
 """SMS delivery: who gets a message, providers (Twilio, dry-run), rate limits, retries.
 
-Flow for one alert transition (DESIGN.md §5):
+Flow for one alert transition (docs/design.md §5):
 
 1. :func:`plan_deliveries` picks the recipients and renders the text. Drill isolation is
    *by construction*: a :class:`Delivery` cannot be built for an exercise event and a

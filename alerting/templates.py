@@ -1,4 +1,4 @@
-"""SMS templates: loading, validation and rendering (DESIGN.md §5).
+"""SMS templates: loading, validation and rendering (docs/design.md §5).
 
 One template per public hazard × stage (``caution``, ``alert``, ``serious``, ``cleared``) in
 ``config/templates.yaml``: Korean, with the English hazard keyword, naming what to do, where,

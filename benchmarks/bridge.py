@@ -1,4 +1,4 @@
-"""Benchmark: MQTT → Kafka bridge throughput and loss (DESIGN.md §8: ≥ 20,000 readings/s).
+"""Benchmark: MQTT → Kafka bridge throughput and loss (docs/design.md §8: ≥ 20,000 readings/s).
 
 Not a test. Three processes: the bridge (``python -m streams.bridge_cli run``), a publisher
 (this script with ``--publish``, so publishing does not share the bridge's interpreter) and

@@ -12,9 +12,16 @@ are in-sample: read them as an upper bound of what the detector does on unseen s
 The last line printed is a JSON object ``{"standard": …, "reward_low_FP_rate": …,
 "reward_low_FN_rate": …}`` (plus thresholds under ``"thresholds"``).
 
-Usage::
+The corpus is not shipped with Gyeongbo (it is Numenta's, MIT licence). Get it once::
 
-    python benchmarks/nab.py [--nab ../shared/data/nab] [--out results/]
+    git clone --depth 1 https://github.com/numenta/NAB.git ~/NAB
+
+then pass its root (the folder holding ``data/``, ``labels/`` and ``config/``)::
+
+    python benchmarks/nab.py --nab ~/NAB [--out results/]
+
+or set ``GYEONGBO_NAB=~/NAB``. Without either, or with a folder that is not a NAB checkout,
+the script stops with these instructions.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -97,9 +105,33 @@ def run_detector(
     return [out[: len(v), j] for j, v in enumerate(values)]
 
 
+NAB_HOWTO = (
+    "The Numenta Anomaly Benchmark is not shipped with Gyeongbo. Get it with\n"
+    "    git clone --depth 1 https://github.com/numenta/NAB.git ~/NAB\n"
+    "and run: python benchmarks/nab.py --nab ~/NAB   (or set GYEONGBO_NAB=~/NAB)"
+)
+
+
+def nab_problem(root: Path | None) -> str | None:
+    """Why ``root`` is not a usable NAB checkout, or None when it is."""
+    if root is None:
+        return "no NAB corpus given (--nab PATH or GYEONGBO_NAB)"
+    need = [root / "data", root / "labels" / "combined_windows.json"]
+    missing = [str(p) for p in need if not p.exists()]
+    if missing:
+        return f"{root} is not a NAB checkout: missing {', '.join(missing)}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--nab", type=Path, default=Path("../shared/data/nab"), help="NAB root")
+    ap.add_argument(
+        "--nab",
+        type=Path,
+        default=Path(os.environ["GYEONGBO_NAB"]) if os.environ.get("GYEONGBO_NAB") else None,
+        help="root of a NAB checkout (git clone https://github.com/numenta/NAB.git); "
+        "default $GYEONGBO_NAB",
+    )
     ap.add_argument("--out", type=Path, default=None, help="write NAB-format result CSVs here")
     ap.add_argument(
         "--param",
@@ -119,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown parameter {key!r}; known: {sorted(fields)}")
         overrides[key] = int(val) if fields[key] in ("int", int) else float(val)
     params = dataclasses.replace(AnomalyParams(), **overrides)  # type: ignore[arg-type]
+    problem = nab_problem(args.nab)
+    if problem:
+        ap.exit(2, f"nab.py: {problem}\n{NAB_HOWTO}\n")
 
     t0 = time.monotonic()
     names, stamps, values, windows = load_corpus(args.nab)

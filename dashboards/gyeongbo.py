@@ -749,7 +749,7 @@ def operations() -> Built:
         alias="$tag_component $tag_instance $col",
         defaults=_lines("ms", _thresholds("green", (1000.0, "red"))),
         options=_legend(),
-        description="Target: reading published → alert transition p99 < 1 s (DESIGN.md §8).",
+        description="Target: reading published → alert transition p99 < 1 s (docs/design.md §8).",
     )
     b.panel(
         "timeseries",

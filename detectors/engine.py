@@ -158,7 +158,7 @@ _KQ = KIND_CODES[Kind.SEISMIC]
 _NO_TS = np.iinfo(np.int64).min // 2
 _LEVEL_NAMES: tuple[LevelName, ...] = ("cleared", "attention", "caution", "alert", "serious")
 _EVENT_COLS = tuple(EVENT_COLUMNS.values())  # magnitude, lat, lon, depth_km
-#: Lower magnitude line of each catalogue level (DESIGN.md §3.4), for ``threshold``.
+#: Lower magnitude line of each catalogue level (docs/design.md §3.4), for ``threshold``.
 _CATALOGUE_LINE = (np.nan, 2.0, 3.5, 5.0, 6.0)
 
 STATE_DTYPE = np.dtype(

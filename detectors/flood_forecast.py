@@ -1,7 +1,7 @@
 """Flood forecast crossing: a robust rate-of-rise projection raises the stage before the line.
 
 Official flood warnings are issued when the level is *forecast* to cross a stage line and
-cancelled when it is forecast to fall back (DESIGN.md §3.1; on 2020-08-06 the Hangang Bridge
+cancelled when it is forecast to fall back (docs/design.md §3.1; on 2020-08-06 the Hangang Bridge
 주의보 was issued at 11:00, the gauge read 8.36 m at 10:50 and crossed 8.50 m later).
 
 Maths. Each gauge keeps a ring of its last :data:`RING` trusted readings ``(t_i, h_i)``, at

@@ -4,7 +4,7 @@ Maths: ``stage(h) = #{L ∈ (attention, caution, alert, serious) : h ≥ L}`` ma
 crisis levels 관심 ATTENTION (1) < 주의 CAUTION (2, 홍수주의보, warning level wrnwl) <
 경계 ALERT (3, 홍수경보, alarm level almwl) < 심각 SERIOUS (4, 대홍수경보, serious level srswl);
 ``h`` is the stage at the gauge in metres. Levels are per gauge, from the Han River Flood
-Control Office's attwl/wrnwl/almwl/srswl (DESIGN.md §3.1; ``config/stations.yaml``). A
+Control Office's attwl/wrnwl/almwl/srswl (docs/design.md §3.1; ``config/stations.yaml``). A
 missing level (NaN, e.g. no attention level) is never reached. The rule is exact at the line
 (``h == L`` is at the stage); hysteresis against flapping belongs to ``alerting/``.
 

@@ -1,7 +1,7 @@
 """Sensor health per station channel: out-of-range, impossible spike/step, stuck, flat-line.
 
 A faulty channel is *not trusted*: its readings are held out of every public stage until it
-recovers (DESIGN.md §4, §6). Deadman (silence) is checked by the engine against each
+recovers (docs/design.md §4, §6). Deadman (silence) is checked by the engine against each
 station's ``interval_s`` (:func:`deadman`). All tests are per reading, vectorized over rows:
 
 * **out of range** — ``x`` outside the physical range of its value name

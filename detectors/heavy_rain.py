@@ -1,6 +1,6 @@
 """KMA heavy-rain criteria on observed rainfall accumulations (호우주의보 / 호우경보).
 
-Criteria (Korea Meteorological Administration, special weather report criteria; DESIGN.md
+Criteria (Korea Meteorological Administration, special weather report criteria; docs/design.md
 §3.1): 호우주의보 (→ 주의 CAUTION) when the 3-hour accumulation is ≥ 60 mm or the 12-hour
 accumulation ≥ 110 mm; 호우경보 (→ 경계 ALERT) when 3 h ≥ 90 mm or 12 h ≥ 180 mm. KMA issues
 on *expected* rain; a gauge can only give the observed part, which is what this rule does.

@@ -1,6 +1,6 @@
 """Ozone 주의보/경보/중대경보 on the 1-hour mean, stepping down one level at a time.
 
-Criteria (Air Quality Conservation Act, Enforcement Rule Annex 7; DESIGN.md §3.2), on the
+Criteria (Air Quality Conservation Act, Enforcement Rule Annex 7; docs/design.md §3.2), on the
 hourly mean ``c`` in ppm: 주의보 (→ 주의 CAUTION, 2) ``c ≥ 0.12``; 경보 (→ 경계 ALERT, 3)
 ``c ≥ 0.3``; 중대경보 (→ 심각 SERIOUS, 4) ``c ≥ 0.5``. Raising goes straight to the highest
 stage reached. Lowering steps down one level per closed hour: 중대경보 → 경보 when

@@ -1,6 +1,6 @@
 """Fine-dust (PM10, PM2.5) 주의보/경보 on hourly means, with 2-hour persistence and cancel levels.
 
-Criteria (Air Quality Conservation Act, Enforcement Rule Annex 7; DESIGN.md §3.2), on the
+Criteria (Air Quality Conservation Act, Enforcement Rule Annex 7; docs/design.md §3.2), on the
 station's hourly mean concentration ``c`` in µg/m³:
 
 =========  =======================  =======================  ==========================

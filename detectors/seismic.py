@@ -1,6 +1,6 @@
 """Earthquakes: KMA message class from magnitude and intensity; PGA → instrumental intensity.
 
-**Message class** (KMA cell-broadcast rules from 2024-10-28; DESIGN.md §3.4):
+**Message class** (KMA cell-broadcast rules from 2024-10-28; docs/design.md §3.4):
 
 ================  =========================================  ============================
 magnitude M       message class                              target
@@ -27,7 +27,7 @@ clipped to ``[1, 10]``; the Korean scale has been MMI-based since 2018. The inte
 level holds for ``hold_ms`` after the last reading that reached it, so one shaking is one
 raise and one clear.
 
-**Catalogue events** (the ``event`` object of a seismic reading, DESIGN.md §11.1) bring the
+**Catalogue events** (the ``event`` object of a seismic reading, docs/design.md §11.1) bring the
 magnitude. :func:`class_level` puts a message class on the same intensity lines: no class →
 관심 ATTENTION (the II targeting line; operators only), 안전안내 → 주의 CAUTION (the III line),
 긴급 → 경계 ALERT (the V line), 위급 → 심각 SERIOUS. What the magnitude alone decides

@@ -1,12 +1,12 @@
 """Structural monitors against 60 / 80 / 100 % of the structure's allowable value.
 
-Practice (관리기준 1차/2차/3차 of Korean structural safety monitoring; DESIGN.md §3.3): the ratio
-``ρ = |x| / allowable`` of each channel maps to 주의 CAUTION (2) at ``ρ ≥ 0.6``, 경계 ALERT (3)
-at ``ρ ≥ 0.8`` and 심각 SERIOUS (4) at ``ρ ≥ 1.0``. Channels and units: ``tilt_rad`` (angular
-distortion, rad; |x| because tilt is signed), ``crack_mm`` (mm), ``vibration_cms`` (peak
-particle velocity, cm/s). Allowables are per structure in the station registry (typical:
-tilt 1/500, crack 5 mm, blasting vibration 0.3 cm/s). A channel without an allowable (NaN)
-never raises.
+Practice (관리기준 1차/2차/3차 of Korean structural safety monitoring; docs/design.md §3.3):
+the ratio ``ρ = |x| / allowable`` of each channel maps to 주의 CAUTION (2) at ``ρ ≥ 0.6``,
+경계 ALERT (3) at ``ρ ≥ 0.8`` and 심각 SERIOUS (4) at ``ρ ≥ 1.0``. Channels and units:
+``tilt_rad`` (angular distortion, rad; |x| because tilt is signed), ``crack_mm`` (mm),
+``vibration_cms`` (peak particle velocity, cm/s). Allowables are per structure in the
+station registry (typical: tilt 1/500, crack 5 mm, blasting vibration 0.3 cm/s). A
+channel without an allowable (NaN) never raises.
 
 >>> stage(np.array([0.0011, 0.0012, -0.0016, 0.002]), np.array([0.002] * 4)).tolist()
 [0, 2, 3, 4]

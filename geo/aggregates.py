@@ -1,12 +1,12 @@
 """Regional aggregates for rules that look at more than one station or zone.
 
 * :class:`RegionalMeans` — the mean of a zone's stations' values, for every zone at once,
-  e.g. a 권역 average of PM10 (DESIGN.md §3.2: alerts may be issued on a regional average).
+  e.g. a 권역 average of PM10 (docs/design.md §3.2: alerts may be issued on a regional average).
   Values come as one array aligned with ``Registry.index_of()`` (sorted station ids), NaN
   where a station has no current value; one ``np.bincount`` per call, no Python loop over
   stations or zones.
 * :func:`provinces_at` / :func:`count_provinces_at` — how many provinces (시·도) have an alert at
-  a given level or above, for the headquarters rules (DESIGN.md §4: 비상 1단계 when 호우주의보
+  a given level or above, for the headquarters rules (docs/design.md §4: 비상 1단계 when 호우주의보
   stands in ≥ 4 provinces or a 경보 in ≥ 3).
 
 >>> from geo.zones import load_zones

@@ -1,4 +1,4 @@
-"""Phone numbers: E.164 validation and masking (they are personal data, DESIGN.md §9).
+"""Phone numbers: E.164 validation and masking (they are personal data, docs/design.md §9).
 
 ITU-T E.164: a ``+``, a country code and the subscriber number, at most 15 digits in all,
 never starting with 0. Input may carry spaces, dots, hyphens or parentheses for readability

@@ -20,7 +20,7 @@ to USGS DYFI reports::
 Which coefficients: Korea is a stable continental interior, which argues for CEUS, but the
 CEUS set attenuates so slowly that an M 3.5 in Gyeongju comes out at intensity ≥ II in all
 251 municipalities, so the KMA rule "3.5 ≤ M < 5: districts with expected intensity ≥ II"
-(DESIGN.md §3.4) would always mean the whole country, which is not how KMA targets such
+(docs/design.md §3.4) would always mean the whole country, which is not how KMA targets such
 events. The California set gives an M 3.5 a regional footprint (II out to ~150 km) and, for
 the 2016-09-12 Gyeongju earthquake (M 5.8, 35.76 N 129.19 E, depth 15 km), VI at the
 epicentre and II in Seoul, where the event was felt weakly; it under-predicts Daegu (IV
@@ -90,7 +90,7 @@ AW07_CEUS = IpeCoefficients(11.72, 2.36, 0.1155, -0.44, -0.002044, 2.31, -0.479,
 
 @dataclass(frozen=True)
 class QuakeEvent:
-    """An earthquake as the catalogue feed gives it (DESIGN.md §11.1 ``event``)."""
+    """An earthquake as the catalogue feed gives it (docs/design.md §11.1 ``event``)."""
 
     lat: float
     lon: float
@@ -169,7 +169,7 @@ def target_zones(
     """Zones (by default the 251 municipalities) whose expected intensity reaches
     ``min_intensity``, most shaken first.
 
-    The magnitude rules of DESIGN.md §3.4 (nationwide for M ≥ 5, message class by the
+    The magnitude rules of docs/design.md §3.4 (nationwide for M ≥ 5, message class by the
     maximum expected intensity) are alerting's; this answers only "where, how strongly".
     """
     ids = [zid for k in kinds for zid in zones.of_kind(k)]

@@ -24,7 +24,7 @@ A recipient's zones are
 :meth:`RecipientDirectory.recipients_of` a zone therefore returns everyone located in the
 zone or any of its sub-zones, and every subscriber to an area overlapping it.
 
-Drills are isolated (DESIGN.md §5): :meth:`RecipientDirectory.audience` with
+Drills are isolated (docs/design.md §5): :meth:`RecipientDirectory.audience` with
 ``exercise=True`` returns drill recipients only, and with ``exercise=False`` never returns
 one. ``sensor_health`` is operators-only and cannot be opted into.
 
@@ -75,7 +75,7 @@ __all__ = [
     "parse_recipients",
 ]
 
-#: Hazards a resident may opt into; sensor health is for operators only (DESIGN.md §4).
+#: Hazards a resident may opt into; sensor health is for operators only (docs/design.md §4).
 PUBLIC_HAZARDS: frozenset[Hazard] = frozenset(Hazard) - {Hazard.SENSOR_HEALTH}
 
 

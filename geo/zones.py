@@ -1,7 +1,7 @@
 """The zone registry: administrative and custom zones, their hierarchy and a spatial index.
 
-Administrative zones come from the KOSTAT census boundaries, read at run time from
-``../shared/data/geo/`` (see :func:`default_admin_dir`):
+Administrative zones come from the KOSTAT census boundaries shipped in ``config/boundaries/``
+(read at run time; see :func:`default_admin_dir`):
 
 * provinces (시·도, 17, codes like ``'11'``) from ``skorea_provinces_geo_simple.json``;
 * municipalities (시·군·구, 251, ``'11030'``) from ``skorea_municipalities_geo_simple.json``,
@@ -210,8 +210,8 @@ def default_admin_dir(settings: Settings | None = None) -> Path:
     """Where the KOSTAT boundary files are.
 
     In order: ``settings.paths.admin_boundaries`` when the settings have that field, the
-    ``GYEONGBO_PATHS__ADMIN_BOUNDARIES`` environment variable, then ``../shared/data/geo``
-    next to the repository.
+    ``GYEONGBO_PATHS__ADMIN_BOUNDARIES`` environment variable, then the copy shipped in the
+    repository, ``config/boundaries`` (the settings' default too).
     """
     configured = getattr(settings.paths, "admin_boundaries", None) if settings else None
     if configured:
@@ -219,7 +219,7 @@ def default_admin_dir(settings: Settings | None = None) -> Path:
     env = os.environ.get(ADMIN_DIR_ENV)
     if env:
         return Path(env)
-    return REPO_ROOT.parent / "shared" / "data" / "geo"
+    return REPO_ROOT / "config" / "boundaries"
 
 
 def _circle(lon: float, lat: float, radius_m: float) -> Any:

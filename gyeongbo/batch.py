@@ -3,11 +3,11 @@
 A :class:`ReadingBatch` holds N readings as parallel arrays. The bridge builds one per Kafka
 partition and encodes it into one ``readings`` record (``streams.codec``); workers decode it
 and hand it, unchanged, to the vectorized detectors. Per-reading Python objects never exist
-on the hot path (DESIGN.md §2).
+on the hot path (docs/design.md §2).
 
 Value columns are float64 arrays of length N, NaN where a reading does not carry that value
 (an air-quality reading may carry PM10 but not O₃). A seismic reading's catalogue ``event``
-(DESIGN.md §11.1) rides in four more float64 columns of the same mapping,
+(docs/design.md §11.1) rides in four more float64 columns of the same mapping,
 :data:`EVENT_COLUMN_NAMES` (``event_magnitude``, ``event_lat``, ``event_lon``,
 ``event_depth_km``), NaN on rows without an event — so the ``readings`` record format, which
 stores any named float64 column, carries them unchanged. They are not reading values: rows

@@ -1,7 +1,7 @@
 """Records that cross package boundaries: detections, alert events, headquarters stages.
 
 These are the v1 wire shapes of the ``detections``, ``alerts`` and ``hq.stages`` topics
-(DESIGN.md §11.2). They are msgspec Structs: typed, immutable, and encoded to JSON an order
+(docs/design.md §11.2). They are msgspec Structs: typed, immutable, and encoded to JSON an order
 of magnitude faster than dataclasses + ``json``.
 
 >>> d = Detection(station="1018683", hazard="flood", level="caution", ts_ms=1596678600000,
@@ -25,7 +25,7 @@ class Detection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     ``level`` is the stage the rule assigns to the station *now* (``cleared`` when below
     every line). ``public`` detections decide public stages; the others (anomaly scores,
-    sensor health) go to operators only (DESIGN.md §4, §6).
+    sensor health) go to operators only (docs/design.md §4, §6).
     """
 
     station: str
@@ -44,7 +44,7 @@ class Detection(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class AlertEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One transition of one alert (hazard × zone), DESIGN.md §11.2."""
+    """One transition of one alert (hazard × zone), docs/design.md §11.2."""
 
     alert_id: str
     hazard: str

@@ -3,7 +3,7 @@
 Configuration is data (``config/stations.yaml``, versioned in the repo). Each station names its
 gateway (the MQTT identity allowed to publish for it), its kind, its location, the impact
 zones its alerts apply to, and the per-station thresholds of the rules that decide public
-stages (DESIGN.md §3):
+stages (docs/design.md §3):
 
 * ``water_level``: the flood-forecast stage levels in metres at the gauge, ``attention`` <
   ``caution`` (홍수주의보, wrnwl) < ``alert`` (홍수경보, almwl) < ``serious`` (대홍수경보, srswl).

@@ -125,7 +125,7 @@ class PathSettings(_Frozen):
     recipients: Path = REPO_ROOT / "config" / "recipients.yaml"
     templates: Path = REPO_ROOT / "config" / "templates.yaml"
     scenarios: Path = REPO_ROOT / "simulators" / "scenarios"
-    #: KOSTAT administrative boundaries (GeoJSON); see ../shared/data/README.md.
+    #: KOSTAT administrative boundaries (GeoJSON); see config/boundaries/ATTRIBUTION.md.
     admin_boundaries: Path = REPO_ROOT / "config" / "boundaries"
     #: Durable SMS sent log (SQLite) of the dispatcher.
     sent_log: Path = Path(".gyeongbo") / "worker" / "sms-sent.sqlite"
@@ -167,7 +167,7 @@ class WorkerSettings(_Frozen):
     #: takes its partitions straight back instead of waiting for the session to expire.
     #: Give each worker a stable, unique one (e.g. the pod name); None = dynamic membership.
     instance_id: str | None = None
-    #: Raise a data-quality alert for stations that go silent (DESIGN.md §4).
+    #: Raise a data-quality alert for stations that go silent (docs/design.md §4).
     deadman: bool = True
     #: Seconds between the detectors' clock sweeps over every station's state: deadman, and
     #: closing air-quality hours that no later reading closed.

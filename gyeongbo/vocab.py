@@ -2,7 +2,7 @@
 
 Levels follow the national crisis alert of the Framework Act on the Management of Disasters
 and Safety, Art. 38: 관심 Attention (blue) → 주의 Caution (yellow) → 경계 Alert (orange) →
-심각 Serious (red). ``cleared`` is the lifted state (DESIGN.md §4, §11.2).
+심각 Serious (red). ``cleared`` is the lifted state (docs/design.md §4, §11.2).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from enum import IntEnum, StrEnum
 
 
 class Kind(StrEnum):
-    """Sensor kind; the ``{kind}`` segment of the MQTT topic (DESIGN.md §11.1)."""
+    """Sensor kind; the ``{kind}`` segment of the MQTT topic (docs/design.md §11.1)."""
 
     WATER_LEVEL = "water_level"
     RAINFALL = "rainfall"
@@ -20,7 +20,7 @@ class Kind(StrEnum):
     SEISMIC = "seismic"
 
 
-#: Value names each kind may carry, with their units (DESIGN.md §11.1).
+#: Value names each kind may carry, with their units (docs/design.md §11.1).
 KIND_VALUES: dict[Kind, dict[str, str]] = {
     Kind.WATER_LEVEL: {"level_m": "m"},
     Kind.RAINFALL: {"rain_mm": "mm", "interval_s": "s"},
@@ -46,7 +46,7 @@ PHYSICAL_RANGE: dict[str, tuple[float, float]] = {
 
 
 #: The optional ``event`` object of a seismic reading: an earthquake catalogue entry
-#: (DESIGN.md §11.1), field → (unit, lowest, highest accepted value). Wide on purpose, like
+#: (docs/design.md §11.1), field → (unit, lowest, highest accepted value). Wide on purpose, like
 #: :data:`PHYSICAL_RANGE`: a negative depth is a source above sea level, a negative magnitude
 #: a micro-event. The fields are not reading values: the MQTT ``values`` object never accepts
 #: them; a :class:`~gyeongbo.batch.ReadingBatch` carries each as the float64 column
@@ -70,7 +70,7 @@ class Hazard(StrEnum):
     OZONE = "ozone"
     STRUCTURAL = "structural"
     EARTHQUAKE = "earthquake"
-    SENSOR_HEALTH = "sensor_health"  # operators only, never public (DESIGN.md §4)
+    SENSOR_HEALTH = "sensor_health"  # operators only, never public (docs/design.md §4)
 
 
 class Level(IntEnum):
@@ -84,7 +84,7 @@ class Level(IntEnum):
 
     @property
     def wire(self) -> str:
-        """Name on the wire (``level`` in alert events, DESIGN.md §11.2)."""
+        """Name on the wire (``level`` in alert events, docs/design.md §11.2)."""
         return self.name.lower()
 
     @property

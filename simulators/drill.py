@@ -18,7 +18,7 @@
 6. read the SMS sent from the fake Twilio (``GET {twilio.api_base}/_fake/messages``), and
    build the :class:`~simulators.report.DrillReport`.
 
-Alert times are judged in scenario time: an alert's ``ts`` (event time, DESIGN.md §11.2) minus
+Alert times are judged in scenario time: an alert's ``ts`` (event time, docs/design.md §11.2) minus
 the clock's anchor. When an alert's ``ts`` cannot be read, the receive time is used instead,
 scaled by the speed.
 """

@@ -342,7 +342,7 @@ def batch_publications(
     pubs: Iterable[Publication], *, max_readings: int = 500, topic_root: str = TOPIC_ROOT
 ) -> list[Publication]:
     """Pack readings due at the same scenario time, from the same gateway and of the same kind,
-    into gateway batches (a JSON array on ``{root}/{kind}/_batch``, DESIGN.md §11.1).
+    into gateway batches (a JSON array on ``{root}/{kind}/_batch``, docs/design.md §11.1).
 
     Malformed payloads, duplicates and readings that must be rejected stay single messages,
     so a test can tell exactly what the bridge did with each.

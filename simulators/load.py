@@ -2,7 +2,7 @@
 
 ``gyeongbo simulate load --stations 100000 --rate 10000 --duration 30`` cycles through
 ``stations`` synthetic stations (``SIM000000`` …, contiguous blocks per kind), so each station
-reads once every ``stations / rate`` seconds (100 000 at 10 000/s = every 10 s, DESIGN.md §8),
+reads once every ``stations / rate`` seconds (100 000 at 10 000/s = every 10 s, docs/design.md §8),
 and publishes the readings in gateway batches (a JSON array on ``{root}/{kind}/_batch``) of
 ``batch_size``. Readings carry the wall-clock time (epoch milliseconds), an increasing
 ``seq`` per station and ``exercise: true`` — load must never reach a resident. Values are

@@ -1,4 +1,4 @@
-"""Publish over MQTT exactly like a gateway: paho-mqtt 2.x, QoS 1, DESIGN.md §11.1 topics.
+"""Publish over MQTT exactly like a gateway: paho-mqtt 2.x, QoS 1, docs/design.md §11.1 topics.
 
 :class:`MqttPublisher` wraps one paho client (callback API version 2, its network loop in a
 background thread) and counts broker acknowledgements (PUBACK), so :meth:`flush` can wait

@@ -1,4 +1,4 @@
-"""The MQTT → Kafka bridge: the front door for sensor gateways (DESIGN.md §2, §9, §11.1).
+"""The MQTT → Kafka bridge: the front door for sensor gateways (docs/design.md §2, §9, §11.1).
 
 Flow::
 

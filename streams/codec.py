@@ -2,7 +2,7 @@
 
 Why this encoding
 -----------------
-A worker decodes every record on the hot path (DESIGN.md §2, §8: ≥ 50,000 readings/s per
+A worker decodes every record on the hot path (docs/design.md §2, §8: ≥ 50,000 readings/s per
 core), so the format is a small fixed header followed by the raw little-endian buffers of
 the numpy columns. Decoding is ``np.frombuffer`` per column (no per-reading Python work, no
 parser), encoding is ``ndarray.tobytes``. Floats travel bit for bit, so NaN ("this reading

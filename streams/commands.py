@@ -13,7 +13,7 @@ True
 
 Both topics carry **lists**: one record holds every command (or detection) a worker produced
 for one partition from one input record, so a burst of detections costs a few Kafka records,
-not one per detection and zone (Faust handles only ~1–3k records/s per agent, DESIGN.md §2).
+not one per detection and zone (Faust handles only ~1–3k records/s per agent, docs/design.md §2).
 The decoders also accept a single JSON object, the one-per-record form of earlier versions.
 
 >>> decode_commands(encode_commands([c, c])) == [c, c]
@@ -34,7 +34,7 @@ from gyeongbo.events import Detection
 
 
 class OperatorAction(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """An operator's request (DESIGN.md §4): who, when, why, and what."""
+    """An operator's request (docs/design.md §4): who, when, why, and what."""
 
     action: Literal["ack", "silence", "escalate", "clear"]
     actor: str

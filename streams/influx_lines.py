@@ -119,7 +119,7 @@ MEASUREMENTS: Final = (
     "pipeline",
 )
 
-#: English keyword per hazard, as in the SMS text (DESIGN.md §5).
+#: English keyword per hazard, as in the SMS text (docs/design.md §5).
 HAZARD_KEYWORD: Final[dict[str, str]] = {
     Hazard.FLOOD: "Flood",
     Hazard.HEAVY_RAIN: "Heavy rain",

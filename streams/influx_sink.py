@@ -1,6 +1,6 @@
 """The InfluxDB sink: readings, detections, alerts, sensor health and pipeline metrics.
 
-Operators watch Grafana; Grafana reads InfluxDB (DESIGN.md §7). The worker hands records to
+Operators watch Grafana; Grafana reads InfluxDB (docs/design.md §7). The worker hands records to
 an :class:`InfluxSink`; the sink turns them into line protocol (:mod:`streams.influx_lines`,
 column-wise for reading batches) and writes them through ``influxdb-client``'s **batching**
 ``WriteApi`` (``WriteOptions``: ``batch_size``, ``flush_interval``, retries with exponential

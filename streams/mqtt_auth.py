@@ -1,4 +1,4 @@
-"""Mosquitto password file and topic ACL, generated from the station registry (DESIGN.md §9).
+"""Mosquitto password file and topic ACL, generated from the station registry (docs/design.md §9).
 
 Each gateway of ``config/stations.yaml`` is one MQTT user (username = gateway id) and may
 publish only readings of its own stations:

@@ -162,7 +162,7 @@ class Services:
 
 
 def catalogue_routes(det: Detection, zones: ZoneRegistry) -> list[tuple[str, Detection]]:
-    """Target an ``earthquake.catalogue`` detection by the KMA rules (DESIGN.md §3.4).
+    """Target an ``earthquake.catalogue`` detection by the KMA rules (docs/design.md §3.4).
 
     1. Expected intensity per municipality from the event (``details``: ``magnitude``,
        ``lat``, ``lon``, ``depth_km``) with Atkinson & Wald (2007), at each municipality's

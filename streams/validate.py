@@ -1,6 +1,6 @@
 """Parse and validate MQTT reading payloads against the v1 contract and the station registry.
 
-The contract is DESIGN.md §11.1. A message on ``{root}/{kind}/{station_id}`` carries one JSON
+The contract is docs/design.md §11.1. A message on ``{root}/{kind}/{station_id}`` carries one JSON
 reading object or a JSON array of them; on ``{root}/{kind}/_batch`` (the §11.1 gateway batch)
 or ``{root}/{kind}/_batch/{gateway_id}`` (the authenticated per-gateway batch topic, see
 :mod:`streams.mqtt_auth`) each object names its own station. Every object::

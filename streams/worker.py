@@ -1,6 +1,6 @@
 """The Faust worker: readings → detectors → zones → stage machines → alerts → SMS, CAP, InfluxDB.
 
-Topology (DESIGN.md §2; every topic is created with its partition count by ``gyeongbo topics
+Topology (docs/design.md §2; every topic is created with its partition count by ``gyeongbo topics
 create`` / the local stack, Faust creates only its changelogs)::
 
     readings (P, columnar batch records, partition = murmur2(station))

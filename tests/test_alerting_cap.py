@@ -15,7 +15,7 @@ from alerting.machine import AlertMachine
 from alerting.model import ZoneInfo
 from gyeongbo.events import AlertEvent, Detection
 
-GEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "geo"
+GEO = Path(__file__).resolve().parents[1] / "config" / "boundaries"
 T0 = 1596678000000
 MIN = 60_000
 NS = "{urn:oasis:names:tc:emergency:cap:1.2}"

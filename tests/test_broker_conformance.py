@@ -1,4 +1,4 @@
-"""Which Kafka semantics the project relies on hold on the configured broker (DESIGN.md §10).
+"""Which Kafka semantics the project relies on hold on the configured broker (docs/design.md §10).
 
 Run against the session stack's broker (noida-db by default, ``GYEONGBO_TEST_BROKER=tansu``
 for Tansu), or an external Apache Kafka with ``GYEONGBO_TEST_KAFKA=host:port`` — there every

@@ -40,7 +40,7 @@ def water(points: list[tuple[int, float]], station: str = HANGANG, **kw: Any) ->
 def hangang_2020_08_06() -> list[tuple[int, float]]:
     """Hangang Bridge gauge, 2020-08-06 08:00–15:00 KST, every 10 min.
 
-    Real anchors (HRFCO, DESIGN.md §3.1): 8.36 m at 10:50 and 8.73 m at 14:40. In between
+    Real anchors (HRFCO, docs/design.md §3.1): 8.36 m at 10:50 and 8.73 m at 14:40. In between
     and before, the level is interpolated linearly (07:… rise from an assumed 7.70 m at
     08:00, i.e. ~0.23 m/h, then ~0.10 m/h after 10:50), rounded to the gauge's cm.
     """

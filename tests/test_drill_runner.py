@@ -6,7 +6,7 @@ pure path (:class:`tests.core_support.PureCore`: validation, columnar batch, det
 join of ``streams.services``, the alert machine): it subscribes to the seismic readings like
 the bridge would and produces the resulting alert events onto Kafka ``alerts``, stamped with
 their readings' event time — the accelerometers' district alerts and, when the catalogue
-event arrives, the nationwide 긴급재난문자 an M5.8 calls for (DESIGN.md §3.4) in every
+event arrives, the nationwide 긴급재난문자 an M5.8 calls for (docs/design.md §3.4) in every
 province. The full-pipeline flood drill is the worker's test.
 """
 

@@ -1,4 +1,4 @@
-"""Zone registry on the real KOSTAT boundaries (../shared/data/geo) and config/zones."""
+"""Zone registry on the real KOSTAT boundaries (config/boundaries) and config/zones."""
 
 from __future__ import annotations
 
@@ -277,7 +277,7 @@ def test_missing_admin_boundaries_say_how_to_fix(tmp_path: Path) -> None:
 
 
 def test_admin_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert default_admin_dir() == REPO_ROOT.parent / "shared" / "data" / "geo"
+    assert default_admin_dir() == REPO_ROOT / "config" / "boundaries"
     monkeypatch.setenv(ADMIN_DIR_ENV, str(tmp_path))
     assert default_admin_dir() == tmp_path
 

@@ -1,7 +1,7 @@
 """Local Kafka-protocol brokers: the stand-ins for Apache Kafka on a machine without Docker.
 
 Two launchers, both installed from PyPI (the ``stack`` extra), each with measured defects
-(DESIGN.md §10; ``tests/test_broker_conformance.py`` shows which Kafka semantics hold):
+(docs/design.md §10; ``tests/test_broker_conformance.py`` shows which Kafka semantics hold):
 
 * **noida-db** (default): correct latest offsets, idempotent producer, data and committed
   offsets survive a broker restart. Defect: a SIGKILLed group member is never expired.

@@ -2,7 +2,7 @@
 
 Reached by the real ``twilio`` Python client through the configurable API base
 (``GYEONGBO_TWILIO__API_BASE``, see :mod:`alerting.twilio_http`). Development tooling only:
-nothing in the production path imports it (DESIGN.md §10).
+nothing in the production path imports it (docs/design.md §10).
 
 Run: ``python -m gyeongbo.stack.fake_twilio --host 127.0.0.1 --port 18088 [--data DIR]
 [--auth-token TOKEN] [--callback-delay 0.2] [--no-callbacks]``.

@@ -6,7 +6,7 @@ server; answers 204 like InfluxDB 2.x, or the upstream error as v2-style JSON
 (``{"code": …, "message": …}``). ``/query``, ``/ping`` and ``/health`` are passed through, so
 one base URL serves both the writer (influxdb-client) and InfluxQL reads.
 
-It lives with the stack and is never in the production write path (DESIGN.md §10).
+It lives with the stack and is never in the production write path (docs/design.md §10).
 
 Run: ``python -m gyeongbo.stack.influx_compat --port 18087 --upstream http://127.0.0.1:18086``
 """
