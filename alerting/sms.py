@@ -117,6 +117,8 @@ def check_drill(exercise: bool, recipient: Recipient, body: str, drill_prefix: s
         raise DrillLeakError("exercise SMS without the drill prefix")
     if not exercise and body.startswith(drill_prefix):
         raise DrillLeakError("a real alert must not look like a drill")
+    if not exercise and recipient.drill:
+        raise DrillLeakError(f"real SMS to drill handset {mask_phone(recipient.phone)}")
 
 
 def plan_deliveries(
@@ -134,7 +136,7 @@ def plan_deliveries(
     seen: set[str] = set()
     out = []
     for r in recipients:
-        if r.phone in seen or not r.wants(event.hazard) or (event.exercise and not r.drill):
+        if r.phone in seen or not r.wants(event.hazard) or r.drill is not event.exercise:
             continue
         seen.add(r.phone)
         out.append(Delivery(event.event_id, r, body, event.exercise, templates.drill_prefix))
