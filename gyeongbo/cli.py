@@ -19,6 +19,7 @@ from gyeongbo.stack.cli import app as stack_app
 from simulators.cli import drill_app, simulate_app
 from streams.alerts_cli import app as alerts_app
 from streams.bridge_cli import app as bridge_app
+from streams.recipients_cli import app as recipients_app
 from streams.worker_cli import worker as worker_command
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(bridge_app, name="bridge")
 app.command("worker")(worker_command)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(recipients_app, name="recipients")
 app.add_typer(drill_app, name="drill")
 app.add_typer(simulate_app, name="simulate")
 
