@@ -400,10 +400,7 @@ def plan_notices(
 
 def priority(notice: Notice, distance_km: Callable[[Recipient], float] | None = None) -> float:
     """Sort key of a notice in a fan-out (smaller first): higher level first, an all-clear
-    last, and within a level the nearest first when ``distance_km`` is given (earthquakes).
-
-    >>> priority.__name__
-    'priority'
-    """
+    last, and within a level the nearest first when ``distance_km`` is given (earthquakes,
+    in km)."""
     d = distance_km(notice.recipient) if distance_km is not None else 0.0
     return (5 - notice.level) * 1e6 + min(d, 999_999.0) if notice.level else 6e6 + d

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -165,6 +165,11 @@ class StoreSettings(_Frozen):
     seed_recipients: Path | None = REPO_ROOT / "config" / "recipients.yaml"
     #: PostgreSQL connections per process (the fan-out writes in batches from a few threads).
     pool_size: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("seed_recipients", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v in ("", None) else v
 
 
 class DeliverySettings(_Frozen):

@@ -46,7 +46,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from alerting.cap import cap_wanted
-from alerting.feed import build_index
+from streams.cap_feed import build_index
 from gyeongbo.events import decode_alert
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
@@ -143,7 +143,8 @@ def stack_context(settings: Settings, console: Console) -> Iterator[tuple[Settin
     # so a second drill within the scenario's length has readings older than the first's,
     # which the detectors' state would drop as late. Kept after the run for inspection.
     home = Path(settings.stack.home) / "drill-stack"
-    config = settings.stack.model_copy(update={"home": home})
+    # No database server: the drill keeps its subscribers and sent log in SQLite there.
+    config = settings.stack.model_copy(update={"home": home, "postgres": False})
     if (home / "stack.json").exists():  # a killed drill's stack may still run: stop it
         with contextlib.suppress(Exception):
             left = Stack(config=config, settings=settings)

@@ -121,7 +121,6 @@ class LocalPipeline:
             **settings_env(self.settings),
             "GYEONGBO_WORKER__WEB_PORT": str(port),
             "GYEONGBO_WORKER__DATA_DIR": str(data),
-            "GYEONGBO_PATHS__SENT_LOG": str(data / "sms-sent.sqlite"),
             **(extra_env or {}),
         }
         if self.static_membership:

@@ -10,7 +10,7 @@ import pytest
 
 from alerting.cap import CapRef, render_cap
 from alerting.cap_check import check_cap
-from alerting.feed import CapFeed, build_index
+from streams.cap_feed import CapFeed, build_index
 from alerting.machine import AlertMachine
 from alerting.model import ZoneInfo
 from gyeongbo.events import AlertEvent, Detection

@@ -53,11 +53,12 @@ def test_parses_with_the_services_production_needs(compose: dict[str, Any]) -> N
         "kafka",
         "kafka-init",
         "influxdb",
+        "postgres",
         "grafana",
         "bridge",
         "worker",
     }
-    for name in ("mosquitto", "kafka", "influxdb", "grafana", "bridge", "worker"):
+    for name in ("mosquitto", "kafka", "influxdb", "postgres", "grafana", "bridge", "worker"):
         svc = compose["services"][name]
         assert "healthcheck" in svc, name
         assert svc.get("restart") == "unless-stopped", name
@@ -75,7 +76,12 @@ def test_every_gyeongbo_variable_is_a_setting_the_code_reads(compose: dict[str, 
     for key in (REPO_ROOT / "deploy" / "secrets.env.example").read_text().split():
         var = key.split("=")[0]
         if var.startswith("GYEONGBO_") and not var.startswith(
-            ("GYEONGBO_MQTT_PASSWORD__", "GYEONGBO_INFLUX_ADMIN", "GYEONGBO_GRAFANA_")
+            (
+                "GYEONGBO_MQTT_PASSWORD__",
+                "GYEONGBO_INFLUX_ADMIN",
+                "GYEONGBO_GRAFANA_",
+                "GYEONGBO_POSTGRES_",
+            )
         ):
             assert var in known, f"secrets.env.example: {var} is not read by gyeongbo"
 

@@ -73,6 +73,12 @@ class Stack:
         """The store URL of the stack's PostgreSQL (None when the stack runs without)."""
         return postgres.url(self.config.postgres_port) if self.config.postgres else None
 
+    @property
+    def store_url(self) -> str:
+        """Where apps on this stack keep subscribers and the sent log: the stack's
+        PostgreSQL, or without it an SQLite file in the stack's folder."""
+        return self.postgres_url or f"sqlite:///{self.home / 'subscribers.sqlite'}"
+
     def env(self) -> dict[str, str]:
         """``GYEONGBO_*`` variables that point any gyeongbo process at this stack."""
         return {
@@ -94,7 +100,7 @@ class Stack:
             "GYEONGBO_STACK__FAKE_TWILIO_PORT": str(self.config.fake_twilio_port),
             "GYEONGBO_STACK__POSTGRES": "true" if self.config.postgres else "false",
             "GYEONGBO_STACK__POSTGRES_PORT": str(self.config.postgres_port),
-            **({"GYEONGBO_STORE__URL": self.postgres_url} if self.postgres_url else {}),
+            "GYEONGBO_STORE__URL": self.store_url,
         }
 
     def app_settings(self) -> Settings:
@@ -110,10 +116,7 @@ class Stack:
             messaging_service_sid=FAKE_TWILIO_SERVICE,
         )
         base["stack"] = self.config.model_dump()
-        if self.postgres_url:
-            base["store"].update(url=self.postgres_url)
-        else:
-            base["store"]["url"] = self.settings.store.url.get_secret_value()
+        base["store"]["url"] = self.store_url
         return Settings.model_validate(base)
 
     # -- lifecycle ------------------------------------------------------------------------
