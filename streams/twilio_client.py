@@ -56,6 +56,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("gyeongbo.sms")
+# The twilio library logs every request's URL and headers at INFO: at a thousand requests a
+# second that is most of a worker's time, and the lines carry the numbers. Warnings only.
+logging.getLogger("twilio").setLevel(logging.WARNING)
 
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 _TWILIO_HOST = re.compile(r"^https://[A-Za-z0-9.-]*\.twilio\.com(?=/|$)")

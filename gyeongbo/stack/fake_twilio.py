@@ -321,6 +321,8 @@ class FakeTwilio:
             "messages": len(self.messages),
             "max_in_flight": self.max_in_flight,
             "in_flight": self.in_flight,
+            "first_created": self.messages[0]["_received_at"] if self.messages else None,
+            "last_created": self.messages[-1]["_received_at"] if self.messages else None,
             "pending_failures": len(self.failures),
             "burst_left": self.burst_left,
             "per_to": dict(self.per_to),
