@@ -17,9 +17,9 @@ submits them (the real ``twilio`` client, the sent log, status callbacks) is an 
   4xx → ``permanent`` (recorded, never retried).
 * **Pacing** (:class:`AdaptiveLimit`): how many requests may be in flight. Additive increase,
   multiplicative decrease (AIMD, as TCP congestion control, RFC 5681): each success adds
-  ``1/limit`` (one per round of requests), a rate-limit answer halves the limit — at most
-  once per ``cooldown_s``, since the answers to one round of requests come together — and
-  pauses new requests for the backoff. Twilio's documented default concurrency per account
+  ``step/limit`` (``step`` per round of requests: back from half to full within a dozen
+  rounds), a rate-limit answer halves the limit — at most once per ``cooldown_s``, since the
+  answers to one round of requests come together — and pauses new requests for the backoff. Twilio's documented default concurrency per account
   is 100 requests; beyond it it answers 429.
 
 >>> [classify(s, c, "").kind for s, c in [(429, 20429), (503, None), (400, 21211),
@@ -128,7 +128,8 @@ class AdaptiveLimit:
         maximum: int,
         *,
         minimum: int = 1,
-        cooldown_s: float = 0.25,
+        cooldown_s: float = 1.0,
+        step: float = 4.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= minimum <= maximum:
@@ -139,6 +140,7 @@ class AdaptiveLimit:
             cooldown_s,
             clock,
         )
+        self.step = step
         self._limit = float(maximum)
         self._last_cut = -1e18
         self._paused_until = 0.0
@@ -150,7 +152,7 @@ class AdaptiveLimit:
 
     def on_success(self) -> None:
         if self._limit < self.maximum:
-            self._limit = min(float(self.maximum), self._limit + 1.0 / max(1.0, self._limit))
+            self._limit = min(float(self.maximum), self._limit + self.step / max(1.0, self._limit))
 
     def on_rate_limited(self, pause_s: float) -> bool:
         """A 429: halve the limit (once per cooldown) and pause new requests. True if cut."""

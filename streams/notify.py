@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -175,6 +176,7 @@ class Notifier:
                 continue
             rows: list[PlannedDelivery] = []
             people: dict[str, Recipient] = {}
+            t0 = time.monotonic()
             if step.event_id is not None:
                 rows, people = await loop.run_in_executor(None, self._plan, board, step, key)
             self.table[key] = board.to_bytes()
@@ -182,11 +184,12 @@ class Notifier:
                 self.fanout.submit(rows, people)
                 self.counters["sms_planned"] += len(rows)
                 log.info(
-                    "%s: %s %s → %d message(s) planned",
+                    "%s: %s %s → %d message(s) planned in %.0f ms",
                     step.event_id,
                     step.zone,
                     ev.level,
                     len(rows),
+                    (time.monotonic() - t0) * 1000,
                 )
 
     def _plan(

@@ -36,6 +36,7 @@ import logging
 import re
 from collections.abc import Iterator
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
@@ -103,11 +104,18 @@ class RedirectingAsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         if auth is not None:  # as a header: aiohttp deprecates its BasicAuth argument
             raw = f"{auth[0]}:{auth[1]}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        body: Any = data
+        if isinstance(data, dict):
+            # The same form the library would send, encoded once here: given a dict, aiohttp
+            # builds a multipart writer (and draws a uuid4 boundary) per request only to
+            # url-encode it, a tenth of a fan-out's time.
+            body = urlencode(data, doseq=True).encode()
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         return await super().request(
             method,
             rewrite_url(url, self.api_base),
             params=params,
-            data=data,
+            data=body,
             headers=headers,
             auth=None,
             timeout=timeout if timeout is not None else self.timeout,

@@ -240,26 +240,19 @@ class PostgresStore:
         if not rows:
             return []
         names = [c.strip() for c in PLANNED_COLS.split(",")]
-        types = {
-            "exercise": "boolean[]",
-            "level": "smallint[]",
-            "seq": "integer[]",
-            "priority": "double precision[]",
-            "planned_ms": "bigint[]",
-            "attempts": "integer[]",
-        }
-        arrays = [[getattr(r, n) for r in rows] for n in names]
-        select = ", ".join(f"%s::{types.get(n, 'text[]')}" for n in names)
-        keys = arrays[0]
         with self._conn() as conn:
             conn.execute(
-                f"INSERT INTO deliveries ({PLANNED_COLS}, state, updated_ms) "
-                f"SELECT *, 'planned', planned_ms FROM unnest({select}) AS u({PLANNED_COLS}) "
-                "ON CONFLICT (key) DO NOTHING",
-                arrays,
+                "CREATE TEMP TABLE planning (LIKE deliveries INCLUDING DEFAULTS) ON COMMIT DROP"
+            )
+            with conn.cursor().copy(f"COPY planning ({PLANNED_COLS}, updated_ms) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row([*(getattr(r, n) for n in names), r.planned_ms])
+            conn.execute(
+                "INSERT INTO deliveries SELECT * FROM planning ON CONFLICT (key) DO NOTHING"
             )
             planned = conn.execute(
-                "SELECT key FROM deliveries WHERE state = 'planned' AND key = ANY(%s)", (keys,)
+                "SELECT p.key FROM planning p JOIN deliveries d ON d.key = p.key "
+                "WHERE d.state = 'planned'"
             ).fetchall()
         return [k for (k,) in planned]
 
