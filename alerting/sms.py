@@ -19,18 +19,23 @@ submits them (the real ``twilio`` client, the sent log, status callbacks) is an 
   multiplicative decrease (AIMD, as TCP congestion control, RFC 5681): each success adds
   ``step/limit`` (``step`` per round of requests: back from half to full within a dozen
   rounds), a rate-limit answer halves the limit — at most once per ``cooldown_s``, since the
-  answers to one round of requests come together — and pauses new requests for the backoff. Twilio's documented default concurrency per account
-  is 100 requests; beyond it it answers 429.
+  answers to one round of requests come together — and pauses new requests (0.5 s, doubling
+  while 429s keep coming with no success between, up to 30 s). Twilio's documented default
+  concurrency per account is 100 requests; beyond it it answers 429.
 
 >>> [classify(s, c, "").kind for s, c in [(429, 20429), (503, None), (400, 21211),
 ...                                        (400, 21614), (401, 20003), (400, 21610)]]
 ['rate_limited', 'transient', 'permanent', 'permanent', 'fatal', 'opted_out']
 >>> t = [0.0]
 >>> lim = AdaptiveLimit(maximum=100, minimum=4, clock=lambda: t[0])
->>> lim.limit, lim.on_rate_limited(0.5), lim.limit, lim.paused_for()
-(100, True, 50, 0.5)
->>> lim.on_rate_limited(0.5), lim.limit  # same round of answers: counted once
-(False, 50)
+>>> lim.limit, lim.on_rate_limited(), lim.limit, lim.cuts
+(100, 0.5, 50, 1)
+>>> lim.on_rate_limited(), lim.limit, lim.cuts  # the same round of answers: counted once
+(0.5, 50, 1)
+>>> t[0] = 2.0; lim.on_rate_limited(), lim.limit  # 429s again, no success between: longer
+(1.0, 25)
+>>> lim.on_success(); t[0] = 4.0; lim.on_rate_limited()  # after a success: from the start
+0.5
 """
 
 from __future__ import annotations
@@ -121,7 +126,14 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
 
 
 class AdaptiveLimit:
-    """How many requests may be in flight now (AIMD; see the module docstring)."""
+    """How many requests may be in flight now, and whether to wait (AIMD; module docstring).
+
+    A rate-limit answer halves the limit and pauses new requests, at most once per
+    ``cooldown_s`` (the answers to one round of requests come together). The pause doubles
+    from ``pause_s`` up to ``max_pause_s`` while rate-limit answers keep coming with no success
+    between them, and starts again from ``pause_s`` after a success: a provider that recovered
+    is not kept waiting by one message's history.
+    """
 
     def __init__(
         self,
@@ -130,6 +142,8 @@ class AdaptiveLimit:
         minimum: int = 1,
         cooldown_s: float = 1.0,
         step: float = 4.0,
+        pause_s: float = 0.5,
+        max_pause_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= minimum <= maximum:
@@ -140,10 +154,11 @@ class AdaptiveLimit:
             cooldown_s,
             clock,
         )
-        self.step = step
+        self.step, self.pause_s, self.max_pause_s = step, pause_s, max_pause_s
         self._limit = float(maximum)
         self._last_cut = -1e18
         self._paused_until = 0.0
+        self._pause = 0.0
         self.cuts = 0
 
     @property
@@ -151,19 +166,20 @@ class AdaptiveLimit:
         return max(self.minimum, int(self._limit))
 
     def on_success(self) -> None:
+        self._pause = 0.0
         if self._limit < self.maximum:
             self._limit = min(float(self.maximum), self._limit + self.step / max(1.0, self._limit))
 
-    def on_rate_limited(self, pause_s: float) -> bool:
-        """A 429: halve the limit (once per cooldown) and pause new requests. True if cut."""
+    def on_rate_limited(self) -> float:
+        """A 429: maybe halve and pause (see the class docstring); the seconds to wait."""
         now = self.clock()
-        self._paused_until = max(self._paused_until, now + pause_s)
-        if now - self._last_cut < self.cooldown_s:
-            return False
-        self._last_cut = now
-        self._limit = max(float(self.minimum), self._limit / 2)
-        self.cuts += 1
-        return True
+        if now - self._last_cut >= self.cooldown_s:
+            self._last_cut = now
+            self._limit = max(float(self.minimum), self._limit / 2)
+            self.cuts += 1
+            self._pause = min(self.max_pause_s, self._pause * 2) if self._pause else self.pause_s
+            self._paused_until = max(self._paused_until, now + self._pause)
+        return max(0.0, self._paused_until - now)
 
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - self.clock())

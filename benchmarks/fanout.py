@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -154,6 +155,8 @@ def main() -> None:
     ap.add_argument("--timeout-s", type=float, default=600.0)
     ap.add_argument("--keep", action="store_true", help="keep the stack folder")
     args = ap.parse_args()
+    # SIGTERM (or a timeout) stops the pipeline and the private stack too, not only this script
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     n = args.subscribers
     lo, _, hi = args.latency_ms.partition("-")
     tmp = Path(tempfile.mkdtemp(prefix="gyeongbo-fanout-"))

@@ -9,8 +9,9 @@ and hands them to :class:`FanOut`. From there:
 * **Concurrency**: at most :class:`~alerting.sms.AdaptiveLimit` ``.limit`` requests in flight
   (``delivery.max_in_flight``, default 100). A 429 / 20429 halves it for the whole fan-out
   and pauses new requests for the backoff; every success grows it back by one per round.
-* **Answers** (:func:`alerting.sms.classify`): 429 and 5xx / connection errors are retried
-  with doubling backoff (``delivery.backoff_s`` … ``backoff_max_s``) up to
+* **Answers** (:func:`alerting.sms.classify`): a 429 puts the message back behind the
+  fan-out's pause (it was refused, not tried: no attempt is counted); 5xx / connection errors
+  are retried with doubling backoff (``delivery.backoff_s`` … ``backoff_max_s``) up to
   ``delivery.max_attempts``, then recorded ``failed``; 21610 records ``opted_out`` and marks
   the subscriber opted out in the store (never retried); 21211, 21614 and other 4xx are
   recorded ``permanent``; 401 / 20003 stops the fan-out (bad credentials) and leaves the
@@ -48,6 +49,10 @@ from streams.twilio_client import SmsSender
 
 __all__ = ["FanOut"]
 
+#: Rate-limit answers one message may get before it is recorded failed (an account that
+#: refuses everything for minutes is an outage, to be seen, not retried forever).
+_MAX_THROTTLED = 200
+
 log = logging.getLogger("gyeongbo.fanout")
 
 
@@ -58,6 +63,8 @@ class _Item:
     row: PlannedDelivery = field(compare=False)
     recipient: Recipient = field(compare=False)
     attempts: int = field(compare=False, default=0)
+    #: Rate-limit answers so far (throttling, not failures: they do not count as attempts).
+    throttled: int = field(compare=False, default=0)
 
 
 class FanOut:
@@ -78,7 +85,10 @@ class FanOut:
         self._sender: SmsSender | None = None if callable(sender) else sender
         self.drill_prefix = drill_prefix
         self.limit = AdaptiveLimit(
-            settings.max_in_flight, minimum=min(settings.min_in_flight, settings.max_in_flight)
+            settings.max_in_flight,
+            minimum=min(settings.min_in_flight, settings.max_in_flight),
+            pause_s=settings.backoff_s,
+            max_pause_s=settings.backoff_max_s,
         )
         self.counters: Counter[str] = Counter()
         self.latencies_ms: deque[float] = deque(maxlen=100_000)
@@ -252,15 +262,27 @@ class FanOut:
         row = item.row
         kind = err.kind
         self.counters[f"answer_{kind}"] += 1
-        if kind in ("rate_limited", "transient"):
-            delay = backoff_s(item.attempts, self.settings.backoff_s, self.settings.backoff_max_s)
-            if kind == "rate_limited":
-                self.limit.on_rate_limited(delay)
+        if kind == "rate_limited":
+            # the request was refused, not tried: the whole fan-out waits, the row goes back
+            item.attempts -= 1
+            item.throttled += 1
+            if item.throttled > _MAX_THROTTLED:
+                log.warning(
+                    "SMS %s: rate-limited %d times; recorded failed", row.key, item.throttled
+                )
+                self._record(row, "failed", item.attempts, err=err)
+                return
+            self._later(item, self.limit.on_rate_limited())
+            return
+        if kind == "transient":
             if item.attempts >= self.settings.max_attempts:
                 log.warning("SMS %s failed after %d attempts: %s", row.key, item.attempts, err)
                 self._record(row, "failed", item.attempts, err=err)
                 return
-            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._order), item))
+            self._later(
+                item,
+                backoff_s(item.attempts, self.settings.backoff_s, self.settings.backoff_max_s),
+            )
             return
         if kind == "opted_out":
             log.info("SMS to %s: subscriber opted out (21610)", mask_phone(item.recipient.phone))
@@ -274,6 +296,9 @@ class FanOut:
             return
         log.warning("SMS %s failed permanently: %s", row.key, err)
         self._record(row, "permanent", item.attempts, err=err)
+
+    def _later(self, item: _Item, delay: float) -> None:
+        heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._order), item))
 
     def _record(
         self,
