@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import sys
@@ -123,6 +124,15 @@ def bench_settings(stack: Stack, tmp: Path, max_in_flight: int) -> Settings:
     )
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def publish_quake(settings: Settings) -> float:
     topic = f"{settings.mqtt.topic_root}/seismic/KMA-GYEONGJU-ACC"
     now = time.time()
@@ -199,6 +209,7 @@ def main() -> None:
             t0 = publish_quake(settings)
             killed = False
             last = 0
+            worker_cpu = 0.0
             deadline = time.monotonic() + args.timeout_s
             while time.monotonic() < deadline:
                 time.sleep(1.0)
@@ -212,12 +223,14 @@ def main() -> None:
                 last = done
                 if args.kill_at is not None and not killed and done >= args.kill_at * n:
                     log("SIGKILL the worker, and start it again")
+                    worker_cpu += cpu_s(pipe.workers[0].proc.pid)
                     pipe.workers[0].kill()
                     pipe.start_worker(0)
                     killed = True
                 if done >= n:
                     break
             time.sleep(2.0)  # a duplicate, if any, would come right behind
+            worker_cpu += cpu_s(pipe.workers[0].proc.pid)
             st = http(fake + "/_fake/stats")
             metrics = http(pipe.workers[0].url + "/metrics")
             sums = http(pipe.workers[0].url + "/deliveries")
@@ -239,6 +252,8 @@ def main() -> None:
             "rate_limit_cuts": metrics.get("sms_rate_limit_cuts"),
             "replays": st["replays"],
             "killed": killed,
+            "worker_cpu_s": round(worker_cpu, 1),
+            "worker_cpu_ms_per_message": round(1000 * worker_cpu / max(1, sum(ours)), 3),
             "resumed": metrics.get("sms_resumed", 0),
             "fake_latency_ms": [float(lo), float(hi or lo)],
             "event": sums[0] if sums else None,

@@ -96,6 +96,7 @@ class FanOut:
         self._heap: list[_Item] = []
         self._delayed: list[tuple[float, int, _Item]] = []
         self._keys: set[str] = set()  # queued, delayed or in flight
+        self._unflushed: set[str] = set()  # answered, outcome not written yet
         self._in_flight = 0
         self._order = itertools.count()
         self._wake = asyncio.Event()
@@ -139,8 +140,8 @@ class FanOut:
         ``recipients`` (deleted, or opted out since planning) are recorded ``opted_out``."""
         n = 0
         for row in rows:
-            if row.key in self._keys:
-                continue
+            if row.key in self._keys or row.key in self._unflushed:
+                continue  # already here, or answered and about to be written
             r = recipients.get(row.subscriber_id)
             if r is None:
                 self._record(row, "opted_out", row.attempts, error="opted out before sending")
@@ -324,6 +325,7 @@ class FanOut:
             )
         )
         self.counters[state] += 1
+        self._unflushed.add(row.key)
         self._keys.discard(row.key)
         if len(self._outcomes) >= self.settings.batch_rows:
             self._wake.set()
@@ -347,6 +349,7 @@ class FanOut:
             batch = self._outcomes[: self.settings.batch_rows]
             await loop.run_in_executor(None, self.store.record_outcomes, batch)
             del self._outcomes[: len(batch)]
+            self._unflushed.difference_update(o.key for o in batch)
             self.counters["outcome_batches"] += 1
         if self._opt_outs:
             opts, self._opt_outs = self._opt_outs, []

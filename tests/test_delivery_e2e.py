@@ -110,3 +110,41 @@ def test_worker_killed_mid_fan_out_sends_each_person_exactly_once(
     assert {r.level for r in rows} == {3}  # M5.8: 긴급재난 (경계) nationwide, once each
     assert all("긴급재난" in r.body for r in rows)
     store.close()
+
+
+def test_gyeongju_drill_on_the_embedded_store_one_class_one_upgrade_one_all_clear(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The quake drill through the pipeline with subscribers and the sent log in SQLite (the
+    drills' default, no database server): every handset gets at most one class, one upgrade
+    and one all-clear for the one quake event, and the report counts it per person."""
+    from pydantic import SecretStr
+
+    from simulators.drill import DrillOptions, run_drill
+
+    base = isolated_settings(stack, tmp_path)
+    sqlite = f"sqlite:///{tmp_path / 'subscribers.sqlite'}"
+    worker = base.worker.model_copy(update={"state_checkpoint_s": 0.0})
+    settings = base.model_copy(
+        update={
+            "store": base.store.model_copy(update={"url": SecretStr(sqlite)}),
+            "worker": worker,
+        }
+    )
+    report = run_drill(
+        "gyeongju-earthquake",
+        settings,
+        DrillOptions(speed=20, start_pipeline=True, show_progress=False, settle_s=20),
+    )
+    assert report.passed, ([o for o in report.outcomes if o.failed], report.findings)
+    assert report.per_recipient is not None
+    quake = [c for c in report.per_recipient if c["hazard"] == "earthquake"]
+    gb = [c for c in quake if c["recipient"] == "drill-gyeongju"]
+    assert len(gb) == 1  # one event: catalogue and accelerometer alerts grouped
+    assert 1 <= gb[0]["messages"] <= 3 and gb[0]["kinds"][0] == "rise"
+    assert gb[0]["kinds"].count("step_down") == 0  # never a lower class after a higher one
+    store = open_store(sqlite)
+    assert store.dialect == "sqlite" and store.count(drill=True) == 3  # seeded from the YAML
+    sent = store.deliveries(limit=100)
+    assert sent and all(d.exercise and d.body.startswith("[훈련]") for d in sent)
+    store.close()

@@ -281,3 +281,26 @@ def test_exercise_rows_never_reach_a_non_drill_handset(base: str, store: Subscri
     rec = next(r for r in store.deliveries() if r.key == "k-ex")
     assert rec.state == "failed" and "non-drill" in (rec.error or "")
     assert stats(base)["requests"] == 0
+
+
+def test_rows_answered_but_not_yet_written_are_not_resumed_twice(
+    base: str, store: SubscriberStore
+) -> None:
+    """A rebalance resumes the store's ``planned`` rows while this worker still holds their
+    outcomes in its next batch: they must not be sent again."""
+    rs = people(store, 50)
+    rows = plan(store, rs)
+
+    async def go() -> None:
+        f = FanOut(store, sender(base), DeliverySettings(flush_s=30, batch_rows=1000))
+        f.start()
+        f.submit(rows, rs)
+        while f.counters["sent"] < 50:
+            await asyncio.sleep(0.02)
+        assert len(store.pending()) == 50  # answered, not written yet
+        assert f.submit(store.pending(), rs) == 0
+        await f.stop()
+
+    asyncio.run(go())
+    assert stats(base)["requests"] == 50
+    assert store.pending() == []
