@@ -26,6 +26,13 @@ ORDER BY MIN(planned_ms) DESC
 LIMIT ?
 """
 
+SUB_COLS = (
+    "id, phone, language, lat, lon, declared_zones, hazards, drill, consent_ms, "
+    "opted_out_ms, opt_out_reason, note, member_zones, located, point_lat, point_lon, "
+    "zones_version"
+)
+SUB_NAMES = [c.strip() for c in SUB_COLS.split(",")]
+
 DELIVERY_COLS = (
     "key, event_id, hazard, exercise, subscriber_id, phone_masked, level, kind, area, body, "
     "state, attempts, sid, error_code, error, delivery_status, planned_ms, submitted_ms, "

@@ -29,6 +29,8 @@ from streams.store import (
 from streams.store.common import (
     DELIVERY_COLS,
     PLANNED_COLS,
+    SUB_COLS,
+    SUB_NAMES,
     SUMMARY,
     delivery,
     latest_statuses,
@@ -38,17 +40,11 @@ from streams.store.common import (
 )
 from streams.store.sqlite import _statements
 
-_SUB_COLS = (
-    "id, phone, language, lat, lon, declared_zones, hazards, drill, consent_ms, "
-    "opted_out_ms, opt_out_reason, note, member_zones, located, point_lat, point_lon, "
-    "zones_version"
-)
-_SUB_NAMES = [c.strip() for c in _SUB_COLS.split(",")]
 _MIGRATION_LOCK = 0x6779_6F6E  # "gyon": one migrating process at a time
 
 
 def _subscriber(row: Sequence[Any]) -> Subscriber:
-    d = dict(zip(_SUB_NAMES, row, strict=True))
+    d = dict(zip(SUB_NAMES, row, strict=True))
     for k in ("declared_zones", "hazards", "member_zones", "located"):
         d[k] = tuple(d[k] or ())
     return Subscriber(**d)
@@ -105,10 +101,10 @@ class PostgresStore:
     def upsert(self, subscribers: Sequence[Subscriber], *, now_ms: int) -> int:
         if not subscribers:
             return 0
-        cols = f"{_SUB_COLS}, created_ms, updated_ms"
+        cols = f"{SUB_COLS}, created_ms, updated_ms"
         updates = ", ".join(
             f"{c} = excluded.{c}"
-            for c in _SUB_NAMES[1:]
+            for c in SUB_NAMES[1:]
             if c not in ("opted_out_ms", "opt_out_reason")
         )
         with self._conn() as conn:
@@ -173,20 +169,20 @@ class PostgresStore:
     def get(self, subscriber_id: str) -> Subscriber | None:
         with self._conn() as conn:
             row = conn.execute(
-                f"SELECT {_SUB_COLS} FROM subscribers WHERE id = %s", (subscriber_id,)
+                f"SELECT {SUB_COLS} FROM subscribers WHERE id = %s", (subscriber_id,)
             ).fetchone()
         return _subscriber(row) if row else None
 
     def listing(self, *, limit: int = 100, offset: int = 0) -> list[Subscriber]:
         with self._conn() as conn:
             rows = conn.execute(
-                f"SELECT {_SUB_COLS} FROM subscribers ORDER BY id LIMIT %s OFFSET %s",
+                f"SELECT {SUB_COLS} FROM subscribers ORDER BY id LIMIT %s OFFSET %s",
                 (limit, offset),
             ).fetchall()
         return [_subscriber(r) for r in rows]
 
     def audience(self, zone: str, hazard: str, *, exercise: bool) -> list[Recipient]:
-        cols = ", ".join("s." + c for c in _SUB_NAMES)
+        cols = ", ".join("s." + c for c in SUB_NAMES)
         with self._conn() as conn:
             rows = conn.execute(
                 f"SELECT {cols} FROM subscriber_zones z JOIN subscribers s "
@@ -199,7 +195,7 @@ class PostgresStore:
     def recipients(self, subscriber_ids: Sequence[str]) -> dict[str, Recipient]:
         with self._conn() as conn:
             rows = conn.execute(
-                f"SELECT {_SUB_COLS} FROM subscribers WHERE opted_out_ms IS NULL AND id = ANY(%s)",
+                f"SELECT {SUB_COLS} FROM subscribers WHERE opted_out_ms IS NULL AND id = ANY(%s)",
                 (list(dict.fromkeys(subscriber_ids)),),
             ).fetchall()
         return {r[0]: _subscriber(r).recipient() for r in rows}
@@ -229,7 +225,7 @@ class PostgresStore:
     def stale(self, zones_version: str, *, limit: int = 10_000) -> list[Subscriber]:
         with self._conn() as conn:
             rows = conn.execute(
-                f"SELECT {_SUB_COLS} FROM subscribers WHERE zones_version <> %s ORDER BY id "
+                f"SELECT {SUB_COLS} FROM subscribers WHERE zones_version <> %s ORDER BY id "
                 "LIMIT %s",
                 (zones_version, limit),
             ).fetchall()

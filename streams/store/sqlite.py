@@ -27,6 +27,7 @@ from streams.store.common import (
     DELIVERY_COLS,
     LAST_LEVELS,
     PLANNED_COLS,
+    SUB_COLS,
     SUMMARY,
     delivery,
     latest_statuses,
@@ -34,16 +35,11 @@ from streams.store.common import (
     summary,
 )
 
-_SUB_COLS = (
-    "id, phone, language, lat, lon, declared_zones, hazards, drill, consent_ms, "
-    "opted_out_ms, opt_out_reason, note, member_zones, located, point_lat, point_lon, "
-    "zones_version"
-)
 _ARRAYS = ("declared_zones", "hazards", "member_zones", "located")
 
 
 def _subscriber(row: tuple[Any, ...]) -> Subscriber:
-    d = dict(zip([c.strip() for c in _SUB_COLS.split(",")], row, strict=True))
+    d = dict(zip([c.strip() for c in SUB_COLS.split(",")], row, strict=True))
     for k in _ARRAYS:
         d[k] = tuple(json.loads(d[k]))
     d["drill"] = bool(d["drill"])
@@ -97,7 +93,7 @@ class SqliteStore:
         with self._tx() as db:
             for s in subscribers:
                 db.execute(
-                    f"INSERT INTO subscribers ({_SUB_COLS}, created_ms, updated_ms) "
+                    f"INSERT INTO subscribers ({SUB_COLS}, created_ms, updated_ms) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT (id) DO UPDATE SET phone=excluded.phone, "
                     "language=excluded.language, lat=excluded.lat, lon=excluded.lon, "
@@ -149,14 +145,14 @@ class SqliteStore:
     def get(self, subscriber_id: str) -> Subscriber | None:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_SUB_COLS} FROM subscribers WHERE id = ?", (subscriber_id,)
+                f"SELECT {SUB_COLS} FROM subscribers WHERE id = ?", (subscriber_id,)
             ).fetchone()
         return _subscriber(row) if row else None
 
     def listing(self, *, limit: int = 100, offset: int = 0) -> list[Subscriber]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_SUB_COLS} FROM subscribers ORDER BY id LIMIT ? OFFSET ?",
+                f"SELECT {SUB_COLS} FROM subscribers ORDER BY id LIMIT ? OFFSET ?",
                 (limit, offset),
             ).fetchall()
         return [_subscriber(r) for r in rows]
@@ -164,7 +160,7 @@ class SqliteStore:
     def audience(self, zone: str, hazard: str, *, exercise: bool) -> list[Recipient]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {', '.join('s.' + c.strip() for c in _SUB_COLS.split(','))} "
+                f"SELECT {', '.join('s.' + c.strip() for c in SUB_COLS.split(','))} "
                 "FROM subscriber_zones z JOIN subscribers s ON s.id = z.subscriber_id "
                 "WHERE z.zone = ? AND s.drill = ? AND s.opted_out_ms IS NULL "
                 "AND EXISTS (SELECT 1 FROM json_each(s.hazards) WHERE value = ?)",
@@ -179,7 +175,7 @@ class SqliteStore:
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 rows = self._db.execute(
-                    f"SELECT {_SUB_COLS} FROM subscribers WHERE opted_out_ms IS NULL AND id IN "
+                    f"SELECT {SUB_COLS} FROM subscribers WHERE opted_out_ms IS NULL AND id IN "
                     f"({','.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
@@ -211,7 +207,7 @@ class SqliteStore:
     def stale(self, zones_version: str, *, limit: int = 10_000) -> list[Subscriber]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_SUB_COLS} FROM subscribers WHERE zones_version <> ? ORDER BY id LIMIT ?",
+                f"SELECT {SUB_COLS} FROM subscribers WHERE zones_version <> ? ORDER BY id LIMIT ?",
                 (zones_version, limit),
             ).fetchall()
         return [_subscriber(r) for r in rows]
