@@ -62,9 +62,9 @@ def test_every_manual_text_is_whole_and_fits_with_the_drill_prefix(hazard: str, 
 def test_a_manual_text_without_the_body_is_refused() -> None:
     data = yaml.safe_load(DEFAULT_TEMPLATES.read_text(encoding="utf-8"))
     data["manual"]["text"] = "{prefix} {keyword} {title} {zone}: 수동 발령."
-    with pytest.raises(TemplateError, match="manual.text"):
+    with pytest.raises(TemplateError, match=r"manual\.text"):
         parse_templates(data)
     del data["manual"]["titles"]["ozone"]
     data["manual"]["text"] = "{prefix} {keyword} {title} {zone}: {body}"
-    with pytest.raises(TemplateError, match="manual.titles.ozone.caution"):
+    with pytest.raises(TemplateError, match=r"manual\.titles\.ozone\.caution"):
         parse_templates(data)
