@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -137,6 +137,23 @@ class InfluxSettings(_Frozen):
     org: str = "gyeongbo"
     bucket: str = "gyeongbo"
     token: SecretStr = SecretStr("gyeongbo-dev-token")
+    #: A file holding the token (a write-only token the InfluxDB init writes in production);
+    #: when set, the token is read from it and ``token`` is ignored.
+    token_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_from_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("token_file"):
+            path = Path(data["token_file"])
+            try:
+                token = path.read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise ValueError(f"token_file {path}: {err.strerror}") from None
+            if not token:
+                raise ValueError(f"token_file {path} is empty")
+            data = {**data, "token": token}
+        return data
 
 
 class TwilioSettings(_Frozen):
@@ -153,6 +170,12 @@ class TwilioSettings(_Frozen):
     rate_per_s: float = Field(default=10.0, gt=0)
     #: CAP <sender> of every alert document.
     cap_sender: str = "gyeongbo@situation-room.example.kr"
+
+    @field_validator("api_base", "status_callback_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """An empty variable (compose passes unset optional ones as "") means none."""
+        return value or None
 
 
 class PathSettings(_Frozen):
