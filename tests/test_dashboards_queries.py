@@ -12,9 +12,9 @@ one malformed batch. A little live data (``exercise=false``) shows the drill tog
 
 Each query is taken from the committed JSON, its variables substituted as Grafana would
 (``$exercise``, ``$timeFilter`` → the drill's range, ``$__interval`` → the panel's minimum
-interval or 10 s, the datasource's shortest), and must return what :class:`dashboards.gyeongbo.Expect` says: at least one
-series, exactly the expected columns (each with a value somewhere), series grouped by exactly
-the expected tags.
+interval or 10 s, the datasource's shortest), and must return what
+:class:`dashboards.gyeongbo.Expect` says: at least one series, exactly the expected columns
+(each with a value somewhere), series grouped by exactly the expected tags.
 """
 
 from __future__ import annotations
