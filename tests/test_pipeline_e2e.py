@@ -387,8 +387,8 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
     assert not any(m["body"].startswith("[훈련]") for m in sms)
     assert all(len(m["body"]) <= settings.twilio.max_sms_chars for m in sms)
     assert max(Counter(m["idempotency_token"] for m in sms).values()) == 1
-    # the manual escalation of 11200 (성동구): says it was decided by hand and by whom
-    manual = [m for m in sms if "대홍수경보" in m["body"] and "성동구" in m["body"]]
+    # the manual escalation of 11200 (동작구): says it was decided by hand and by whom
+    manual = [m for m in sms if "대홍수경보" in m["body"] and "동작구" in m["body"]]
     assert manual, [m["body"] for m in sms]
     assert all("재난안전상황실 수동 발령" in m["body"] for m in manual), manual
     assert not any("-m." in m["body"] or "  " in m["body"] for m in sms)
