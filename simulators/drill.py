@@ -48,6 +48,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from alerting.cap import cap_wanted
 from alerting.feed import build_index
 from gyeongbo.events import decode_alert
+from gyeongbo.kafka_security import aiokafka_security
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
 from gyeongbo.stack.procs import port_open
@@ -203,6 +204,7 @@ class _Followers:
         t = settings.kafka.topics
         self.topics = {t.alerts.name: "alerts", t.hq_stages.name: "hq", t.rejected.name: "rejected"}
         self.bootstrap = settings.kafka.bootstrap
+        self.security = aiokafka_security(settings.kafka)
         self.seen = Followed()
         self._consumer: Any = None
 
@@ -214,6 +216,7 @@ class _Followers:
             group_id=None,
             enable_auto_commit=False,
             client_id="gyeongbo-drill-follower",
+            **self.security,
         )
         await c.start()
         parts = []
@@ -354,7 +357,8 @@ def fetch_exercise_clock(settings: Settings, timeout_s: float = 5.0) -> int | _N
     when no worker answers or it does not report one."""
     url = f"http://{settings.worker.web_host}:{settings.worker.web_port}/metrics"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        req = urllib.request.Request(url, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             doc = json.loads(resp.read())
     except (urllib.error.URLError, OSError, ValueError):
         return NO_WORKER

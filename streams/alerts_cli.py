@@ -21,7 +21,11 @@ from gyeongbo.settings import Settings
 from gyeongbo.vocab import LEVEL_KO, Level
 
 app = typer.Typer(
-    help="Operators: list, acknowledge, silence, escalate and clear alerts.", no_args_is_help=True
+    help="Operators: list, acknowledge, silence, escalate and clear alerts. Every command "
+    "sends your token (GYEONGBO_OPERATOR__TOKEN, from `gyeongbo operators add`); the audit "
+    "log records the operator the token belongs to.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 console = Console()
 err = Console(stderr=True)
@@ -34,7 +38,6 @@ UrlOpt = Annotated[
         "Default: http://GYEONGBO_WORKER__WEB_HOST:GYEONGBO_WORKER__WEB_PORT",
     ),
 ]
-ActorOpt = Annotated[str, typer.Option(help="Who acts (recorded in the audit log).")]
 ReasonOpt = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
 
 
@@ -45,11 +48,24 @@ def _urls(urls: list[str] | None) -> list[str]:
     return [f"http://{w.web_host}:{w.web_port}"]
 
 
+def _headers() -> dict[str, str]:
+    token = Settings().operator.token
+    if token is None:
+        err.print(
+            "[red]no operator token[/red]: set GYEONGBO_OPERATOR__TOKEN (an administrator "
+            "issues one with `gyeongbo operators add`)"
+        )
+        raise typer.Exit(2)
+    return {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "Authorization": f"Bearer {token.get_secret_value()}",
+    }
+
+
 def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    req = urllib.request.Request(url, data=data, method=method, headers=_headers())
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             raw = r.read()
@@ -113,17 +129,14 @@ def list_alerts(
 
 
 @app.command()
-def ack(alert_id: str, actor: ActorOpt, reason: ReasonOpt, url: UrlOpt = None) -> None:
+def ack(alert_id: str, reason: ReasonOpt, url: UrlOpt = None) -> None:
     """Acknowledge an alert: stops repeat notifications, keeps the alert and its stage."""
-    _print(
-        _call("POST", f"{_urls(url)[0]}/alerts/{alert_id}/ack", {"actor": actor, "reason": reason})
-    )
+    _print(_call("POST", f"{_urls(url)[0]}/alerts/{alert_id}/ack", {"reason": reason}))
 
 
 @app.command()
 def clear(
     alert_id: str,
-    actor: ActorOpt,
     reason: ReasonOpt,
     cancel: Annotated[
         bool, typer.Option(help="Issued in error: a CAP Cancel, no all-clear.")
@@ -135,7 +148,7 @@ def clear(
         _call(
             "POST",
             f"{_urls(url)[0]}/alerts/{alert_id}/clear",
-            {"actor": actor, "reason": reason, "cancel": cancel},
+            {"reason": reason, "cancel": cancel},
         )
     )
 
@@ -144,7 +157,6 @@ def clear(
 def silence(
     zone: str,
     duration: Annotated[str, typer.Option(help="How long: 30m, 2h, 1h30m.")],
-    actor: ActorOpt,
     reason: ReasonOpt,
     hazard: Annotated[str | None, typer.Option(help="Only this hazard (default: all).")] = None,
     exercise: Annotated[bool, typer.Option(help="Silence the drill namespace.")] = False,
@@ -152,7 +164,6 @@ def silence(
 ) -> None:
     """Hold public transitions of a zone for a window (a rise to 심각 still breaks through)."""
     body = {
-        "actor": actor,
         "reason": reason,
         "duration_s": parse_duration(duration),
         "hazard": hazard,
@@ -166,14 +177,12 @@ def escalate(
     zone: str,
     hazard: Annotated[str, typer.Option(help="Hazard, e.g. flood, pm25, structural.")],
     level: Annotated[str, typer.Option(help="attention, caution, alert or serious.")],
-    actor: ActorOpt,
     reason: ReasonOpt,
     exercise: Annotated[bool, typer.Option(help="Escalate in the drill namespace.")] = False,
     url: UrlOpt = None,
 ) -> None:
     """Escalate a zone by hand; the level is a floor until the alert is cleared."""
     body = {
-        "actor": actor,
         "reason": reason,
         "hazard": hazard,
         "level": level,

@@ -71,7 +71,9 @@ from gyeongbo.events import (
     decode_alert,
     encode,
 )
-from gyeongbo.settings import Settings
+from gyeongbo.kafka_security import faust_credentials
+from gyeongbo.settings import Settings, Topic
+from gyeongbo.topics import topic_configs
 from gyeongbo.vocab import Level
 from streams import kafka_compat
 from streams.codec import decode_batch
@@ -86,6 +88,7 @@ from streams.commands import (
 from streams.influx_sink import InfluxSink
 from streams.partitioning import partition_of, partitions_for
 from streams.services import Services
+from streams.worker_web import web_options
 
 log = logging.getLogger("gyeongbo.worker")
 
@@ -152,8 +155,10 @@ class GyeongboApp(faust.App):
     """A Faust app that lets the worker mount plain aiohttp routes on its web server."""
 
     web_routes: list[tuple[str, str, Any]]
+    web_middlewares: list[Any]
 
     def on_webserver_init(self, web: Any) -> None:
+        web.web_app.middlewares.extend(getattr(self, "web_middlewares", []))
         for method, path, handler in getattr(self, "web_routes", []):
             web.web_app.router.add_route(method, path, handler)
 
@@ -175,13 +180,12 @@ class Worker:
             broker=f"kafka://{settings.kafka.bootstrap}",
             store="memory://",
             processing_guarantee="at_least_once",
-            topic_replication_factor=1,
-            table_standby_replicas=0,
+            topic_replication_factor=settings.kafka.replication_factor,
+            table_standby_replicas=w.standby_replicas,
+            broker_credentials=faust_credentials(settings.kafka),
             broker_session_timeout=w.session_timeout_s,
             broker_heartbeat_interval=min(3.0, w.session_timeout_s / 3),
-            web_host=w.web_host,
-            web_port=w.web_port,
-            web_enabled=True,
+            **web_options(settings),
             datadir=str(w.data_dir / "faust"),
             consumer_auto_offset_reset="earliest",
             consumer_group_instance_id=w.instance_id,
@@ -206,7 +210,13 @@ class Worker:
         self.hq_stages = self.app.topic(
             topics.hq_stages.name, partitions=topics.hq_stages.partitions, **raw
         )
-        tbl: dict[str, Any] = {"key_type": str, "value_type": bytes}
+        tbl: dict[str, Any] = {
+            "key_type": str,
+            "value_type": bytes,
+            "extra_topic_configs": topic_configs(
+                Topic(name="changelog", partitions=1), settings.kafka
+            ),
+        }
         self.detector_state = self.app.Table(
             "detector-state", partitions=topics.readings.partitions, **tbl
         )
@@ -230,10 +240,12 @@ class Worker:
         self._machines: dict[int, AlertMachine] = {}
         self._hq: HQMachine | None = None
         self.sink = (
-            InfluxSink(settings.influx, registry=self.services.registry, instance=w.app_id)
+            InfluxSink(settings.influx, registry=self.services.registry, instance=w.instance())
             if sink
             else None
         )
+        self._stations_written = 0.0
+        self._write_stations()
         self.cap = CapFeed(settings.paths.cap_feed, sender=settings.twilio.cap_sender)
         self.sentlog = SqliteSentLog(settings.paths.sent_log)
         provider = provider_from_settings(settings.twilio)
@@ -264,8 +276,9 @@ class Worker:
         app.timer(self.settings.worker.log_every_s, name="report")(self._report)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        from streams.worker_web import routes
+        from streams.worker_web import middlewares, routes
 
+        app.web_middlewares = middlewares(self)
         app.web_routes.extend(routes(self))
         app.web_routes.append(
             (
@@ -714,7 +727,16 @@ class Worker:
         drill = {"exercise_clock_ms": self.exercise_clock_ms()}
         return {**self.metrics.snapshot(), **stats, **sink, **drill}
 
+    def _write_stations(self) -> None:
+        """The registry's stations → InfluxDB ``station`` (the situation map's station layer):
+        at start (a changed registry is a restart) and daily, within the dashboards' window."""
+        if self.sink is not None:
+            self.sink.write_stations()
+            self._stations_written = time.monotonic()
+
     async def _report(self) -> None:
+        if time.monotonic() - self._stations_written >= 86_400:
+            self._write_stations()
         snap = self.snapshot()
         log.info("worker metrics %s", snap)
         if self.sink is not None:
