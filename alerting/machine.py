@@ -22,9 +22,14 @@ How a zone's stage moves (docs/design.md §4; :mod:`alerting.policy` for the per
    N-of-M; quorum 1 = max over stations).
 3. Up: to the highest L above the stage that ``n`` of the last ``m`` zone samples reach
    (temporal N-of-M). Stages may jump (주의 → 심각 directly).
-4. Down: only after the zone has stayed below the stage for the off-delay and the stage has
+4. Down: only after the zone has stayed below the stage for the hold and the stage has
    stood for its minimum dwell (ISA-18.2 off-delay/minimum duration), to the highest level seen
-   during that time (or one step, for O₃).
+   during that time (or one step, for O₃). A rise during the hold is a rise from the held
+   stage: the same alert, nothing if it only comes back, one ``escalate`` above it.
+   Time is event time, and every timer fires at its own instant (the hold's end, a station
+   level's expiry, a silence's end) whoever evaluates the zone next: a tick, or a detection
+   later than that instant (:meth:`AlertMachine._catch_up`). The transitions therefore depend
+   on the detections alone, not on when ticks happened to arrive between them.
 5. Operators: acknowledge (stops reminders until the next escalation), silence a zone or a
    zone × hazard for a window (no public transitions in the window except a rise to 심각, which
    breaks through; at the end the stage catches up), escalate by hand (the manual stage is a
@@ -306,6 +311,8 @@ class AlertMachine:
             old = rules.get(det.rule)
             if old is not None and det.ts_ms < old.ts_ms:
                 continue  # out of order: the rule's newer level stands
+            # timers that ran out before this detection, on the levels that stood until it
+            out += self._catch_up(tr, det.ts_ms, self._policy(tr.hazard))
             rules[det.rule] = RuleLevel(
                 level=int(Level.parse(det.level)),
                 ts_ms=det.ts_ms,
@@ -316,9 +323,7 @@ class AlertMachine:
             )
             tr.stations[det.station] = _station_level(rules)
             now = max(tr.last_ts_ms, det.ts_ms)
-            ev = self._evaluate(key, tr, now, sample=True)
-            if ev is not None:
-                out.append(ev)
+            out += self._evaluate(key, tr, now, sample=True)
         return out
 
     def feed_all(self, items: Iterable[tuple[Detection, Sequence[ZoneInfo]]]) -> list[AlertEvent]:
@@ -339,17 +344,17 @@ class AlertMachine:
         out: list[AlertEvent] = []
         # The drill clock never runs backwards: the newest of what we are told and have seen.
         ex_now = max(self._s.exercise_watermark_ms, exercise_now_ms or 0)
-        self._s.silences = [
-            s for s in self._s.silences if s.until_ms > (ex_now if s.exercise else now_ms)
-        ]
         for key in sorted(self._s.tracks):
             tr = self._s.tracks[key]
             if tr.stage == 0 and not tr.stations:
                 continue
             now = ex_now if tr.exercise else now_ms
-            ev = self._evaluate(key, tr, max(now, tr.last_ts_ms), sample=False)
-            if ev is not None:
-                out.append(ev)
+            out += self._evaluate(key, tr, max(now, tr.last_ts_ms), sample=False)
+        # Silences are dropped after the evaluation: their end is one of the instants a zone
+        # catches up at (a step-down held by a silence happens when it ends).
+        self._s.silences = [
+            s for s in self._s.silences if s.until_ms > (ex_now if s.exercise else now_ms)
+        ]
         return out
 
     # ------------------------------------------------------------------ core
@@ -360,8 +365,8 @@ class AlertMachine:
         ns = "exercise" if tr.exercise else "real"
         levels = []
         for sid, st in tr.stations.items():
-            if pol.expire_s is not None and now - st.ts_ms > pol.expire_s * 1000:
-                continue
+            if pol.expire_s is not None and now - st.ts_ms >= pol.expire_s * 1000:
+                continue  # lapsed at ts + expire_s
             if tr.hazard != SENSOR_HEALTH and f"{ns}|{sid}" in self._s.faulty:
                 # A faulty station holds the stage it last supported but cannot raise it: a
                 # gauge that dies at the peak of a flood must not send residents an all-clear.
@@ -386,8 +391,62 @@ class AlertMachine:
             for s in self._s.silences
         )
 
-    def _evaluate(self, key: str, tr: Track, now: int, *, sample: bool) -> AlertEvent | None:
+    def _evaluate(self, key: str, tr: Track, now: int, *, sample: bool) -> list[AlertEvent]:
+        """The zone at ``now``: first the timers that ran out before it, then ``now`` itself
+        (with a new zone sample when a detection brought one)."""
         pol = self._policy(tr.hazard)
+        return self._catch_up(tr, now, pol) + self._step(tr, now, pol, sample=sample)
+
+    def _catch_up(self, tr: Track, now: int, pol: StagePolicy) -> list[AlertEvent]:
+        """Evaluate the zone at every instant before ``now`` at which it could change without
+        a new detection: the end of a hold (:meth:`_hold_ends`), a station level lapsing
+        (``expire_s``) and a silence ending. Between those instants the station levels stand
+        still, so stepping through them gives exactly the transitions, with exactly the
+        timestamps, that a clock read at each instant would have given — and the same ones
+        whether a tick came between two detections or not."""
+        out: list[AlertEvent] = []
+        t = tr.last_ts_ms
+        while True:
+            nxt = self._next_instant(tr, t, pol)
+            if nxt is None or nxt >= now:
+                return out
+            out += self._step(tr, nxt, pol, sample=False)
+            t = nxt
+
+    def _hold_ends(self, tr: Track, pol: StagePolicy) -> int | None:
+        """When the pending step-down may happen: the zone below the stage for ``hold_s`` and
+        the stage standing for ``min_dwell_s``; None when the zone is not below its stage."""
+        if tr.below_since_ms is None:
+            return None
+        return max(
+            tr.below_since_ms + pol.hold_s * 1000, tr.stage_since_ms + pol.min_dwell_s * 1000
+        )
+
+    def _next_instant(self, tr: Track, after: int, pol: StagePolicy) -> int | None:
+        """The first instant later than ``after`` at which the zone may change on its own."""
+        cand = []
+        due = self._hold_ends(tr, pol)
+        if due is not None and due > after:
+            cand.append(due)
+        if pol.expire_s is not None:
+            cand += [
+                lapse
+                for st in tr.stations.values()
+                if (lapse := st.ts_ms + pol.expire_s * 1000) > after
+            ]
+        cand += [
+            s.until_ms
+            for s in self._s.silences
+            if s.exercise == tr.exercise
+            and s.zone == tr.zone
+            and s.hazard in (None, tr.hazard)
+            and s.until_ms > after
+        ]
+        return min(cand, default=None)
+
+    def _step(self, tr: Track, now: int, pol: StagePolicy, *, sample: bool) -> list[AlertEvent]:
+        """One evaluation of the zone at ``now`` on the station levels it holds: a rise, or the
+        step-downs whose hold has ended (several at once only when their holds are 0)."""
         tr.last_ts_ms = now
         zl = self._zone_level(tr, now, pol)
         n, m = pol.confirm
@@ -401,34 +460,40 @@ class AlertMachine:
             if sum(1 for s in window if s >= lv) >= n:
                 up = lv
                 break
+        if not sample:
+            # No new sample: a rise on the clock (a silence ending) goes no higher than the
+            # zone stands now; station levels may have lapsed since the last sample.
+            up = min(up, zl)
         silenced = self._silenced(tr, now)
         if up > tr.stage and up > tr.cleared_hold:
-            tr.below_since_ms = None
+            # a temporal N-of-M rise may leave the zone's own level below the new stage
+            tr.below_since_ms, tr.below_max = (now, zl) if zl < up else (None, 0)
             if silenced and up < Level.SERIOUS:
-                return None
+                tr.below_since_ms = None
+                return []
             action: ActionName = "raise" if tr.stage == 0 else "escalate"
-            return self._transition(tr, up, now, action)
-        if zl < tr.stage:
+            return [self._transition(tr, up, now, action)]
+        out: list[AlertEvent] = []
+        if zl >= tr.stage:
+            tr.below_since_ms = None
+        while zl < tr.stage:
             if tr.below_since_ms is None:
                 tr.below_since_ms, tr.below_max = now, zl
             else:
                 tr.below_max = max(tr.below_max, zl)
-            if (
-                now - tr.below_since_ms >= pol.off_delay_s * 1000
-                and now - tr.stage_since_ms >= pol.min_dwell_s * 1000
-                and not silenced
-            ):
-                new = tr.below_max
-                if pol.step_down_one and tr.stage > Level.CAUTION:
-                    new = max(new, tr.stage - 1)
-                new = max(new, tr.floor)
-                if new < tr.stage:
-                    ev = self._transition(tr, new, now, "clear" if new == 0 else "deescalate")
-                    tr.below_since_ms, tr.below_max = (now, zl) if zl < new else (None, 0)
-                    return ev
-        else:
-            tr.below_since_ms = None
-        return None
+            due = self._hold_ends(tr, pol)
+            if due is None or now < due or silenced:
+                break
+            new = tr.below_max
+            if pol.step_down_one and tr.stage > Level.CAUTION:
+                new = max(new, tr.stage - 1)
+            new = max(new, tr.floor)
+            if new >= tr.stage:
+                break
+            out.append(self._transition(tr, new, now, "clear" if new == 0 else "deescalate"))
+            # the next step (one stage at a time, or a floor) starts a hold of its own
+            tr.below_since_ms, tr.below_max = (now, zl) if zl < new else (None, 0)
+        return out
 
     def _transition(
         self,
@@ -526,6 +591,11 @@ class AlertMachine:
         was = key in self._s.faulty
         if bad == was:
             return []
+        out: list[AlertEvent] = []
+        for k in sorted(self._s.tracks):  # timers that ran out before the station changed
+            tr = self._s.tracks[k]
+            if tr.exercise == det.exercise and det.station in tr.stations:
+                out += self._catch_up(tr, det.ts_ms, self._policy(tr.hazard))
         if bad:
             self._s.faulty[key] = det.ts_ms
         else:
@@ -542,7 +612,6 @@ class AlertMachine:
                     )
                 else:
                     del tr.stations[det.station]
-        out: list[AlertEvent] = []
         for k in sorted(self._s.tracks):
             tr = self._s.tracks[k]
             if (
@@ -550,9 +619,7 @@ class AlertMachine:
                 and tr.exercise == det.exercise
                 and det.station in tr.stations
             ):
-                ev = self._evaluate(k, tr, max(tr.last_ts_ms, det.ts_ms), sample=True)
-                if ev is not None:
-                    out.append(ev)
+                out += self._evaluate(k, tr, max(tr.last_ts_ms, det.ts_ms), sample=True)
         return out
 
     # ------------------------------------------------------------------ operators

@@ -178,6 +178,32 @@ class WorkerSettings(_Frozen):
     coalesce_readings: int = Field(default=5_000, ge=1)
 
 
+class HoldSettings(_Frozen):
+    """How long a public stage's condition must stay below its line before the stage steps down
+    or clears, per hazard, in seconds of event time (docs/design.md §4). None keeps the
+    default of ``alerting/policy.py``, where each default states its source: flood 1,800,
+    heavy_rain 21,600 (6 h), structural 1,800, sensor_health 600, pm10 / pm25 / ozone 0 (the
+    law's cancel levels are in the detectors), earthquake 0 (it lapses 30 min after its last
+    detection)."""
+
+    flood: int | None = Field(default=None, ge=0)
+    heavy_rain: int | None = Field(default=None, ge=0)
+    pm10: int | None = Field(default=None, ge=0)
+    pm25: int | None = Field(default=None, ge=0)
+    ozone: int | None = Field(default=None, ge=0)
+    structural: int | None = Field(default=None, ge=0)
+    earthquake: int | None = Field(default=None, ge=0)
+    sensor_health: int | None = Field(default=None, ge=0)
+
+
+class AlertingSettings(_Frozen):
+    """The alert stage machines (``GYEONGBO_ALERTING__…``)."""
+
+    #: ``GYEONGBO_ALERTING__HOLD_S__HEAVY_RAIN=10800`` and so on (``Services.policies``
+    #: applies them with ``alerting.policy.with_holds``).
+    hold_s: HoldSettings = HoldSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GYEONGBO_",
@@ -194,6 +220,7 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     stack: StackSettings = StackSettings()
     worker: WorkerSettings = WorkerSettings()
+    alerting: AlertingSettings = AlertingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ import numpy as np
 
 from alerting.model import Recipient as AlertRecipient
 from alerting.model import ZoneInfo
+from alerting.policy import StagePolicy, with_holds
 from alerting.templates import Templates, load_templates
 from detectors import seismic
 from geo.quake import QuakeEvent, target_zones
@@ -76,6 +77,11 @@ class Services:
         return load_templates(
             self.settings.paths.templates, max_chars=self.settings.twilio.max_sms_chars
         )
+
+    @cached_property
+    def policies(self) -> dict[str, StagePolicy]:
+        """The stage policies, with the holds of ``settings.alerting`` (docs/design.md §4)."""
+        return with_holds(self.settings.alerting.hold_s.model_dump())
 
     @cached_property
     def station_names(self) -> dict[str, str]:

@@ -391,9 +391,6 @@ class Worker:
         t0 = time.perf_counter()
         dets = self.detectors.process(batch)
         dt = time.perf_counter() - t0
-        if batch.exercise.any():
-            ex_max = int(batch.ts_ms[batch.exercise].max())
-            self._exercise_watermark = max(self._exercise_watermark, ex_max)
         self._mark_dirty()
         for p, event in last.items():
             if time.monotonic() - self._last_checkpoint.get(p, 0.0) >= self._checkpoint_s:
@@ -407,6 +404,12 @@ class Worker:
             lat = now_ms() - batch.received_ms
         self.metrics.observe_batch(len(batch), lat, dt)
         await self._send_detections(dets)
+        if batch.exercise.any():
+            # The drill clock moves only once these readings' detections are on their way:
+            # a tick carrying it then follows them on every zone.commands partition, and can
+            # never end a hold before a detection of an earlier time is staged.
+            ex_max = int(batch.ts_ms[batch.exercise].max())
+            self._exercise_watermark = max(self._exercise_watermark, ex_max)
         if self.sink is not None:
             self.sink.write_readings(batch)
             if dets:
@@ -544,7 +547,8 @@ class Worker:
         m = self._machines.get(partition)
         if m is None:
             blob = self.alert_state.get(str(partition))
-            m = AlertMachine.from_bytes(blob) if blob else AlertMachine()
+            policies = self.services.policies
+            m = AlertMachine.from_bytes(blob, policies) if blob else AlertMachine(policies)
             self._machines[partition] = m
         return m
 

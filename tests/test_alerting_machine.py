@@ -168,8 +168,9 @@ def test_ozone_steps_down_one_level_at_a_time() -> None:
         (120, "deescalate", "serious", "alert"),
         (180, "deescalate", "alert", "caution"),
     ]
-    assert [(_min(e), e.action, e.level) for e in m.advance(T0 + 181 * MIN)] == [
-        (181, "clear", "cleared")
+    assert m.advance(T0 + 239 * MIN) == []  # each stage stands an hour
+    assert [(_min(e), e.action, e.level) for e in m.advance(T0 + 250 * MIN)] == [
+        (240, "clear", "cleared")
     ]
 
 
@@ -516,7 +517,8 @@ def test_exercise_alerts_follow_the_drill_clock_not_the_wall_clock() -> None:
     assert m.advance(wall) == []  # off-delay (30 min of drill time) has not passed
     down = m.feed(det("attention", t0 + 7200_000 + 3600_000), z) + m.advance(wall)
     assert [e.level for e in down] == ["attention"]
-    assert down[0].ts == "2020-08-06T13:40:00+09:00"  # when the drill clock passed it
+    # stamped when the hold ran out in drill time (12:40 + 30 min), not when it was noticed
+    assert down[0].ts == "2020-08-06T13:10:00+09:00"
 
 
 def test_a_wide_event_fits_one_kafka_record_and_old_plain_state_still_loads() -> None:
