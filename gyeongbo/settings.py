@@ -59,6 +59,9 @@ class Topics(_Frozen):
     zone_commands: Topic = Topic(name="zone.commands", partitions=4)
     #: Worker-internal: every alert transition, on one partition, for the HQ stage machine.
     hq_inputs: Topic = Topic(name="hq.inputs", partitions=1)
+    #: Operators' data-quality alerts (sensor health; docs/design.md §11.7), keyed and
+    #: partitioned by zone like ``alerts``. Never public.
+    dq_alerts: Topic = Topic(name="dq.alerts", partitions=4)
     sms_status: Topic = Topic(name="sms.status", partitions=1)
 
     @model_validator(mode="before")

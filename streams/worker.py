@@ -65,9 +65,10 @@ from alerting.status import make_status_handler
 from detectors.engine import DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import (
-    AlertEvent,
+    DataQualityAlert,
     Detection,
     HQStageEvent,
+    StageEvent,
     decode_alert,
     encode,
 )
@@ -205,6 +206,9 @@ class Worker:
         )
         self.hq_stages = self.app.topic(
             topics.hq_stages.name, partitions=topics.hq_stages.partitions, **raw
+        )
+        self.dq_alerts = self.app.topic(
+            topics.dq_alerts.name, partitions=topics.dq_alerts.partitions, **raw
         )
         tbl: dict[str, Any] = {"key_type": str, "value_type": bytes}
         self.detector_state = self.app.Table(
@@ -561,10 +565,10 @@ class Worker:
                 self._poison(event, err)
                 continue
             m = self._machine(p)
-            out: list[AlertEvent] = []
+            out: list[StageEvent] = []
             changed = False
             for cmd in cmds:
-                step: list[AlertEvent] = []
+                step: list[StageEvent] = []
                 if cmd.kind == "detection" and cmd.detection is not None:
                     det = cmd.detection
                     step = m.feed(det, [self.services.zone_info(cmd.zone, det.hazard)])
@@ -580,7 +584,7 @@ class Worker:
                 self.alert_state[str(p)] = m.to_bytes()
             await self._send_alerts(out, p)
 
-    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[AlertEvent]:
+    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[StageEvent]:
         try:
             if a.action == "ack" and a.alert_id:
                 return m.acknowledge(a.alert_id, actor=a.actor, ts_ms=a.ts_ms, reason=a.reason)
@@ -616,12 +620,22 @@ class Worker:
         log.warning("operator action %s by %s is incomplete", a.action, a.actor)
         return []
 
-    async def _send_alerts(self, events: list[AlertEvent], partition: int) -> None:
+    async def _send_alerts(self, events: list[StageEvent], partition: int) -> None:
+        """Public transitions to ``alerts`` (and the HQ machine); operators' data-quality
+        alerts to ``dq.alerts`` and straight to InfluxDB — never to SMS, CAP or HQ."""
+        dq: list[DataQualityAlert] = []
         for ev in events:
             raw = encode(ev)
+            if isinstance(ev, DataQualityAlert):
+                dq.append(ev)
+                await self.dq_alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
+                continue
             await self.alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
             await self.hq_inputs.send(key=ev.zone.encode(), value=raw, partition=0)
-        self.metrics.counters["alert_events"] += len(events)
+        if dq and self.sink is not None:
+            self.sink.write_dq_alerts(dq)
+        self.metrics.counters["alert_events"] += len(events) - len(dq)
+        self.metrics.counters["dq_alert_events"] += len(dq)
 
     async def _deliver(self, stream: Any) -> None:
         loop = asyncio.get_running_loop()

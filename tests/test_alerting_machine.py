@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -537,3 +538,36 @@ def test_a_wide_event_fits_one_kafka_record_and_old_plain_state_still_loads() ->
     again = AlertMachine.from_bytes(blob)
     assert again.active() == m.active() and len(again.active()) == 750
     assert AlertMachine.from_bytes(raw_json).active() == m.active()  # written before zlib
+
+
+def test_sensor_health_is_an_operators_data_quality_alert_with_a_severity() -> None:
+    """Never a crisis level: ``warning`` for a dropped spike (the station stays trusted),
+    ``critical`` while a station is held out, with the checks it fails."""
+    import json
+
+    from gyeongbo.events import DataQualityAlert, encode
+
+    m = AlertMachine()
+    zones = [YONGSAN]
+    spike = det("A", "sensor_health", "attention", 0, rule="health.level_m")
+    spike = msgspec.structs.replace(spike, details={"faults": ["spike"]}, public=False)
+    (w,) = m.feed(spike, zones)
+    assert isinstance(w, DataQualityAlert) and (w.severity, w.previous) == ("warning", "cleared")
+    flat = det("A", "sensor_health", "alert", 5, rule="health.level_m", public=False)
+    flat = msgspec.structs.replace(flat, details={"faults": ["flat_line"]})
+    (c,) = m.feed(flat, zones)
+    assert (c.action, c.severity, c.previous) == ("escalate", "critical", "warning")
+    assert c.stations == ["A"] and c.checks == {"A": ["flat_line"]}
+    dead = det("B", "sensor_health", "alert", 6, rule="health.deadman", public=False)
+    m.feed(dead, zones)
+    (row,) = m.active()
+    assert (row.hazard, row.severity, row.checks) == (  # type: ignore[union-attr]
+        "sensor_health",
+        "critical",
+        {"A": ["flat_line"], "B": ["deadman"]},
+    )
+    wire = json.loads(encode(c))
+    assert "level" not in wire and "level_ko" not in wire
+    words = json.dumps(wire, ensure_ascii=False)
+    for public in ("attention", "caution", '"alert"', "serious", "관심", "주의", "경계", "심각"):
+        assert public not in words
