@@ -59,6 +59,9 @@ class Topics(_Frozen):
     zone_commands: Topic = Topic(name="zone.commands", partitions=4)
     #: Worker-internal: every alert transition, on one partition, for the HQ stage machine.
     hq_inputs: Topic = Topic(name="hq.inputs", partitions=1)
+    #: Operators' data-quality alerts (sensor health; docs/design.md §11.7), keyed and
+    #: partitioned by zone like ``alerts``. Never public.
+    dq_alerts: Topic = Topic(name="dq.alerts", partitions=4)
     sms_status: Topic = Topic(name="sms.status", partitions=1)
 
     @model_validator(mode="before")
@@ -265,6 +268,32 @@ class OperatorSettings(_Frozen):
     allowed_origins: tuple[str, ...] = ()
 
 
+class HoldSettings(_Frozen):
+    """How long a public stage's condition must stay below its line before the stage steps down
+    or clears, per hazard, in seconds of event time (docs/design.md §4). None keeps the
+    default of ``alerting/policy.py``, where each default states its source: flood 1,800,
+    heavy_rain 21,600 (6 h), structural 1,800, sensor_health 600, pm10 / pm25 / ozone 0 (the
+    law's cancel levels are in the detectors), earthquake 0 (it lapses 30 min after its last
+    detection)."""
+
+    flood: int | None = Field(default=None, ge=0)
+    heavy_rain: int | None = Field(default=None, ge=0)
+    pm10: int | None = Field(default=None, ge=0)
+    pm25: int | None = Field(default=None, ge=0)
+    ozone: int | None = Field(default=None, ge=0)
+    structural: int | None = Field(default=None, ge=0)
+    earthquake: int | None = Field(default=None, ge=0)
+    sensor_health: int | None = Field(default=None, ge=0)
+
+
+class AlertingSettings(_Frozen):
+    """The alert stage machines (``GYEONGBO_ALERTING__…``)."""
+
+    #: ``GYEONGBO_ALERTING__HOLD_S__HEAVY_RAIN=10800`` and so on (``Services.policies``
+    #: applies them with ``alerting.policy.with_holds``).
+    hold_s: HoldSettings = HoldSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GYEONGBO_",
@@ -282,6 +311,7 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
     worker: WorkerSettings = WorkerSettings()
     operator: OperatorSettings = OperatorSettings()
+    alerting: AlertingSettings = AlertingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gyeongbo.settings import Settings
-from gyeongbo.vocab import LEVEL_KO, Level
+from gyeongbo.vocab import LEVEL_KO, Level, Severity
 
 app = typer.Typer(
     help="Operators: list, acknowledge, silence, escalate and clear alerts. Every command "
@@ -93,6 +93,13 @@ def parse_duration(text: str) -> int:
     return h * 3600 + m * 60 + s
 
 
+def _rank(a: dict[str, Any]) -> tuple[int, int, str]:
+    """Public alerts first, most severe first; data-quality alerts (``severity``) after."""
+    if "severity" in a:
+        return (1, -int(Severity.parse(a["severity"])), a["alert_id"])
+    return (0, -int(Level.parse(a["level"])), a["alert_id"])
+
+
 @app.command("list")
 def list_alerts(
     url: UrlOpt = None,
@@ -106,7 +113,8 @@ def list_alerts(
     alerts: list[dict[str, Any]] = []
     for u in _urls(url):
         alerts += _call("GET", f"{u}/alerts{q}") or []
-    alerts.sort(key=lambda a: (-int(Level.parse(a["level"])), a["alert_id"]))
+    # public alerts by level, then operators' data-quality alerts (a severity, no level)
+    alerts.sort(key=_rank)
     if as_json:
         print(json.dumps(alerts, ensure_ascii=False, indent=2))
         return
@@ -114,12 +122,16 @@ def list_alerts(
     for col in ("alert", "hazard", "zone", "level", "since", "stations", "acked", "drill"):
         t.add_column(col)
     for a in alerts:
-        lv = Level.parse(a["level"])
+        if "severity" in a:
+            checks = sorted({c for cs in (a.get("checks") or {}).values() for c in cs})
+            shown = f"operators: {a['severity']} ({', '.join(checks)})"
+        else:
+            shown = f"{LEVEL_KO[Level.parse(a['level'])]} {a['level']}"
         t.add_row(
             a["alert_id"],
             a["hazard"],
             f"{a.get('zone_name', '')} ({a['zone']})",
-            f"{LEVEL_KO[lv]} {a['level']}",
+            shown,
             str(a.get("since", "")),
             ",".join(a.get("stations", {}) or []),
             "yes" if a.get("acked") else "",

@@ -65,9 +65,10 @@ from alerting.status import make_status_handler
 from detectors.engine import DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import (
-    AlertEvent,
+    DataQualityAlert,
     Detection,
     HQStageEvent,
+    StageEvent,
     decode_alert,
     encode,
 )
@@ -209,6 +210,9 @@ class Worker:
         )
         self.hq_stages = self.app.topic(
             topics.hq_stages.name, partitions=topics.hq_stages.partitions, **raw
+        )
+        self.dq_alerts = self.app.topic(
+            topics.dq_alerts.name, partitions=topics.dq_alerts.partitions, **raw
         )
         tbl: dict[str, Any] = {
             "key_type": str,
@@ -404,9 +408,6 @@ class Worker:
         t0 = time.perf_counter()
         dets = self.detectors.process(batch)
         dt = time.perf_counter() - t0
-        if batch.exercise.any():
-            ex_max = int(batch.ts_ms[batch.exercise].max())
-            self._exercise_watermark = max(self._exercise_watermark, ex_max)
         self._mark_dirty()
         for p, event in last.items():
             if time.monotonic() - self._last_checkpoint.get(p, 0.0) >= self._checkpoint_s:
@@ -420,6 +421,12 @@ class Worker:
             lat = now_ms() - batch.received_ms
         self.metrics.observe_batch(len(batch), lat, dt)
         await self._send_detections(dets)
+        if batch.exercise.any():
+            # The drill clock moves only once these readings' detections are on their way:
+            # a tick carrying it then follows them on every zone.commands partition, and can
+            # never end a hold before a detection of an earlier time is staged.
+            ex_max = int(batch.ts_ms[batch.exercise].max())
+            self._exercise_watermark = max(self._exercise_watermark, ex_max)
         if self.sink is not None:
             self.sink.write_readings(batch)
             if dets:
@@ -557,7 +564,8 @@ class Worker:
         m = self._machines.get(partition)
         if m is None:
             blob = self.alert_state.get(str(partition))
-            m = AlertMachine.from_bytes(blob) if blob else AlertMachine()
+            policies = self.services.policies
+            m = AlertMachine.from_bytes(blob, policies) if blob else AlertMachine(policies)
             self._machines[partition] = m
         return m
 
@@ -570,10 +578,10 @@ class Worker:
                 self._poison(event, err)
                 continue
             m = self._machine(p)
-            out: list[AlertEvent] = []
+            out: list[StageEvent] = []
             changed = False
             for cmd in cmds:
-                step: list[AlertEvent] = []
+                step: list[StageEvent] = []
                 if cmd.kind == "detection" and cmd.detection is not None:
                     det = cmd.detection
                     step = m.feed(det, [self.services.zone_info(cmd.zone, det.hazard)])
@@ -589,7 +597,7 @@ class Worker:
                 self.alert_state[str(p)] = m.to_bytes()
             await self._send_alerts(out, p)
 
-    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[AlertEvent]:
+    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[StageEvent]:
         try:
             if a.action == "ack" and a.alert_id:
                 return m.acknowledge(a.alert_id, actor=a.actor, ts_ms=a.ts_ms, reason=a.reason)
@@ -625,12 +633,22 @@ class Worker:
         log.warning("operator action %s by %s is incomplete", a.action, a.actor)
         return []
 
-    async def _send_alerts(self, events: list[AlertEvent], partition: int) -> None:
+    async def _send_alerts(self, events: list[StageEvent], partition: int) -> None:
+        """Public transitions to ``alerts`` (and the HQ machine); operators' data-quality
+        alerts to ``dq.alerts`` and straight to InfluxDB — never to SMS, CAP or HQ."""
+        dq: list[DataQualityAlert] = []
         for ev in events:
             raw = encode(ev)
+            if isinstance(ev, DataQualityAlert):
+                dq.append(ev)
+                await self.dq_alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
+                continue
             await self.alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
             await self.hq_inputs.send(key=ev.zone.encode(), value=raw, partition=0)
-        self.metrics.counters["alert_events"] += len(events)
+        if dq and self.sink is not None:
+            self.sink.write_dq_alerts(dq)
+        self.metrics.counters["alert_events"] += len(events) - len(dq)
+        self.metrics.counters["dq_alert_events"] += len(dq)
 
     async def _deliver(self, stream: Any) -> None:
         loop = asyncio.get_running_loop()

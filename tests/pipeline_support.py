@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from gyeongbo.events import AlertEvent, decode_alert
+from gyeongbo.events import AlertEvent, DataQualityAlert, decode_alert, decode_dq_alert
 from gyeongbo.settings import Settings, Topics, WorkerSettings
 from gyeongbo.stack.procs import free_port
 from gyeongbo.stack.stack import Stack
@@ -83,6 +83,19 @@ def alert_events(settings: Settings, *, timeout_s: float = 10.0) -> list[AlertEv
         )
     )
     return sorted((decode_alert(r.value) for r in recs), key=lambda e: e.event_id)
+
+
+def dq_alert_events(settings: Settings, *, timeout_s: float = 10.0) -> list[DataQualityAlert]:
+    """Every operators' data-quality alert on the test's ``dq.alerts`` topic so far."""
+    recs = run(
+        consume_all(
+            settings.kafka.bootstrap,
+            settings.kafka.topics.dq_alerts.name,
+            None,
+            timeout_s=timeout_s,
+        )
+    )
+    return sorted((decode_dq_alert(r.value) for r in recs), key=lambda e: e.event_id)
 
 
 def wait_for(pred: Any, timeout_s: float, what: str, every_s: float = 0.5) -> Any:

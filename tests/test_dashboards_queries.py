@@ -33,7 +33,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from dashboards.build import JSON_DIR, generate
 from dashboards.gyeongbo import Expect
 from gyeongbo.batch import KIND_CODES, ReadingBatch
-from gyeongbo.events import ActionName, AlertEvent, Detection, HQStageEvent, LevelName
+from gyeongbo.events import (
+    ActionName,
+    AlertEvent,
+    DataQualityAlert,
+    Detection,
+    HQStageEvent,
+    LevelName,
+)
 from gyeongbo.registry import REPO_ROOT, load_registry
 from gyeongbo.stack import influx
 from gyeongbo.stack.stack import Stack
@@ -244,6 +251,22 @@ def write_drill(sink: InfluxSink, t0: int) -> None:
                 "raise",
                 stations=["SFC-SEONGSU-P7"],
             ),
+        ]
+    )
+    sink.write_dq_alerts(
+        [
+            DataQualityAlert(
+                alert_id="exercise:sensor_health:11010:x",
+                zone="11010",
+                zone_name="종로구",
+                severity="critical",
+                previous="cleared",
+                ts=_iso(t0 + 20 * STEP_MS),
+                action="raise",
+                exercise=True,
+                stations=["108"],
+                checks={"108": ["deadman"]},
+            )
         ]
     )
     sink.write_hq(

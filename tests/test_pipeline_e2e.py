@@ -32,6 +32,7 @@ from streams.pipeline import start_local_pipeline
 from tests.kafka_helpers import run
 from tests.pipeline_support import (
     alert_events,
+    dq_alert_events,
     fake_sms,
     get_json,
     isolated_settings,
@@ -230,6 +231,14 @@ def test_sensor_faults_are_rejected_or_flagged_and_never_alert_the_public(
     assert report.passed, (failed, report.findings)
     assert report.expected_rejections > 0
     assert report.observed_rejections == report.expected_rejections
+    # operators' data-quality alerts: on dq.alerts with a severity and the failing checks,
+    # never on the public alerts topic, never with a crisis level
+    dq = dq_alert_events(settings)
+    assert {e.severity for e in dq} >= {"warning", "critical"}
+    checks = {c for e in dq for cs in e.checks.values() for c in cs}
+    assert {"spike", "deadman"} <= checks, checks
+    assert all(e.exercise for e in dq)
+    assert not [e for e in alert_events(settings) if e.hazard == "sensor_health"]
 
 
 def test_a_second_drill_with_older_readings_is_refused_before_it_publishes(
