@@ -66,7 +66,7 @@ import msgspec
 from alerting.model import Recipient, parse_rfc3339_ms
 from alerting.policy import policy_for
 from alerting.sms import check_drill
-from alerting.templates import Templates
+from alerting.templates import Templates, manual_stage
 from gyeongbo.events import AlertEvent
 from gyeongbo.vocab import Level
 
@@ -349,6 +349,7 @@ def plan_notices(
     rule = str(ev.evidence.get("rule") or "")
     station = (station_names or {}).get(lead, lead)
     limit = templates.field_limits["zone"]
+    manual = templates.manual if manual_stage(ev) else None
     out: list[Notice] = []
     seen: set[str] = set()
     for r in audience:
@@ -368,15 +369,25 @@ def plan_notices(
             continue
         area = area_name(board, r, level=now, trigger_zone=step.zone, limit=limit)
         stage = Level(now).wire if now else "cleared"
-        body = templates.render_fields(
-            hazard,
-            stage,
-            zone=area,
-            station=station,
-            value=value,
-            drill=board.exercise,
-            rule=rule,
-        )
+        if manual is not None:  # an operator's decision says so, and who decided
+            text = manual.render(
+                hazard,
+                stage,
+                keyword=templates.hazards[hazard].keyword,
+                prefix=templates.prefix,
+                zone=area,
+            )
+            body = templates.drill_prefix + text if board.exercise else text
+        else:
+            body = templates.render_fields(
+                hazard,
+                stage,
+                zone=area,
+                station=station,
+                value=value,
+                drill=board.exercise,
+                rule=rule,
+            )
         key = notice_key(r.id, step.event_id, now, ev.event_id or f"{step.zone}#{step.seq}")
         out.append(
             Notice(

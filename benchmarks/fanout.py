@@ -59,14 +59,14 @@ def log(msg: str) -> None:
     print(f"[fanout-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def http(url: str, body: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
+def http(
+    url: str, body: dict[str, Any] | None = None, timeout: float = 30.0, token: str | None = None
+) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url,
-        data=data,
-        method="POST" if data else "GET",
-        headers={"Content-Type": "application/json"},
-    )
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET", headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 
@@ -120,6 +120,7 @@ def bench_settings(stack: Stack, tmp: Path, max_in_flight: int) -> Settings:
             ),
             "delivery": base.delivery.model_copy(update={"max_in_flight": max_in_flight}),
             "store": base.store.model_copy(update={"seed_recipients": None}),
+            "operator": base.operator.model_copy(update={"tokens_file": tmp / "tokens.json"}),
         }
     )
 
@@ -131,6 +132,17 @@ def cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def viewer_token(settings: Settings) -> str:
+    """A viewer's token in the worker's tokens file (as ``gyeongbo operators add``)."""
+    from streams.operators import TokenStore
+
+    path = settings.operator.tokens_file
+    store = TokenStore.load(path)
+    token, _ = store.issue("fanout-bench", "viewer", now_ms=int(time.time() * 1000))
+    store.save(path)
+    return str(token)
 
 
 def publish_quake(settings: Settings) -> float:
@@ -233,7 +245,7 @@ def main() -> None:
             worker_cpu += cpu_s(pipe.workers[0].proc.pid)
             st = http(fake + "/_fake/stats")
             metrics = http(pipe.workers[0].url + "/metrics")
-            sums = http(pipe.workers[0].url + "/deliveries")
+            sums = http(pipe.workers[0].url + "/deliveries", token=viewer_token(settings))
         per = st["per_to"]
         ours = [v for k, v in per.items() if k.startswith("+821060")]
         submit_s = (st["last_created"] - t0) if st["last_created"] else None

@@ -377,3 +377,17 @@ def test_board_ignores_other_namespaces_and_hazards(zones: ZoneRegistry) -> None
         apply(b, tr(zones, "11030", "caution", "cleared", 0, hazard="pm10"), hold_ms=HOLD) is None
     )
     assert b.zones == {}
+
+
+def test_an_operators_decision_says_so_in_each_persons_message(zones: ZoneRegistry) -> None:
+    import msgspec
+
+    sub = person(zones, "area", subscribe=["11"])
+    run = Run()
+    run.feed([tr(zones, "11030", "caution", "cleared", 0)], [sub])
+    by_hand = msgspec.structs.replace(
+        tr(zones, "11200", "serious", "caution", 5), action="manual", actor="op-lee"
+    )
+    run.feed([by_hand], [sub])
+    body = run.sent[-1].body
+    assert run.sent[-1].level == 4 and "수동 발령" in body and "동작구 외 1곳" in body

@@ -16,7 +16,7 @@ from gyeongbo.stack.stack import Stack
 from streams.pipeline import start_local_pipeline
 from streams.store import Subscriber, open_store
 from streams.store.indexing import indexed
-from tests.pipeline_support import get_json, isolated_settings, post_json, wait_for
+from tests.pipeline_support import get_json, isolated_settings, issue_token, post_json, wait_for
 from tests.test_pipeline_e2e import produce_readings
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -96,7 +96,9 @@ def test_worker_killed_mid_fan_out_sends_each_person_exactly_once(
             time.sleep(3)  # a duplicate, if any, would come right behind
             per = ours(fake_stats(stack), block)
             metrics = get_json(pipe.workers[0].url + "/metrics")
-            sums = get_json(pipe.workers[0].url + "/deliveries")
+            sums = get_json(
+                pipe.workers[0].url + "/deliveries", issue_token(settings, "op", "viewer")
+            )
     finally:
         post_json(stack.twilio_url + "/_fake/config", {"latency_ms": [0, 0]})
     assert len(per) == n, f"missed {n - len(per)}"  # nobody missed
@@ -125,10 +127,12 @@ def test_gyeongju_drill_on_the_embedded_store_one_class_one_upgrade_one_all_clea
     base = isolated_settings(stack, tmp_path)
     sqlite = f"sqlite:///{tmp_path / 'subscribers.sqlite'}"
     worker = base.worker.model_copy(update={"state_checkpoint_s": 0.0})
+    viewer = issue_token(base, "drill-officer", "viewer")  # the report reads /deliveries
     settings = base.model_copy(
         update={
             "store": base.store.model_copy(update={"url": SecretStr(sqlite)}),
             "worker": worker,
+            "operator": base.operator.model_copy(update={"token": SecretStr(viewer)}),
         }
     )
     report = run_drill(
