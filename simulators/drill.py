@@ -42,6 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -602,7 +603,12 @@ def run_drill(
         pipe: AbstractContextManager[Any] = (
             pipeline_context(live) if want_pipeline else contextlib.nullcontext()
         )
-        with pipe:
+        with pipe as running:
+            token = getattr(running, "viewer_token", None)
+            if token and live.operator.token is None:
+                # the pipeline the drill started lets it read the sent log (per-person counts)
+                op = live.operator.model_copy(update={"token": SecretStr(str(token))})
+                live = live.model_copy(update={"operator": op})
             if options.check_clock:
                 check_drill_clock(live, sc, options, console)
             report = asyncio.run(_drill(sc, reg, live, options, seed, console))
