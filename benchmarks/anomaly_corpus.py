@@ -13,17 +13,19 @@ Normal behaviour of a channel (none of it is labelled):
 * a slow wander shared by the machine's channels (load, ambient temperature), each channel
   with its own gain: an Ornstein-Uhlenbeck process with a time constant of 20 min to 4 h and
   a standard deviation of 0.5-3 σ;
-* slow thermal drifts: smooth (raised-cosine) ramps of 1-4 times the channel's wander,
-  each lasting 1-8 h, several per recording;
+* slow thermal drifts: about two a day, each a smooth (raised-cosine) move over 1-8 h of
+  the channel's thermal offset to a new value drawn around 0 with a standard deviation of
+  twice the channel's wander (bounded: the channel drifts within its usual range);
 * on 10-minute machines, a daily cycle of 0-4 σ.
 
 Labelled anomalies, each on one channel, an eighth of the recording apart or more:
 
-* ``level_shift``: a step of 5-10 times the channel's recent standard deviation (noise and
-  wander), which stays (the channel has a new level);
-* ``spike``: one reading (three at 1 s) off by 8-20 recent standard deviations;
+* ``level_shift``: a step of 5-10 times the channel's standard deviation in normal
+  operation (noise, wander, thermal offset and daily cycle), which stays (the channel has a
+  new level);
+* ``spike``: one reading (three at 1 s) off by 8-20 such standard deviations;
 * ``stuck``: the channel repeats its last value for 20 min to 3 h (1 s) or 6-24 h (10 min);
-* ``drift``: a ramp of 6-12 recent standard deviations over 5-30 min that stays, much faster
+* ``drift``: a ramp of 6-12 such standard deviations over 5-30 min that stays, much faster
   than the normal drifts.
 
 Each label is ``(machine, channel, kind, start_s, end_s)`` (seconds from the recording's
@@ -107,17 +109,22 @@ def _machine(rng: np.random.Generator, idx: int, rate: str, days: float) -> Mach
     shared = _ou(rng, n, dt, tau, 1.0)
     wander_sd = rng.uniform(0.5, 3.0, ch) * sigma
     x = level + shared[:, None] * wander_sd + rng.normal(0.0, 1.0, (n, ch)) * sigma
-    # slow thermal drifts: about one per 12 h, 1-8 h long, 1-4 wander sd, on every channel
-    for _ in range(rng.poisson(days * 2.0) + 1):
-        t0 = rng.uniform(0.0, t[-1])
-        dur = rng.uniform(3600.0, 8 * 3600.0)
-        amp = rng.uniform(1.0, 4.0, ch) * wander_sd * rng.choice([-1.0, 1.0], ch)
-        x += _ramp(t, t0, dur)[:, None] * amp
+    # slow thermal drifts: about one per 12 h, each a smooth move of the channel's thermal
+    # offset, over 1-8 h, to a new value drawn around 0 (bounded: sd 2 wanders)
+    offset = np.zeros(ch)
+    for t0 in np.sort(rng.uniform(0.0, t[-1], rng.poisson(days * 2.0) + 1)):
+        target = rng.normal(0.0, 2.0, ch) * wander_sd
+        x += _ramp(t, t0, rng.uniform(3600.0, 8 * 3600.0))[:, None] * (target - offset)
+        offset = target
     if rate == "10min":
         phase = rng.uniform(0.0, 2 * np.pi, ch)
-        x += rng.uniform(0.0, 4.0, ch) * sigma * np.sin(2 * np.pi * t[:, None] / DAY_S + phase)
+        daily = rng.uniform(0.0, 4.0, ch) * sigma
+        x += daily * np.sin(2 * np.pi * t[:, None] / DAY_S + phase)
+    else:
+        daily = np.zeros(ch)
     quantised = rng.random(ch) < 0.3
-    recent_sd = np.sqrt(sigma**2 + wander_sd**2)
+    # the channel's variability in normal operation: noise, wander, thermal offset, daily cycle
+    recent_sd = np.sqrt(sigma**2 + 5.0 * wander_sd**2 + daily**2 / 2.0)
     labels: list[Label] = []
     # anomalies: an eighth of the recording apart or more (6 h at 1 s, 7.5 days at 10 min),
     # none in the first 12 h (the detector's warm-up)
