@@ -83,7 +83,7 @@ numpy columns; each component's records (``health``, ``anom``, ``fc``, ``rain``,
 slot × 3 + channel), moved with ``take``/``put`` and viewed as the component's dtype for its
 module: numpy's structured-dtype fancy indexing is ~20× slower than moving the same bytes as
 voids, and per-field columns need one gather and one scatter per field. The state export
-format is unchanged by the layout: one :data:`STATE_DTYPE` record per slot (1,240 bytes), whose
+format is unchanged by the layout: one :data:`STATE_DTYPE` record per slot (1,324 bytes), whose
 ``anom_lv`` (each channel's anomaly alarm) is kept in memory only as the anomaly records'
 ``level``: the record decides its alarm itself (raised at ``fire``, cleared once the channel
 has settled).
