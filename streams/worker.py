@@ -65,13 +65,16 @@ from alerting.status import make_status_handler
 from detectors.engine import DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import (
-    AlertEvent,
+    DataQualityAlert,
     Detection,
     HQStageEvent,
+    StageEvent,
     decode_alert,
     encode,
 )
-from gyeongbo.settings import Settings
+from gyeongbo.kafka_security import faust_credentials
+from gyeongbo.settings import Settings, Topic
+from gyeongbo.topics import topic_configs
 from gyeongbo.vocab import Level
 from streams import kafka_compat
 from streams.codec import decode_batch
@@ -86,6 +89,7 @@ from streams.commands import (
 from streams.influx_sink import InfluxSink
 from streams.partitioning import partition_of, partitions_for
 from streams.services import Services
+from streams.worker_web import web_options
 
 log = logging.getLogger("gyeongbo.worker")
 
@@ -152,8 +156,10 @@ class GyeongboApp(faust.App):
     """A Faust app that lets the worker mount plain aiohttp routes on its web server."""
 
     web_routes: list[tuple[str, str, Any]]
+    web_middlewares: list[Any]
 
     def on_webserver_init(self, web: Any) -> None:
+        web.web_app.middlewares.extend(getattr(self, "web_middlewares", []))
         for method, path, handler in getattr(self, "web_routes", []):
             web.web_app.router.add_route(method, path, handler)
 
@@ -175,13 +181,12 @@ class Worker:
             broker=f"kafka://{settings.kafka.bootstrap}",
             store="memory://",
             processing_guarantee="at_least_once",
-            topic_replication_factor=1,
-            table_standby_replicas=0,
+            topic_replication_factor=settings.kafka.replication_factor,
+            table_standby_replicas=w.standby_replicas,
+            broker_credentials=faust_credentials(settings.kafka),
             broker_session_timeout=w.session_timeout_s,
             broker_heartbeat_interval=min(3.0, w.session_timeout_s / 3),
-            web_host=w.web_host,
-            web_port=w.web_port,
-            web_enabled=True,
+            **web_options(settings),
             datadir=str(w.data_dir / "faust"),
             consumer_auto_offset_reset="earliest",
             consumer_group_instance_id=w.instance_id,
@@ -206,7 +211,16 @@ class Worker:
         self.hq_stages = self.app.topic(
             topics.hq_stages.name, partitions=topics.hq_stages.partitions, **raw
         )
-        tbl: dict[str, Any] = {"key_type": str, "value_type": bytes}
+        self.dq_alerts = self.app.topic(
+            topics.dq_alerts.name, partitions=topics.dq_alerts.partitions, **raw
+        )
+        tbl: dict[str, Any] = {
+            "key_type": str,
+            "value_type": bytes,
+            "extra_topic_configs": topic_configs(
+                Topic(name="changelog", partitions=1), settings.kafka
+            ),
+        }
         self.detector_state = self.app.Table(
             "detector-state", partitions=topics.readings.partitions, **tbl
         )
@@ -230,10 +244,12 @@ class Worker:
         self._machines: dict[int, AlertMachine] = {}
         self._hq: HQMachine | None = None
         self.sink = (
-            InfluxSink(settings.influx, registry=self.services.registry, instance=w.app_id)
+            InfluxSink(settings.influx, registry=self.services.registry, instance=w.instance())
             if sink
             else None
         )
+        self._stations_written = 0.0
+        self._write_stations()
         self.cap = CapFeed(settings.paths.cap_feed, sender=settings.twilio.cap_sender)
         self.sentlog = SqliteSentLog(settings.paths.sent_log)
         provider = provider_from_settings(settings.twilio)
@@ -264,8 +280,9 @@ class Worker:
         app.timer(self.settings.worker.log_every_s, name="report")(self._report)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        from streams.worker_web import routes
+        from streams.worker_web import middlewares, routes
 
+        app.web_middlewares = middlewares(self)
         app.web_routes.extend(routes(self))
         app.web_routes.append(
             (
@@ -391,9 +408,6 @@ class Worker:
         t0 = time.perf_counter()
         dets = self.detectors.process(batch)
         dt = time.perf_counter() - t0
-        if batch.exercise.any():
-            ex_max = int(batch.ts_ms[batch.exercise].max())
-            self._exercise_watermark = max(self._exercise_watermark, ex_max)
         self._mark_dirty()
         for p, event in last.items():
             if time.monotonic() - self._last_checkpoint.get(p, 0.0) >= self._checkpoint_s:
@@ -407,6 +421,12 @@ class Worker:
             lat = now_ms() - batch.received_ms
         self.metrics.observe_batch(len(batch), lat, dt)
         await self._send_detections(dets)
+        if batch.exercise.any():
+            # The drill clock moves only once these readings' detections are on their way:
+            # a tick carrying it then follows them on every zone.commands partition, and can
+            # never end a hold before a detection of an earlier time is staged.
+            ex_max = int(batch.ts_ms[batch.exercise].max())
+            self._exercise_watermark = max(self._exercise_watermark, ex_max)
         if self.sink is not None:
             self.sink.write_readings(batch)
             if dets:
@@ -544,7 +564,8 @@ class Worker:
         m = self._machines.get(partition)
         if m is None:
             blob = self.alert_state.get(str(partition))
-            m = AlertMachine.from_bytes(blob) if blob else AlertMachine()
+            policies = self.services.policies
+            m = AlertMachine.from_bytes(blob, policies) if blob else AlertMachine(policies)
             self._machines[partition] = m
         return m
 
@@ -557,10 +578,10 @@ class Worker:
                 self._poison(event, err)
                 continue
             m = self._machine(p)
-            out: list[AlertEvent] = []
+            out: list[StageEvent] = []
             changed = False
             for cmd in cmds:
-                step: list[AlertEvent] = []
+                step: list[StageEvent] = []
                 if cmd.kind == "detection" and cmd.detection is not None:
                     det = cmd.detection
                     step = m.feed(det, [self.services.zone_info(cmd.zone, det.hazard)])
@@ -576,7 +597,7 @@ class Worker:
                 self.alert_state[str(p)] = m.to_bytes()
             await self._send_alerts(out, p)
 
-    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[AlertEvent]:
+    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[StageEvent]:
         try:
             if a.action == "ack" and a.alert_id:
                 return m.acknowledge(a.alert_id, actor=a.actor, ts_ms=a.ts_ms, reason=a.reason)
@@ -612,12 +633,22 @@ class Worker:
         log.warning("operator action %s by %s is incomplete", a.action, a.actor)
         return []
 
-    async def _send_alerts(self, events: list[AlertEvent], partition: int) -> None:
+    async def _send_alerts(self, events: list[StageEvent], partition: int) -> None:
+        """Public transitions to ``alerts`` (and the HQ machine); operators' data-quality
+        alerts to ``dq.alerts`` and straight to InfluxDB — never to SMS, CAP or HQ."""
+        dq: list[DataQualityAlert] = []
         for ev in events:
             raw = encode(ev)
+            if isinstance(ev, DataQualityAlert):
+                dq.append(ev)
+                await self.dq_alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
+                continue
             await self.alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
             await self.hq_inputs.send(key=ev.zone.encode(), value=raw, partition=0)
-        self.metrics.counters["alert_events"] += len(events)
+        if dq and self.sink is not None:
+            self.sink.write_dq_alerts(dq)
+        self.metrics.counters["alert_events"] += len(events) - len(dq)
+        self.metrics.counters["dq_alert_events"] += len(dq)
 
     async def _deliver(self, stream: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -714,7 +745,16 @@ class Worker:
         drill = {"exercise_clock_ms": self.exercise_clock_ms()}
         return {**self.metrics.snapshot(), **stats, **sink, **drill}
 
+    def _write_stations(self) -> None:
+        """The registry's stations → InfluxDB ``station`` (the situation map's station layer):
+        at start (a changed registry is a restart) and daily, within the dashboards' window."""
+        if self.sink is not None:
+            self.sink.write_stations()
+            self._stations_written = time.monotonic()
+
     async def _report(self) -> None:
+        if time.monotonic() - self._stations_written >= 86_400:
+            self._write_stations()
         snap = self.snapshot()
         log.info("worker metrics %s", snap)
         if self.sink is not None:
