@@ -197,7 +197,9 @@ class Notifier:
     ) -> tuple[list[PlannedDelivery], dict[str, Recipient]]:
         """Who the step concerns, what changes for each, into the sent log (a thread)."""
         assert step.event_id is not None
-        audience = self.store.audience(step.zone, board.hazard, exercise=board.exercise)
+        audience = self.store.audience(
+            step.zone, board.hazard, exercise=board.exercise, within=list(board.zones)
+        )
         if not audience:
             return [], {}
         last = self.store.last_levels(step.event_id, [r.id for r in audience])

@@ -3,8 +3,8 @@
 ``streams`` is the only package that wires ``detectors``, ``geo`` and ``alerting`` together;
 this module does the adaptation between them (geo's zones → alerting's
 :class:`~alerting.model.ZoneInfo`; subscribers come from the store, ``streams/store``), once
-per process, and the geo join of detections (:meth:`Services.route`): which zones a detection stages, and
-at which level in each.
+per process, and the geo join of detections (:meth:`Services.route`): which zones a
+detection stages, and at which level in each.
 
 A station detection stages the station's impact zones at its own level. An earthquake
 catalogue detection (``earthquake.catalogue``) is not about its relaying station: it is

@@ -209,3 +209,15 @@ def test_a_fan_out_of_thousands_is_planned_and_recorded_in_batches(
     assert store.pending() == []
     (s,) = store.summaries()
     assert s.submitted == 5000 and s.recipients == 5000
+
+
+def test_audience_within_the_board_zones(store: SubscriberStore, zones: ZoneRegistry) -> None:
+    seeded(store, zones)
+    full = {r.id: r for r in store.audience("11030", "flood", exercise=True)}
+    assert len(full["drill-seoul-hq"].zones) > 400  # every zone of Seoul
+    near = {
+        r.id: r for r in store.audience("11030", "flood", exercise=True, within=["11030", "11"])
+    }
+    assert set(near) == set(full)
+    assert set(near["drill-seoul-hq"].zones) == {"11", "11030"}
+    assert near["drill-seoul-hq"].located == full["drill-seoul-hq"].located

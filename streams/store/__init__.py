@@ -261,9 +261,13 @@ class SubscriberStore(Protocol):
 
     def listing(self, *, limit: int = 100, offset: int = 0) -> list[Subscriber]: ...
 
-    def audience(self, zone: str, hazard: str, *, exercise: bool) -> list[Recipient]:
+    def audience(
+        self, zone: str, hazard: str, *, exercise: bool, within: Sequence[str] | None = None
+    ) -> list[Recipient]:
         """Subscribers concerned by ``zone``, opted into ``hazard``, not opted out, with the
-        drill flag equal to ``exercise``."""
+        drill flag equal to ``exercise``. With ``within``, each one's ``zones`` holds only
+        those of these zones that concern them (the zones on a board: all a delivery decision
+        looks at; a subscriber to Seoul is concerned by 457 zones)."""
         ...
 
     def recipients(self, subscriber_ids: Sequence[str]) -> dict[str, Recipient]:

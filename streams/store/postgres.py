@@ -181,14 +181,22 @@ class PostgresStore:
             ).fetchall()
         return [_subscriber(r) for r in rows]
 
-    def audience(self, zone: str, hazard: str, *, exercise: bool) -> list[Recipient]:
-        cols = ", ".join("s." + c for c in SUB_NAMES)
+    def audience(
+        self, zone: str, hazard: str, *, exercise: bool, within: Sequence[str] | None = None
+    ) -> list[Recipient]:
+        member = "ARRAY(SELECT m FROM unnest(s.member_zones) AS m WHERE m = ANY(%s))"
+        cols = ", ".join(
+            member if (c == "member_zones" and within is not None) else "s." + c for c in SUB_NAMES
+        )
+        args: tuple[Any, ...] = (zone, exercise, hazard)
+        if within is not None:
+            args = (list(within), *args)
         with self._conn() as conn:
             rows = conn.execute(
                 f"SELECT {cols} FROM subscriber_zones z JOIN subscribers s "
                 "ON s.id = z.subscriber_id WHERE z.zone = %s AND s.drill = %s "
                 "AND s.opted_out_ms IS NULL AND %s = ANY(s.hazards)",
-                (zone, exercise, hazard),
+                args,
             ).fetchall()
         return [_subscriber(r).recipient() for r in rows]
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from alerting.model import Recipient
 from streams.store import (
     DeliveryRecord,
@@ -157,7 +159,9 @@ class SqliteStore:
             ).fetchall()
         return [_subscriber(r) for r in rows]
 
-    def audience(self, zone: str, hazard: str, *, exercise: bool) -> list[Recipient]:
+    def audience(
+        self, zone: str, hazard: str, *, exercise: bool, within: Sequence[str] | None = None
+    ) -> list[Recipient]:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {', '.join('s.' + c.strip() for c in SUB_COLS.split(','))} "
@@ -166,7 +170,16 @@ class SqliteStore:
                 "AND EXISTS (SELECT 1 FROM json_each(s.hazards) WHERE value = ?)",
                 (zone, int(exercise), hazard),
             ).fetchall()
-        return [_subscriber(r).recipient() for r in rows]
+        subs = [_subscriber(r) for r in rows]
+        if within is not None:
+            keep = set(within)
+            subs = [
+                msgspec.structs.replace(
+                    s, member_zones=tuple(z for z in s.member_zones if z in keep)
+                )
+                for s in subs
+            ]
+        return [s.recipient() for s in subs]
 
     def recipients(self, subscriber_ids: Sequence[str]) -> dict[str, Recipient]:
         out: dict[str, Recipient] = {}
