@@ -350,6 +350,7 @@ def plan_notices(
     station = (station_names or {}).get(lead, lead)
     limit = templates.field_limits["zone"]
     manual = templates.manual if manual_stage(ev) else None
+    bodies: dict[tuple[str, str], str] = {}
     out: list[Notice] = []
     seen: set[str] = set()
     for r in audience:
@@ -369,25 +370,28 @@ def plan_notices(
             continue
         area = area_name(board, r, level=now, trigger_zone=step.zone, limit=limit)
         stage = Level(now).wire if now else "cleared"
-        if manual is not None:  # an operator's decision says so, and who decided
-            text = manual.render(
-                hazard,
-                stage,
-                keyword=templates.hazards[hazard].keyword,
-                prefix=templates.prefix,
-                zone=area,
-            )
-            body = templates.drill_prefix + text if board.exercise else text
-        else:
-            body = templates.render_fields(
-                hazard,
-                stage,
-                zone=area,
-                station=station,
-                value=value,
-                drill=board.exercise,
-                rule=rule,
-            )
+        body = bodies.get((stage, area))
+        if body is None:
+            if manual is not None:  # an operator's decision says so, and who decided
+                text = manual.render(
+                    hazard,
+                    stage,
+                    keyword=templates.hazards[hazard].keyword,
+                    prefix=templates.prefix,
+                    zone=area,
+                )
+                body = templates.drill_prefix + text if board.exercise else text
+            else:
+                body = templates.render_fields(
+                    hazard,
+                    stage,
+                    zone=area,
+                    station=station,
+                    value=value,
+                    drill=board.exercise,
+                    rule=rule,
+                )
+            bodies[(stage, area)] = body  # thousands of people share a few areas
         key = notice_key(r.id, step.event_id, now, ev.event_id or f"{step.zone}#{step.seq}")
         out.append(
             Notice(
