@@ -8,16 +8,18 @@ Pure state machines (no I/O, JSON-serializable state; docs/design.md §4):
 * :mod:`alerting.policy` — per-hazard staging policy (quorum, N-of-M, off-delay, dwell).
 * :mod:`alerting.hq` — :class:`HQMachine`: 비상 1·2·3단계 from province counts, proposals.
 
-Delivery adapters (docs/design.md §5), imported from their modules:
+Delivery rules (docs/design.md §5), imported from their modules:
 
+* :mod:`alerting.delivery` — zone transitions grouped into events per hazard, one message per
+  person per change of their level, the area each message names.
 * :mod:`alerting.templates` — SMS templates, validated at load.
-* :mod:`alerting.sms` — recipients, drill isolation, Twilio / dry-run providers, dispatcher.
-* :mod:`alerting.sentlog` — the durable sent log (exactly one SMS per event × recipient).
-* :mod:`alerting.status` — delivery-status callbacks (parser, aiohttp handler factory).
-* :mod:`alerting.cap`, :mod:`alerting.cap_check`, :mod:`alerting.feed` — CAP 1.2.
+* :mod:`alerting.sms` — drill isolation, what a provider's answer means, adaptive pacing.
+* :mod:`alerting.cap`, :mod:`alerting.cap_check` — CAP 1.2 documents.
 
-Nothing here imports Kafka, MQTT, Faust or ``geo``: the worker adapts geo's zones and
-recipients to :class:`ZoneInfo` and :class:`Recipient`.
+Nothing here imports Kafka, MQTT, Faust, HTTP clients, databases or ``geo``: the fan-out,
+the sent log, status callbacks and the CAP feed folder are adapters in ``streams/``; the
+worker adapts geo's zones and the store's subscribers to :class:`ZoneInfo` and
+:class:`Recipient`.
 """
 
 from __future__ import annotations

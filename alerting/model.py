@@ -69,7 +69,7 @@ class ZoneInfo:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """An SMS subscriber (adapt geo's recipient objects to this shape)."""
+    """An SMS subscriber (adapt geo's recipient objects, or store rows, to this shape)."""
 
     phone: str
     lang: str = "ko"
@@ -77,6 +77,19 @@ class Recipient:
     hazards: frozenset[str] = field(default_factory=frozenset)
     #: Drill recipients receive exercises; everyone else never does.
     drill: bool = False
+    #: Subscriber id (stable; keys the sent log). Defaults to the phone number.
+    id: str = ""
+    #: Every zone that concerns the subscriber: located zones and their ancestors, and the
+    #: zones overlapping each area they subscribe to (``geo.recipients``).
+    zones: tuple[str, ...] = ()
+    #: The zones containing the subscriber's location, smallest first (empty: no location).
+    located: tuple[str, ...] = ()
+    #: A point for "nearest first" (the location, else a point of the first declared zone).
+    point: LatLon | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", self.phone)
 
     def wants(self, hazard: str) -> bool:
         return not self.hazards or hazard in self.hazards

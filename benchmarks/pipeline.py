@@ -105,7 +105,6 @@ def bench_settings(stack: Stack, tmp: Path, registry: Path, checkpoint_s: float)
                 update={
                     "stations": registry,
                     "cap_feed": tmp / "cap",
-                    "sent_log": tmp / "sent.sqlite",
                 }
             ),
             "mqtt": base.mqtt.model_copy(

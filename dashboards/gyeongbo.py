@@ -770,6 +770,47 @@ def operations() -> Built:
         "are held out of the zone's public stages and which checks they fail. They never "
         "reach SMS, CAP or the headquarters stages.",
     )
+    b.row("SMS delivery · 문자 발송")
+    b.panel(
+        "table",
+        "SMS per event: submitted, delivered, failed, opted out",
+        24,
+        8,
+        [
+            (
+                'SELECT last("recipients") AS "recipients", last("submitted") AS "submitted", '
+                'last("delivered") AS "delivered", last("undelivered") AS "undelivered", '
+                'last("failed") AS "failed", last("permanent") AS "permanent", '
+                'last("opted_out") AS "opted_out", last("planned") AS "pending", '
+                'last("fanout_s") AS "fanout_s" '
+                f'FROM "delivery" WHERE {EX} AND $timeFilter GROUP BY "event", "hazard"',
+                Expect(
+                    (
+                        "time",
+                        "recipients",
+                        "submitted",
+                        "delivered",
+                        "undelivered",
+                        "failed",
+                        "permanent",
+                        "opted_out",
+                        "pending",
+                        "fanout_s",
+                    ),
+                    ("event", "hazard"),
+                ),
+            )
+        ],
+        table=True,
+        transformations=[
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {"excludeByName": {"time": True}}},
+        ],
+        description="One row per hazard event (docs/design.md §5): people reached, messages "
+        "submitted to Twilio, delivered / undelivered / failed by its status callbacks, "
+        "refused as permanent (invalid or landline numbers), opted out (replied STOP), still "
+        "pending, and seconds from the first message planned to the last submitted.",
+    )
     b.row("Pipeline · 처리 파이프라인")
     b.panel(
         "timeseries",

@@ -11,6 +11,7 @@
         zones: ["11030"]              # KOSTAT codes or custom zone ids
         hazards: [flood, heavy_rain, earthquake]  # or [all]: every public hazard
         drill: false                  # true: an exercise handset, gets drills and only drills
+        consent: 2026-11-01T09:00:00+09:00       # when they agreed to be messaged (optional)
 
 A recipient's zones are
 
@@ -44,8 +45,9 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -68,10 +70,12 @@ from gyeongbo.vocab import Hazard
 
 __all__ = [
     "PUBLIC_HAZARDS",
+    "Membership",
     "Recipient",
     "RecipientDirectory",
     "RecipientError",
     "load_recipients",
+    "memberships",
     "parse_recipients",
 ]
 
@@ -99,6 +103,7 @@ class _RecipientIn(BaseModel):
     zones: tuple[str, ...] = ()
     hazards: tuple[str, ...] = Field(min_length=1)
     drill: bool = False
+    consent: datetime | None = None
     note: str | None = None
 
     @field_validator("hazards")
@@ -129,6 +134,12 @@ class Recipient:
     location: tuple[float, float] | None = field(default=None, repr=False)
     declared: tuple[str, ...] = ()
     zones: tuple[str, ...] = field(default=(), repr=False)
+    #: Zones holding the location, smallest first (empty without a location).
+    located: tuple[str, ...] = field(default=(), repr=False)
+    #: The location, else a point inside the first declared zone ("nearest first").
+    point: tuple[float, float] | None = field(default=None, repr=False)
+    #: When the subscriber consented (epoch ms), if recorded.
+    consent_ms: int | None = None
 
     def wants(self, hazard: Hazard | str) -> bool:
         return Hazard(hazard) in self.hazards
@@ -222,19 +233,16 @@ def parse_recipients(
             problems.append(f"{where}: unknown zone(s) {unknown}")
     if problems:
         raise RecipientError(path, problems)
-    located = zones.locate_many(
-        [r.location.lat if r.location else float("nan") for _, r in parsed],
-        [r.location.lon if r.location else float("nan") for _, r in parsed],
+    member = memberships(
+        zones,
+        [(r.location.lat, r.location.lon) if r.location else None for _, r in parsed],
+        [r.zones for _, r in parsed],
     )
     out: list[Recipient] = []
-    for k, (i, r) in enumerate(parsed):
-        here: tuple[str, ...] = ()
-        if r.location is not None:
-            loc = located.location(k)
-            if not loc.admin:
-                problems.append(f"recipients[{i}] (id={r.id!r}): location is outside every zone")
-                continue
-            here = loc.admin + loc.custom
+    for (i, r), m in zip(parsed, member, strict=True):
+        if m is None:
+            problems.append(f"recipients[{i}] (id={r.id!r}): location is outside every zone")
+            continue
         hazards = PUBLIC_HAZARDS if "all" in r.hazards else frozenset(Hazard(h) for h in r.hazards)
         out.append(
             Recipient(
@@ -245,16 +253,67 @@ def parse_recipients(
                 drill=r.drill,
                 location=(r.location.lat, r.location.lon) if r.location else None,
                 declared=r.zones,
-                zones=tuple(
-                    dict.fromkeys(
-                        (*zones.closure(here), *(o for z in r.zones for o in zones.overlapping(z)))
-                    )
-                ),
+                zones=m.zones,
+                located=m.located,
+                point=m.point,
+                consent_ms=int(r.consent.timestamp() * 1000) if r.consent else None,
             )
         )
     if problems:
         raise RecipientError(path, problems)
     return RecipientDirectory(out, version=str(data.get("version", "0")))
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The zones that concern one subscriber (see the module docstring)."""
+
+    zones: tuple[str, ...]
+    located: tuple[str, ...]
+    point: tuple[float, float] | None
+
+
+def memberships(
+    zones: ZoneRegistry,
+    locations: Sequence[tuple[float, float] | None],
+    declared: Sequence[Sequence[str]],
+) -> list[Membership | None]:
+    """Zone membership of many subscribers at once: located zones (and their ancestors) and
+    the zones overlapping each declared area. None where a location lies outside every zone.
+    Declared zones must exist in ``zones`` (KeyError otherwise).
+
+    >>> from geo.zones import load_zones
+    >>> z = load_zones()
+    >>> m = memberships(z, [(37.5175, 126.97), None], [(), ("11030",)])
+    >>> m[0].located[-1], "11030" in m[0].zones, m[1].located, m[1].point is not None
+    ('11', True, (), True)
+    """
+    if len(locations) != len(declared):
+        raise ValueError("locations and declared differ in length")
+    lat = [p[0] if p else float("nan") for p in locations]
+    lon = [p[1] if p else float("nan") for p in locations]
+    found = zones.locate_many(lat, lon) if locations else None
+    out: list[Membership | None] = []
+    for k, (loc, decl) in enumerate(zip(locations, declared, strict=True)):
+        here: tuple[str, ...] = ()
+        if loc is not None:
+            assert found is not None
+            where = found.location(k)
+            if not where.admin:
+                out.append(None)
+                continue
+            here = tuple(
+                sorted(where.admin + where.custom, key=lambda z: float(zones[z].geometry.area))
+            )
+        allz = dict.fromkeys(zones.closure(here))
+        for z in decl:
+            allz.update(dict.fromkeys(zones.overlapping(z)))
+        point = loc
+        if point is None and decl:
+            rp = zones[decl[0]].geometry.representative_point()
+            point = (round(float(rp.y), 6), round(float(rp.x), 6))
+        out.append(Membership(tuple(allz), here, point))
+    return out
 
 
 def load_recipients(

@@ -20,7 +20,9 @@ from gyeongbo.stack.cli import app as stack_app
 from simulators.cli import drill_app, simulate_app
 from streams.alerts_cli import app as alerts_app
 from streams.bridge_cli import app as bridge_app
+from streams.deliveries_cli import app as deliveries_app
 from streams.operators_cli import app as operators_app
+from streams.recipients_cli import app as recipients_app
 from streams.worker_cli import worker as worker_command
 
 app = typer.Typer(
@@ -50,6 +52,8 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(bridge_app, name="bridge")
 app.command("worker")(worker_command)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(recipients_app, name="recipients")
+app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(operators_app, name="operators")
 app.add_typer(drill_app, name="drill")
 app.add_typer(simulate_app, name="simulate")

@@ -63,6 +63,9 @@ class Topics(_Frozen):
     #: partitioned by zone like ``alerts``. Never public.
     dq_alerts: Topic = Topic(name="dq.alerts", partitions=4)
     sms_status: Topic = Topic(name="sms.status", partitions=1)
+    #: Worker-internal: every public zone transition again, keyed by namespace|hazard, so
+    #: one worker sees all zones of a hazard and groups them into events per person.
+    notify: Topic = Topic(name="alerts.notify", partitions=4)
 
     @model_validator(mode="before")
     @classmethod
@@ -169,8 +172,8 @@ class TwilioSettings(_Frozen):
     messaging_service_sid: str | None = None
     status_callback_url: str | None = None
     max_sms_chars: int = Field(default=90, ge=40, le=157)
-    #: Messages per second to Twilio (token bucket); Twilio queues above its account limit.
-    rate_per_s: float = Field(default=10.0, gt=0)
+    #: Seconds before a request to Twilio is abandoned (then retried as a transient error).
+    timeout_s: float = Field(default=15.0, gt=0)
     #: CAP <sender> of every alert document.
     cap_sender: str = "gyeongbo@situation-room.example.kr"
 
@@ -189,8 +192,6 @@ class PathSettings(_Frozen):
     scenarios: Path = REPO_ROOT / "simulators" / "scenarios"
     #: KOSTAT administrative boundaries (GeoJSON); see config/boundaries/ATTRIBUTION.md.
     admin_boundaries: Path = REPO_ROOT / "config" / "boundaries"
-    #: Durable SMS sent log (SQLite) of the dispatcher.
-    sent_log: Path = Path(".gyeongbo") / "worker" / "sms-sent.sqlite"
     #: Folder the CAP 1.2 feed (documents + index.json) is written to.
     cap_feed: Path = Path(".gyeongbo") / "worker" / "cap"
 
@@ -205,6 +206,53 @@ class StackSettings(_Frozen):
     influxd_port: int = 18086
     influx_compat_port: int = 18087
     fake_twilio_port: int = 18088
+    #: Start a PostgreSQL cluster of the stack's own (Debian's ``postgresql``, under
+    #: ``<home>/postgres``) for the subscriber store; never the machine's server on 5432.
+    postgres: bool = True
+    postgres_port: int = 15432
+
+
+class StoreSettings(_Frozen):
+    """The subscriber store and SMS sent log (``streams/store``).
+
+    ``sqlite:///path`` (embedded; the default, for drills and demos: no server) or
+    ``postgresql://user:password@host:port/db`` (production; the local stack prints its
+    own). A secret: a PostgreSQL URL may carry a password.
+    """
+
+    url: SecretStr = SecretStr("sqlite:///.gyeongbo/subscribers.sqlite")
+    #: YAML imported into a store that has no subscribers at all when a worker starts (a
+    #: fresh drill or demo); empty = never (production imports with
+    #: ``gyeongbo recipients import``).
+    seed_recipients: Path | None = REPO_ROOT / "config" / "recipients.yaml"
+    #: PostgreSQL connections per process (the fan-out writes in batches from a few threads).
+    pool_size: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("seed_recipients", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v in ("", None) else v
+
+
+class DeliverySettings(_Frozen):
+    """Recipient-centred SMS delivery and its fan-out (docs/design.md §5)."""
+
+    #: Requests to the SMS provider in flight at most (Twilio's default account concurrency
+    #: is 100; beyond it answers 429). Adaptive: 429s halve it, successes grow it back.
+    max_in_flight: int = Field(default=100, ge=1, le=1000)
+    min_in_flight: int = Field(default=4, ge=1)
+    #: An event of a hazard closes once every zone has been below 주의 this long; a zone
+    #: raised again within it belongs to the same event.
+    group_hold_s: float = Field(default=3600.0, ge=0)
+    #: Attempts per message for rate-limit and 5xx answers before it is recorded failed.
+    max_attempts: int = Field(default=8, ge=1)
+    #: Retry backoff: doubling from ``backoff_s`` up to ``backoff_max_s``.
+    backoff_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    #: Outcomes are written to the sent log in batches of at most this many rows, at least
+    #: every ``flush_s`` seconds.
+    batch_rows: int = Field(default=500, ge=1)
+    flush_s: float = Field(default=0.2, gt=0)
 
 
 class WorkerSettings(_Frozen):
@@ -310,6 +358,8 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     stack: StackSettings = StackSettings()
     worker: WorkerSettings = WorkerSettings()
+    store: StoreSettings = StoreSettings()
+    delivery: DeliverySettings = DeliverySettings()
     operator: OperatorSettings = OperatorSettings()
     alerting: AlertingSettings = AlertingSettings()
 

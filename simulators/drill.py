@@ -37,16 +37,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from alerting.cap import cap_wanted
-from alerting.feed import build_index
 from gyeongbo.events import decode_alert
 from gyeongbo.kafka_security import aiokafka_security
 from gyeongbo.registry import Registry, load_registry
@@ -62,8 +62,18 @@ from simulators.generator import (
     rfc3339,
 )
 from simulators.publisher import MqttPublisher, play
-from simulators.report import DrillReport, Observed, evaluate, fmt_t, print_report
+from simulators.report import (
+    DrillReport,
+    Observed,
+    evaluate,
+    fmt_t,
+    limit_findings,
+    print_report,
+    recipient_counts,
+    reraise_cycles,
+)
 from simulators.scenario import Scenario, load_checked, stage_threshold
+from streams.cap_feed import build_index
 
 __all__ = [
     "PIPELINE_HOOK",
@@ -144,7 +154,8 @@ def stack_context(settings: Settings, console: Console) -> Iterator[tuple[Settin
     # so a second drill within the scenario's length has readings older than the first's,
     # which the detectors' state would drop as late. Kept after the run for inspection.
     home = Path(settings.stack.home) / "drill-stack"
-    config = settings.stack.model_copy(update={"home": home})
+    # No database server: the drill keeps its subscribers and sent log in SQLite there.
+    config = settings.stack.model_copy(update={"home": home, "postgres": False})
     if (home / "stack.json").exists():  # a killed drill's stack may still run: stop it
         with contextlib.suppress(Exception):
             left = Stack(config=config, settings=settings)
@@ -437,6 +448,53 @@ def fetch_sms(api_base: str | None, timeout_s: float = 3.0) -> list[dict[str, An
     return [m for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else None
 
 
+def fetch_sent(settings: Settings, since_ms: int, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    """The drill's messages from the worker's sent log (``GET /deliveries``): one entry per
+    message of an exercise event planned since ``since_ms``, sent or still going out, with
+    the subscriber id, hazard, event and kind. Raises OSError/ValueError when unreachable."""
+    from urllib.parse import quote
+
+    base = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
+    token = settings.operator.token
+    headers = {"Accept": "application/json"}
+    if token is not None:  # the sent log is for operators (a viewer token is enough)
+        headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+
+    def get(path: str) -> Any:
+        req = urllib.request.Request(base + path, headers=headers)
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return json.loads(resp.read())
+
+    out: list[dict[str, Any]] = []
+    for ev in get("/deliveries?limit=500"):
+        if not ev.get("exercise") or int(ev.get("first_planned_ms") or 0) < since_ms:
+            continue
+        for row in get(f"/deliveries/{quote(str(ev['event_id']), safe='')}?limit=100000"):
+            if row.get("state") in ("sent", "dry_run", "planned"):
+                out.append(
+                    {
+                        "recipient": row["subscriber_id"],
+                        "hazard": row["hazard"],
+                        "event": row["event_id"],
+                        "kind": row["kind"],
+                    }
+                )
+    return out
+
+
+def _sent_from_sms(sms: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Without the sent log: the fake's messages, per handset and hazard (by the English
+    keyword every template carries; one event per hazard)."""
+    from alerting.templates import load_templates
+
+    keywords = {h.keyword: name for name, h in load_templates().hazards.items()}
+    out = []
+    for m in sms:
+        hazard = next((hz for kw, hz in keywords.items() if f" {kw} " in m["body"]), "?")
+        out.append({"recipient": m["to"], "hazard": hazard, "event": hazard})
+    return out
+
+
 def _mask(number: str) -> str:
     return number[:-8] + "****" + number[-4:] if len(number) > 8 else "****"
 
@@ -545,7 +603,12 @@ def run_drill(
         pipe: AbstractContextManager[Any] = (
             pipeline_context(live) if want_pipeline else contextlib.nullcontext()
         )
-        with pipe:
+        with pipe as running:
+            token = getattr(running, "viewer_token", None)
+            if token and live.operator.token is None:
+                # the pipeline the drill started lets it read the sent log (per-person counts)
+                op = live.operator.model_copy(update={"token": SecretStr(str(token))})
+                live = live.model_copy(update={"operator": op})
             if options.check_clock:
                 check_drill_clock(live, sc, options, console)
             report = asyncio.run(_drill(sc, reg, live, options, seed, console))
@@ -680,6 +743,22 @@ async def _drill(
         for m in report.sms:
             if "[훈련]" not in m["body"]:
                 findings.append(f"SMS {m['sid']} to {m['to']} lacks the [훈련] drill prefix")
+    # residents' view: messages per recipient per event, clear → re-raise cycles
+    try:
+        sent: list[dict[str, Any]] | None = fetch_sent(settings, int(wall_start * 1000) - 1000)
+    except (urllib.error.URLError, OSError, ValueError):
+        sent = _sent_from_sms(report.sms) if report.sms is not None else None
+        report.notes.append(
+            "per-person counts from the fake Twilio, per handset and hazard (the worker's "
+            "/deliveries needs GYEONGBO_OPERATOR__TOKEN, a viewer's token)"
+        )
+    counts = recipient_counts(sent) if sent is not None else []
+    report.per_recipient = [asdict(c) for c in counts] if sent is not None else None
+    cycles = reraise_cycles(obs)
+    report.cycles = [asdict(c) for c in cycles]
+    findings += limit_findings(
+        counts, cycles, max_messages=sc.max_messages_per_recipient, max_cycles=sc.max_cycles
+    )
     public = [
         o
         for o in obs

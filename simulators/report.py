@@ -39,12 +39,17 @@ from simulators.scenario import Expectation, Never
 
 __all__ = [
     "FAILING",
+    "Cycle",
     "DrillReport",
     "Observed",
     "Outcome",
+    "RecipientCount",
     "evaluate",
     "fmt_t",
+    "limit_findings",
     "print_report",
+    "recipient_counts",
+    "reraise_cycles",
 ]
 
 Status = Literal["met", "late", "early", "missed", "unexpected", "extra", "other"]
@@ -260,6 +265,9 @@ class DrillReport:
     #: Problems outside the expectation list (each fails the drill), e.g. a lost exercise
     #: flag, an SMS without the [훈련] prefix, missing rejections.
     findings: list[str] = field(default_factory=list)
+    #: Per person (see the section at the end): asdict(RecipientCount) and asdict(Cycle).
+    per_recipient: list[dict[str, Any]] | None = None
+    cycles: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -377,9 +385,151 @@ def print_report(report: DrillReport, console: Console) -> None:
         "CAP documents: "
         + ("not checked" if report.cap_documents is None else str(report.cap_documents))
     )
+    print_per_person(report, console)
     for n in report.notes:
         console.print(f"[dim]note:[/dim] {n}")
     for f in report.findings:
         console.print(f"[bold red]finding:[/bold red] {f}")
     verdict = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
     console.print(f"{verdict} {report.counts()}")
+
+
+# -- per person (residents' view): messages per recipient per event, clear → re-raise cycles ----
+# A drill is also judged as the people it reaches would judge it: how many messages each
+# handset got for one event, and how often a zone's public stage was lifted and raised again.
+# Scenario fields ``max_messages_per_recipient`` and ``max_cycles`` (one number, or per hazard)
+# bound them; a drill over a bound fails.
+
+
+@dataclass(frozen=True)
+class RecipientCount:
+    """Messages one recipient (masked) got for one event."""
+
+    recipient: str
+    hazard: str
+    event: str
+    messages: int
+    kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """Clear → re-raise cycles of one zone and hazard (public stage 주의+ lifted below 주의, then
+    raised to 주의+ again)."""
+
+    zone: str
+    hazard: str
+    cycles: int
+
+
+def recipient_counts(messages: Sequence[Mapping[str, Any]]) -> list[RecipientCount]:
+    """Group sent messages (``recipient``, ``hazard``, ``event``, optional ``kind``) per
+    recipient and event, most messages first.
+
+    >>> m = [{"recipient": "+8210****9001", "hazard": "flood", "event": "e1", "kind": "rise"}] * 2
+    >>> [(c.recipient, c.messages) for c in recipient_counts(m)]
+    [('+8210****9001', 2)]
+    """
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for m in messages:
+        key = (str(m["recipient"]), str(m["hazard"]), str(m["event"]))
+        groups.setdefault(key, []).append(str(m.get("kind") or ""))
+    out = [RecipientCount(r, h, e, len(k), tuple(k)) for (r, h, e), k in groups.items()]
+    return sorted(out, key=lambda c: (-c.messages, c.recipient, c.event))
+
+
+def reraise_cycles(observed: Sequence[Observed]) -> list[Cycle]:
+    """Clear → re-raise cycles per zone and hazard, from the observed transitions.
+
+    >>> obs = [Observed("heavy_rain", "11010", lv, pv, t) for t, (pv, lv) in enumerate(
+    ...     [("cleared", "caution"), ("caution", "cleared"), ("cleared", "caution"),
+    ...      ("caution", "alert"), ("alert", "attention"), ("attention", "caution")])]
+    >>> [(c.zone, c.cycles) for c in reraise_cycles(obs)]
+    [('11010', 2)]
+    """
+    public = int(Level.CAUTION)
+    state: dict[tuple[str, str], tuple[bool, bool]] = {}  # (was public, was lifted)
+    counts: dict[tuple[str, str], int] = {}
+    for o in sorted(observed, key=lambda o: o.t_s):
+        if o.hazard == Hazard.SENSOR_HEALTH.value:
+            continue
+        key = (o.zone, o.hazard)
+        up = o.level != "cleared" and _rank(o.level) >= public
+        was_up, lifted = state.get(key, (False, False))
+        if up and not was_up and lifted:
+            counts[key] = counts.get(key, 0) + 1
+        state[key] = (up, lifted or (was_up and not up))
+        counts.setdefault(key, 0)
+    return sorted(
+        (Cycle(z, h, n) for (z, h), n in counts.items()),
+        key=lambda c: (-c.cycles, c.hazard, c.zone),
+    )
+
+
+def _bound(limit: int | Mapping[str, int] | None, hazard: str) -> int | None:
+    if limit is None or isinstance(limit, int):
+        return limit
+    return limit.get(hazard, limit.get("*"))
+
+
+def limit_findings(
+    counts: Sequence[RecipientCount],
+    cycles: Sequence[Cycle],
+    *,
+    max_messages: int | Mapping[str, int] | None,
+    max_cycles: int | Mapping[str, int] | None,
+) -> list[str]:
+    """What exceeds the scenario's per-person bounds (each one fails the drill).
+
+    >>> limit_findings([RecipientCount("+8210****9001", "flood", "e1", 5)], [],
+    ...                max_messages={"flood": 4}, max_cycles=None)
+    ['+8210****9001 got 5 flood messages for event e1 (at most 4)']
+    """
+    out = []
+    for c in counts:
+        b = _bound(max_messages, c.hazard)
+        if b is not None and c.messages > b:
+            out.append(
+                f"{c.recipient} got {c.messages} {c.hazard} messages for event {c.event} "
+                f"(at most {b})"
+            )
+    for y in cycles:
+        b = _bound(max_cycles, y.hazard)
+        if b is not None and y.cycles > b:
+            out.append(
+                f"{y.hazard} in {y.zone} was lifted and raised again {y.cycles} time(s) "
+                f"(at most {b})"
+            )
+    return out
+
+
+def print_per_person(report: DrillReport, console: Console) -> None:
+    """The residents' view: messages per recipient per event (max and total), cycles."""
+    if report.per_recipient is None:
+        console.print("Per person: not checked (no sent log or fake Twilio reachable)")
+        return
+    counts = report.per_recipient
+    total = sum(int(c["messages"]) for c in counts)
+    most = max((int(c["messages"]) for c in counts), default=0)
+    t = Table(
+        title=f"SMS per recipient per event (total {total}, max {most})", title_justify="left"
+    )
+    for col in ("recipient", "hazard", "messages", "kinds", "event"):
+        t.add_column(col)
+    for c in counts:
+        t.add_row(
+            str(c["recipient"]),
+            str(c["hazard"]),
+            str(c["messages"]),
+            " → ".join(str(k) for k in c["kinds"] if k),
+            str(c["event"]),
+        )
+    console.print(t)
+    cyc = [c for c in report.cycles if int(c["cycles"]) > 0]
+    if cyc:
+        console.print(
+            "clear → re-raise cycles: "
+            + ", ".join(f"{c['hazard']} {c['zone']} ×{c['cycles']}" for c in cyc)
+        )
+    else:
+        console.print("clear → re-raise cycles: none")

@@ -372,6 +372,11 @@ class Scenario(_Model):
     faults: list[Fault] = []
     expect: list[Expectation] = []
     never: list[Never] = []
+    #: Residents' view (simulators/report.py, "per person"): at most this many SMS per
+    #: recipient per event (one number, or per hazard), and at most this many clear → re-raise
+    #: cycles per zone and hazard. Every shipped scenario states both; a drill over them fails.
+    max_messages_per_recipient: int | dict[str, int] | None = None
+    max_cycles: int | dict[str, int] | None = None
     overlays: list[str] = []  # names of overlays already applied
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

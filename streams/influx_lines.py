@@ -58,6 +58,12 @@ measurement        tags                                        fields
                                                                ``alert``, ``serious`` (m);
                                                                structural: ``allowable_<channel>``
 ``pipeline``       ``component``, ``instance`` (+ any given)   every metric as a float
+``delivery``       ``event``, ``hazard``, ``exercise``         ``recipients``, ``messages``,
+                                                               ``planned``, ``submitted``,
+                                                               ``delivered``, ``undelivered``,
+                                                               ``failed``, ``permanent``,
+                                                               ``opted_out`` (int);
+                                                               ``fanout_s`` (float)
 =================  ==========================================  ==================================
 
 ``level`` is the wire name (``cleared``, ``attention``, ``caution``, ``alert``, ``serious``) and
@@ -492,3 +498,35 @@ def metric_lines(
         "pipeline", {**(tags or {}), "component": component, "instance": instance}, fields, ts_ms
     )
     return [] if ln is None else [ln]
+
+
+def delivery_lines(summaries: Iterable[Any], ts_ms: int) -> list[str]:
+    """One ``delivery`` point per event summary (``streams.store.EventSummary``): what the
+    fan-out of that event has done so far, for the operators' delivery panel."""
+    out: list[str] = []
+    for s in summaries:
+        fields: dict[str, FieldValue] = {
+            k: int(getattr(s, k))
+            for k in (
+                "recipients",
+                "messages",
+                "planned",
+                "submitted",
+                "delivered",
+                "undelivered",
+                "failed",
+                "permanent",
+                "opted_out",
+            )
+        }
+        if s.fanout_s is not None:
+            fields["fanout_s"] = float(s.fanout_s)
+        ln = line(
+            "delivery",
+            {"event": s.event_id, "hazard": s.hazard, "exercise": _bool(s.exercise)},
+            fields,
+            ts_ms,
+        )
+        if ln is not None:
+            out.append(ln)
+    return out

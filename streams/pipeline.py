@@ -93,6 +93,32 @@ class LocalPipeline:
     #: restarted worker takes its partitions straight back, but a stopped one keeps them
     #: until its session expires.
     static_membership: bool = False
+    #: A viewer's token issued for whoever started this pipeline (the drill runner reads the
+    #: sent log with it); revoked when the pipeline stops.
+    viewer_token: str | None = None
+    _viewer_id: str | None = None
+
+    def issue_viewer_token(self, operator: str = "local-pipeline") -> str:
+        """A viewer's token in the workers' tokens file (as ``gyeongbo operators add``)."""
+        from streams.operators import TokenStore
+
+        path = Path(self.settings.operator.tokens_file)
+        store = TokenStore.load(path)
+        token, entry = store.issue(operator, "viewer", now_ms=time.time_ns() // 1_000_000)
+        store.save(path)
+        self.viewer_token, self._viewer_id = str(token), entry.token_id
+        return self.viewer_token
+
+    def revoke_viewer_token(self) -> None:
+        from streams.operators import TokenStore
+
+        if self._viewer_id is None:
+            return
+        path = Path(self.settings.operator.tokens_file)
+        store = TokenStore.load(path)
+        store.revoke(self._viewer_id, now_ms=time.time_ns() // 1_000_000)
+        store.save(path)
+        self.viewer_token = self._viewer_id = None
 
     def start_bridge(self, extra_env: Mapping[str, str] | None = None) -> LocalProcess:
         port = _bridge_port(extra_env)
@@ -121,7 +147,6 @@ class LocalPipeline:
             **settings_env(self.settings),
             "GYEONGBO_WORKER__WEB_PORT": str(port),
             "GYEONGBO_WORKER__DATA_DIR": str(data),
-            "GYEONGBO_PATHS__SENT_LOG": str(data / "sms-sent.sqlite"),
             **(extra_env or {}),
         }
         if self.static_membership:
@@ -150,6 +175,7 @@ class LocalPipeline:
         return p
 
     def stop(self) -> None:
+        self.revoke_viewer_token()
         for w in self.workers:
             w.stop()
         if self.bridge is not None:
@@ -213,6 +239,7 @@ def start_local_pipeline(
         pipe.start_bridge()
         for _ in range(workers):
             pipe.start_worker()
+        pipe.issue_viewer_token()
         yield pipe
     finally:
         pipe.stop()

@@ -1,10 +1,10 @@
 """Build the pure packages' objects from settings: what a worker needs, in one place.
 
 ``streams`` is the only package that wires ``detectors``, ``geo`` and ``alerting`` together;
-this module does the adaptation between them (geo's zones and recipients → alerting's
-:class:`~alerting.model.ZoneInfo` and :class:`~alerting.model.Recipient`), once per process,
-and the geo join of detections (:meth:`Services.route`): which zones a detection stages, and
-at which level in each.
+this module does the adaptation between them (geo's zones → alerting's
+:class:`~alerting.model.ZoneInfo`; subscribers come from the store, ``streams/store``), once
+per process, and the geo join of detections (:meth:`Services.route`): which zones a
+detection stages, and at which level in each.
 
 A station detection stages the station's impact zones at its own level. An earthquake
 catalogue detection (``earthquake.catalogue``) is not about its relaying station: it is
@@ -18,13 +18,11 @@ from functools import cached_property
 
 import msgspec
 
-from alerting.model import Recipient as AlertRecipient
 from alerting.model import ZoneInfo
 from alerting.policy import StagePolicy, with_holds
 from alerting.templates import Templates, load_templates
 from geo.kma_quake import kma_targets
 from geo.quake import QuakeEvent
-from geo.recipients import RecipientDirectory, load_recipients
 from geo.stations import StationZoneIndex, station_zones
 from geo.zones import ZoneRegistry, load_zones
 from gyeongbo.events import Detection
@@ -68,10 +66,6 @@ class Services:
         return station_zones(self.registry, self.zones)
 
     @cached_property
-    def recipients(self) -> RecipientDirectory:
-        return load_recipients(self.settings.paths.recipients, zones=self.zones)
-
-    @cached_property
     def templates(self) -> Templates:
         return load_templates(
             self.settings.paths.templates, max_chars=self.settings.twilio.max_sms_chars
@@ -97,7 +91,6 @@ class Services:
             "registry",
             "zones",
             "station_index",
-            "recipients",
             "templates",
             "station_names",
         ):
@@ -144,26 +137,6 @@ class Services:
             )
             self._zone_info[key] = info
         return info
-
-    def audience(self, zone_id: str, hazard: str, *, exercise: bool) -> list[AlertRecipient]:
-        """Recipients of one zone's alert, adapted for the dispatcher.
-
-        geo decides who (opt-ins, sub-zones, and drill handsets if and only if ``exercise``);
-        the dispatcher re-checks drill isolation before every request.
-        """
-        if hazard not in {h.value for h in Hazard} or hazard == Hazard.SENSOR_HEALTH:
-            return []
-        if zone_id not in self.zones:
-            return []
-        return [
-            AlertRecipient(
-                phone=r.phone.e164,
-                lang=r.language,
-                hazards=frozenset(h.value for h in r.hazards),
-                drill=r.drill,
-            )
-            for r in self.recipients.audience(zone_id, hazard, exercise=exercise)
-        ]
 
 
 def catalogue_routes(det: Detection, zones: ZoneRegistry) -> list[tuple[str, Detection]]:

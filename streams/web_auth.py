@@ -44,7 +44,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Routes anyone may call (the Twilio callback checks its own signature).
 OPEN: Final = frozenset({("GET", "/health"), ("GET", "/metrics"), ("POST", "/twilio/status")})
-_VIEW_PREFIXES: Final = ("/alerts", "/audit", "/cap/")
+_VIEW_PREFIXES: Final = ("/alerts", "/audit", "/cap/", "/deliveries")
 _ACTIONS: Final = ("/alerts/", "/zones/")
 
 
@@ -53,6 +53,8 @@ def required_role(method: str, path: str) -> Role | None:
 
     >>> required_role("GET", "/health"), required_role("GET", "/alerts")
     (None, 'viewer')
+    >>> required_role("GET", "/deliveries"), required_role("GET", "/deliveries/e1")
+    ('viewer', 'viewer')
     >>> required_role("POST", "/zones/11030/escalate"), required_role("GET", "/table/")
     ('operator', 'admin')
     """

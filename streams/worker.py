@@ -9,7 +9,9 @@ create`` / the local stack, Faust creates only its changelogs)::
     zone.commands  (detections per zone, timer ticks, operator actions)
       └─ agent stage ── AlertMachine per partition ─→ alerts (Z, key = zone) + hq.inputs (1)
     alerts
-      └─ agent deliver ── CAP 1.2 feed, SMS (Twilio), InfluxDB
+      └─ agent deliver ── CAP 1.2 feed, InfluxDB, public transitions → alerts.notify
+    alerts.notify (N, key = namespace|hazard)
+      └─ agent notify ── events per hazard → one SMS per person per change (streams/notify.py)
     hq.inputs
       └─ agent headquarters ── HQMachine ──────────→ hq.stages (1)
 
@@ -26,13 +28,15 @@ being processed):
 * ``alert-state``: the whole :class:`~alerting.machine.AlertMachine` of one ``zone.commands``
   partition, written after every change;
 * ``hq-state``: the :class:`~alerting.hq.HQMachine`;
-* ``sms-sent``: one entry per (alert event, recipient) that reached a final outcome, checked
-  before sending, beside the dispatcher's own durable SQLite log on the worker's disk.
+* ``notify-state``: per namespace|hazard the zones' public stages and the event they form
+  (:class:`alerting.delivery.Board`), written after the step's messages are planned in the
+  sent log and before any is sent. The sent log itself (one row per person and stage
+  change) lives in the subscriber store (PostgreSQL or SQLite, ``streams/store``).
 
 Guarantees: at-least-once processing (``processing_guarantee="at_least_once"``); every effect is
 idempotent by id — alert transitions carry a deterministic ``event_id``, a replayed transition
-finds its SMS in the sent log and its CAP document on disk — so correctness never rests on
-broker transactions.
+plans no second SMS (the sent log holds its key) and finds its CAP document on disk — so
+correctness never rests on broker transactions.
 
 The per-reading work stays in numpy: a ``readings`` record is one columnar batch (hundreds of
 readings); Python-level work per record is the decode call, the detector call, and a few
@@ -42,7 +46,6 @@ sends (detections are level changes, not readings, and travel as one list per pa
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import zlib
@@ -55,13 +58,8 @@ import msgspec
 import numpy as np
 from faust.types import TP
 
-from alerting.feed import CapFeed
 from alerting.hq import HQMachine
 from alerting.machine import AlertMachine, OperatorError
-from alerting.model import mask_phones_in
-from alerting.sentlog import SqliteSentLog
-from alerting.sms import Dispatcher, DryRunProvider, TokenBucket, provider_from_settings
-from alerting.status import make_status_handler
 from detectors.engine import DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import (
@@ -77,6 +75,7 @@ from gyeongbo.settings import Settings, Topic
 from gyeongbo.topics import topic_configs
 from gyeongbo.vocab import Level
 from streams import kafka_compat
+from streams.cap_feed import CapFeed
 from streams.codec import decode_batch
 from streams.commands import (
     OperatorAction,
@@ -87,6 +86,7 @@ from streams.commands import (
     encode_detections,
 )
 from streams.influx_sink import InfluxSink
+from streams.notify import Notifier
 from streams.partitioning import partition_of, partitions_for
 from streams.services import Services
 from streams.worker_web import web_options
@@ -228,7 +228,6 @@ class Worker:
             "alert-state", partitions=topics.zone_commands.partitions, **tbl
         )
         self.hq_state = self.app.Table("hq-state", partitions=topics.hq_inputs.partitions, **tbl)
-        self.sms_sent = self.app.Table("sms-sent", partitions=topics.alerts.partitions, **tbl)
 
         self.detectors = DetectorSet(self.services.registry)
         self._loaded_stations: set[str] = set()
@@ -251,20 +250,8 @@ class Worker:
         self._stations_written = 0.0
         self._write_stations()
         self.cap = CapFeed(settings.paths.cap_feed, sender=settings.twilio.cap_sender)
-        self.sentlog = SqliteSentLog(settings.paths.sent_log)
-        provider = provider_from_settings(settings.twilio)
-        if isinstance(provider, DryRunProvider):
-            log.warning(
-                "SMS DRY RUN: no Twilio credentials (GYEONGBO_TWILIO__ACCOUNT_SID / "
-                "GYEONGBO_TWILIO__AUTH_TOKEN); messages are logged, not sent"
-            )
-        self.dispatcher = Dispatcher(
-            provider,
-            self.sentlog,
-            self.services.templates,
-            rate=TokenBucket(
-                rate=settings.twilio.rate_per_s, burst=max(1, int(settings.twilio.rate_per_s))
-            ),
+        self.notifier = Notifier(
+            self.app, settings, self.services, sink=self.sink, counters=self.metrics.counters
         )
         self._wire()
 
@@ -284,21 +271,7 @@ class Worker:
 
         app.web_middlewares = middlewares(self)
         app.web_routes.extend(routes(self))
-        app.web_routes.append(
-            (
-                "POST",
-                "/twilio/status",
-                make_status_handler(
-                    self.sentlog,
-                    auth_token=(
-                        self.settings.twilio.auth_token.get_secret_value()
-                        if self.settings.twilio.auth_token
-                        else None
-                    ),
-                    public_url=self.settings.twilio.status_callback_url,
-                ),
-            )
-        )
+        app.web_routes.extend(self.notifier.wire(app))
 
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned: set[TP] = args[0] if args else kwargs.get("assigned", set())
@@ -314,6 +287,7 @@ class Worker:
         if any(tp.topic == self.settings.kafka.topics.hq_inputs.name for tp in assigned):
             self._hq = None
         self.metrics.counters["rebalances"] += 1
+        await self.notifier.on_assigned(assigned)
 
     async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
@@ -321,6 +295,7 @@ class Worker:
         for tp in revoked:
             if tp.topic == zc:
                 self._machines.pop(tp.partition, None)
+        await self.notifier.on_revoked(revoked)
 
     # ----------------------------------------------------------------------------- agents
     async def _detect(self, stream: Any) -> None:
@@ -651,6 +626,8 @@ class Worker:
         self.metrics.counters["dq_alert_events"] += len(dq)
 
     async def _deliver(self, stream: Any) -> None:
+        """Per zone transition: InfluxDB, its CAP document (one per public transition, as CAP
+        consumers expect), and on to ``alerts.notify``, where SMS are decided per person."""
         loop = asyncio.get_running_loop()
         async for raw in stream:
             ev = decode_alert(raw)
@@ -663,25 +640,7 @@ class Worker:
             )
             if zone is not None:
                 await loop.run_in_executor(None, self.cap.publish, ev, zone)
-            recipients = self.services.audience(ev.zone, ev.hazard, exercise=ev.exercise)
-            todo = [
-                r for r in recipients if self.sms_sent.get(_sent_key(ev.event_id, r.phone)) is None
-            ]
-            if not todo:
-                continue
-            report = await loop.run_in_executor(
-                None,
-                functools.partial(
-                    self.dispatcher.dispatch, ev, todo, station_names=self.services.station_names
-                ),
-            )
-            for r in todo:
-                rec = self.sentlog.get(ev.event_id, r.phone)
-                if rec is not None and rec.state != "intent":
-                    self.sms_sent[_sent_key(ev.event_id, r.phone)] = rec.state.encode()
-            for outcome, n in Counter(report.outcomes.values()).items():
-                self.metrics.counters[f"sms_{outcome}"] += n
-            log.info("SMS for %s: %s", ev.event_id, mask_phones_in(str(report.outcomes)))
+            await self.notifier.forward(ev, raw)
 
     async def _headquarters(self, stream: Any) -> None:
         async for raw in stream:
@@ -743,7 +702,8 @@ class Worker:
         sink = self.sink.metrics() if self.sink is not None else {}
         # the drill runner refuses a drill whose readings would be older than this
         drill = {"exercise_clock_ms": self.exercise_clock_ms()}
-        return {**self.metrics.snapshot(), **stats, **sink, **drill}
+        sms = self.notifier.snapshot()
+        return {**self.metrics.snapshot(), **stats, **sink, **drill, **sms}
 
     def _write_stations(self) -> None:
         """The registry's stations → InfluxDB ``station`` (the situation map's station layer):
@@ -763,6 +723,7 @@ class Worker:
             vals["detections_total"] = snap.get("detections", 0)
             vals["alerts_total"] = snap.get("alert_events", 0)
             self.sink.write_metrics("worker", vals)
+        await self.notifier.report()
 
     # ----------------------------------------------------------------------------- queries
     def active_alerts(self, exercise: bool | None = None) -> list[dict[str, Any]]:
@@ -811,12 +772,6 @@ class Worker:
             "tables_recovered": recovered,
             "app_id": self.settings.worker.app_id,
         }
-
-
-def _sent_key(event_id: str, phone: str) -> str:
-    from alerting.sentlog import phone_key
-
-    return f"{event_id}|{phone_key(phone)}"
 
 
 def build_app(settings: Settings | None = None) -> faust.App:

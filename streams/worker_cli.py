@@ -27,6 +27,13 @@ def worker(
 
     from streams.worker import Worker
 
+    try:  # libuv's event loop: the SMS fan-out keeps a hundred requests in flight
+        import mode.loop
+
+        mode.loop.use("uvloop")
+    except ImportError:
+        logging.getLogger("gyeongbo.worker").info("uvloop not installed: asyncio's own loop")
+
     settings = Settings()
     if web_port is not None:
         settings = settings.model_copy(

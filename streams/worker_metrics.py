@@ -15,6 +15,10 @@ gives as JSON, renamed by Prometheus' conventions:
 ``influx_lines_written_total``, ``…_dropped``,  the InfluxDB sink (``influx_lines_buffered``
 ``…_retries``, ``…_errors``                     is a gauge)
 ``exercise_clock_seconds``                      the newest drill reading's event time
+``sms_backlog``, ``sms_in_flight``,             the SMS fan-out now: queued or waiting to
+``sms_in_flight_limit``, ``sms_in_flight_max``  retry, requests in flight, the adaptive
+                                                limit, the most seen
+``sms_request_p50_seconds``, ``…_p99_seconds``  SMS request latency (recent requests)
 =============================================  ==========================================
 
 >>> fams = {n: (labels, v) for n, _, _, labels, v in families({"readings": 3, "sms_sent": 2,
@@ -70,12 +74,27 @@ _SKIP = {
 }
 
 
+#: The SMS fan-out's gauges (``streams.fanout.FanOut.snapshot``): name, help, scale.
+_SMS_GAUGES = {
+    "sms_backlog": ("sms_backlog", "SMS queued, waiting to retry or in flight.", 1.0),
+    "sms_in_flight": ("sms_in_flight", "SMS requests in flight.", 1.0),
+    "sms_limit": ("sms_in_flight_limit", "Adaptive limit of SMS requests in flight.", 1.0),
+    "sms_in_flight_max": ("sms_in_flight_max", "Most SMS requests in flight so far.", 1.0),
+    "sms_latency_ms_p50": ("sms_request_p50_seconds", "SMS request latency, p50.", 0.001),
+    "sms_latency_ms_p99": ("sms_request_p99_seconds", "SMS request latency, p99.", 0.001),
+}
+
+
 def families(snap: Mapping[str, Any]) -> list[Family]:
     """The families of one snapshot (names without the ``gyeongbo_worker`` prefix)."""
     out: list[Family] = []
     # Every counter exists from the start (at 0), so a rate sees its first increment.
     for key, value in {**dict.fromkeys(_HELP, 0), **snap}.items():
         if key in _SKIP or not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if key in _SMS_GAUGES:
+            name, doc, scale = _SMS_GAUGES[key]
+            out.append((name, G, doc, {}, float(value) * scale))
             continue
         if key.startswith("sms_"):
             out.append(

@@ -17,6 +17,10 @@
 ``POST /zones/{zone}/escalate``              ``{"hazard", "level", "exercise"?}``
 ``GET  /cap/index.json``, ``/cap/{file}``    the CAP 1.2 feed
 ``POST /twilio/status``                      Twilio delivery-status callbacks
+``GET  /deliveries?limit=&event=``           SMS per event: recipients, messages, planned,
+                                              submitted, delivered, undelivered, failed,
+                                              permanent, opted out, fan-out seconds
+``GET  /deliveries/{event_id}?limit=``       the event's messages (phones masked)
 ==========================================  ===================================================
 
 Access (:mod:`streams.web_auth`): ``/health``, ``/metrics`` and ``/twilio/status`` (signed by
@@ -33,6 +37,7 @@ applied by the worker that owns the zone, recorded in the audit log and answered
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -41,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from alerting.feed import build_index
 from gyeongbo.settings import Settings
+from streams.cap_feed import build_index
 from streams.commands import OperatorAction, zone_of_alert
 from streams.operators import TokenEntry, TokenFileWatcher
 from streams.prom import make_registry, pick_format, render
@@ -232,8 +237,26 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Content-Type": "application/cap+xml"})
 
+    async def deliveries(request: web.Request) -> web.Response:
+        limit = _int(request.query.get("limit"), 50)
+        event = request.query.get("event") or None
+        sums = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: worker.notifier.summaries(limit=limit, event_id=event)
+        )
+        return _json(sums)
+
+    async def delivery_rows(request: web.Request) -> web.Response:
+        event = request.match_info["event_id"]
+        limit = _int(request.query.get("limit"), 1000)
+        rows = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: worker.notifier.deliveries(event, limit=limit)
+        )
+        return _json(rows)
+
     return [
         ("GET", "/health", health),
+        ("GET", "/deliveries", deliveries),
+        ("GET", "/deliveries/{event_id}", delivery_rows),
         ("GET", "/metrics", metrics),
         ("GET", "/alerts", alerts),
         ("GET", "/audit", audit),
@@ -245,6 +268,13 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
         ("GET", "/cap/index.json", cap_index),
         ("GET", "/cap/{name}", cap_doc),
     ]
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return max(1, min(100_000, int(text))) if text else default
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"not a number: {text!r}") from None
 
 
 def _now() -> int:

@@ -1,9 +1,9 @@
 """Shared fixtures: one real local stack per test session.
 
 The ``stack`` fixture starts mosquitto, the Kafka-protocol broker, influxd (+ v2-write
-compat) and the fake Twilio server on free loopback ports under a temporary folder, and
-stops them at the end of the session. Every test that needs real components uses it (or a
-fixture built on it) instead of repeating set-up.
+compat), the fake Twilio server and a PostgreSQL cluster of its own on free loopback ports
+under a temporary folder, and stops them at the end of the session. Every test that needs
+real components uses it (or a fixture built on it) instead of repeating set-up.
 
 Environment:
 - ``GYEONGBO_TEST_BROKER=tansu`` runs the whole suite against Tansu instead of noida-db.
@@ -42,8 +42,8 @@ def _free_ports(n: int) -> list[int]:
     return sorted(ports)
 
 
-def make_stack(home: Path, broker: str | None = None) -> Stack:
-    mqtt, kafka, influxd, compat, twilio = _free_ports(5)
+def make_stack(home: Path, broker: str | None = None, *, postgres: bool = True) -> Stack:
+    mqtt, kafka, influxd, compat, twilio, pg = _free_ports(6)
     cfg = StackSettings(
         home=home,
         broker=(broker or os.environ.get("GYEONGBO_TEST_BROKER", "noida")),  # type: ignore[arg-type]
@@ -52,6 +52,8 @@ def make_stack(home: Path, broker: str | None = None) -> Stack:
         influxd_port=influxd,
         influx_compat_port=compat,
         fake_twilio_port=twilio,
+        postgres=postgres,
+        postgres_port=pg,
     )
     return Stack(config=cfg, settings=Settings(_env_file=None))
 

@@ -15,6 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from gyeongbo.events import AlertEvent, DataQualityAlert, decode_alert, decode_dq_alert
 from gyeongbo.settings import Settings, Topics, WorkerSettings
 from gyeongbo.stack.procs import free_port
@@ -49,15 +51,24 @@ def isolated_settings(stack: Stack, tmp: Path, *, tick_s: float = 1.0) -> Settin
             "kafka": base.kafka.model_copy(update={"topics": topics}),
             "worker": worker,
             "operator": base.operator.model_copy(update={"tokens_file": tmp / "tokens.json"}),
-            "paths": base.paths.model_copy(
-                update={"cap_feed": tmp / "cap", "sent_log": tmp / "sms-sent.sqlite"}
-            ),
+            "paths": base.paths.model_copy(update={"cap_feed": tmp / "cap"}),
+            "store": base.store.model_copy(update={"url": SecretStr(store_url(stack, tmp, uid))}),
             "mqtt": base.mqtt.model_copy(
                 update={"client_id": f"bridge-{uid}", "topic_root": f"t{uid}/gyeongbo/v1/readings"}
             ),
             "stack": base.stack.model_copy(update={"home": tmp}),
         }
     )
+
+
+def store_url(stack: Stack, tmp: Path, uid: str) -> str:
+    """The test's own store: a fresh database in the stack's PostgreSQL (each test isolated,
+    as production runs), or SQLite in the test's folder when the stack runs without one."""
+    if stack.config.postgres:
+        from gyeongbo.stack.postgres import create_database
+
+        return create_database(stack.config.postgres_port, f"gy_{uid}")
+    return f"sqlite:///{tmp / 'subscribers.sqlite'}"
 
 
 def _free_port_pair() -> int:

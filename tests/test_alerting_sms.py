@@ -1,43 +1,37 @@
-"""SMS through the real twilio client to the fake Twilio server (a subprocess on a free port)."""
+"""SMS pieces: drill isolation, which transitions are public, templates, the real twilio
+client's requests (against the fake Twilio server), dry runs and status callbacks."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerting.delivery import Board, apply, plan_notices
 from alerting.model import Recipient
-from alerting.sentlog import SqliteSentLog
-from alerting.sms import (
-    Delivery,
-    Dispatcher,
-    DrillLeakError,
-    DryRunProvider,
-    TokenBucket,
-    TwilioProvider,
-    plan_deliveries,
-    provider_from_settings,
+from alerting.sms import DrillLeakError, check_drill
+from alerting.templates import (
+    DEFAULT_TEMPLATES,
+    TemplateError,
+    load_templates,
+    parse_templates,
+    sms_stage,
 )
-from alerting.status import make_status_handler
-from alerting.templates import DEFAULT_TEMPLATES, TemplateError, load_templates, parse_templates
 from gyeongbo.events import AlertEvent
 from gyeongbo.settings import TwilioSettings
+from streams.sms_status import make_status_handler
+from streams.store import Outcome, open_store
+from streams.twilio_client import DryRunSender, TwilioSender, sender_from_settings
 from tests.test_fake_twilio import ACCOUNT, TOKEN, call, free_port, start_fake, stop
 
 MG = "MG" + "a" * 32
@@ -49,7 +43,6 @@ def event(
     previous: str = "attention",
     *,
     exercise: bool = False,
-    n: int = 1,
     action: str = "escalate",
     hazard: str = "flood",
 ) -> AlertEvent:
@@ -59,15 +52,15 @@ def event(
         hazard=hazard,
         zone="11030",
         zone_name="용산구",
-        level=level,
-        previous=previous,
-        level_ko="주의",  # type: ignore[arg-type]
+        level=level,  # type: ignore[arg-type]
+        previous=previous,  # type: ignore[arg-type]
+        level_ko="주의",
         ts="2020-08-06T11:00:00+09:00",
         action=action,  # type: ignore[arg-type]
         exercise=exercise,
         stations=["1018683"],
         evidence={"station": "1018683", "value": 8.62, "threshold": 8.5},
-        event_id=f"{aid}#{n}",
+        event_id=f"{aid}#1",
     )
 
 
@@ -82,12 +75,6 @@ def fake() -> Iterator[str]:
     stop(proc)
 
 
-@pytest.fixture
-def base(fake: str) -> str:
-    call(fake, "/_fake/reset", json_body={})
-    return fake
-
-
 def twilio_settings(base: str, callback: str | None = None) -> TwilioSettings:
     return TwilioSettings(
         api_base=base,
@@ -98,168 +85,18 @@ def twilio_settings(base: str, callback: str | None = None) -> TwilioSettings:
     )
 
 
-def dispatcher(base: str, log: SqliteSentLog, **kw: Any) -> Dispatcher:
-    kw.setdefault("rate", TokenBucket(rate=200, burst=50))
-    kw.setdefault("backoff_s", 0.01)
-    return Dispatcher(TwilioProvider(twilio_settings(base)), log, TEMPLATES, **kw)
-
-
-def messages(base: str) -> list[dict[str, Any]]:
-    return list(call(base, "/_fake/messages")[1]["messages"])
-
-
-def test_form_fields_and_sent_log(
-    base: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    log = SqliteSentLog(tmp_path / "sent.db")
-    rs = [Recipient(p) for p in phones(2)] + [
-        Recipient(phones(1, 9)[0], hazards=frozenset({"pm10"}))
-    ]
-    report = dispatcher(base, log).dispatch(event(), rs, station_names={"1018683": "한강대교"})
-    assert sorted(report.outcomes.values()) == ["sent", "sent"]  # the third opted out of floods
-    got = messages(base)
-    body = (
-        "[경보] Flood 홍수주의보 용산구: 한강대교 수위 8.6m. 하천변 접근 금지, 대피 준비. "
-        "-한강홍수통제소"
-    )
-    assert sorted(m["to"] for m in got) == phones(2)
-    assert {(m["body"], m["messaging_service_sid"], m["from"]) for m in got} == {(body, MG, None)}
-    assert all(len(m["idempotency_token"]) == 64 for m in got)
-    recs = log.records()
-    assert [r.state for r in recs] == ["sent", "sent"]
-    assert {r.sid for r in recs} == {m["sid"] for m in got}
-    assert all(p not in caplog.text for p in phones(3))  # phone numbers masked in every line
-    assert "+8210****0000" in caplog.text
-
-
-def test_rate_limited_429_then_success(base: str, tmp_path: Path) -> None:
-    call(base, "/_fake/fail", json_body={"status": 429, "code": 20429, "count": 2})
-    log = SqliteSentLog(tmp_path / "sent.db")
-    t0 = time.monotonic()
-    report = dispatcher(base, log, backoff_s=0.1).dispatch(event(), [Recipient(phones(1)[0])])
-    assert list(report.outcomes.values()) == ["sent"]
-    assert time.monotonic() - t0 >= 0.1 + 0.2  # backed off 0.1 s, then 0.2 s
-    (rec,) = log.records()
-    assert (rec.state, rec.attempts) == ("sent", 3)
-    state = call(base, "/_fake/messages")[1]
-    assert (state["failures_served"], len(state["messages"])) == (2, 1)
-
-
-def test_5xx_retried_then_failed_then_sent_by_a_later_dispatch(base: str, tmp_path: Path) -> None:
-    call(base, "/_fake/fail", json_body={"status": 500, "count": 3})
-    log = SqliteSentLog(tmp_path / "sent.db")
-    d = dispatcher(base, log, max_attempts=3)
-    r = Recipient(phones(1)[0])
-    assert list(d.dispatch(event(), [r]).outcomes.values()) == ["failed"]
-    assert log.records()[0].error_code == 20500
-    assert list(d.dispatch(event(), [r]).outcomes.values()) == ["sent"]
-    assert list(d.dispatch(event(), [r]).outcomes.values()) == ["already_sent"]
-    assert len(messages(base)) == 1
-
-
-def test_permanent_errors_are_recorded_and_not_retried(base: str, tmp_path: Path) -> None:
-    log = SqliteSentLog(tmp_path / "sent.db")
-    d = dispatcher(base, log)
-    rs = [Recipient("+15005550001"), Recipient("+15005550009"), Recipient(phones(1)[0])]
-    assert sorted(d.dispatch(event(), rs).outcomes.values()) == ["permanent", "permanent", "sent"]
-    assert sorted((r.state, r.error_code) for r in log.records()) == [
-        ("permanent", 21211),
-        ("permanent", 21614),
-        ("sent", None),
-    ]
-    before = call(base, "/_fake/messages")[1]["requests"]
-    assert sorted(d.dispatch(event(), rs).outcomes.values()) == [
-        "already_permanent",
-        "already_permanent",
-        "already_sent",
-    ]
-    assert call(base, "/_fake/messages")[1]["requests"] == before
-
-
-def test_crash_between_request_and_outcome_resends_with_same_token(
-    base: str, tmp_path: Path
-) -> None:
-    log = SqliteSentLog(tmp_path / "sent.db")
-    r = Recipient(phones(1)[0])
-    (d,) = plan_deliveries(event(), [r], TEMPLATES)
-    # The crashed process: intent recorded, request reached Twilio, outcome never recorded.
-    log.begin(d.event_id, r.phone, token=d.token, now_ms=0)
-    first = TwilioProvider(twilio_settings(base)).send(r.phone, d.body, token=d.token)
-    assert list(dispatcher(base, log).dispatch(event(), [r]).outcomes.values()) == ["sent"]
-    state = call(base, "/_fake/messages")[1]
-    assert (len(state["messages"]), state["replays"]) == (1, 1)
-    assert log.get(d.event_id, r.phone).sid == first.sid  # type: ignore[union-attr]
-    # at-most-once instead: the unknown delivery is flagged, not re-sent
-    log2 = SqliteSentLog(tmp_path / "sent2.db")
-    log2.begin(d.event_id, r.phone, token=d.token, now_ms=0)
-    out = dispatcher(base, log2, on_unknown="skip").dispatch(event(), [r])
-    assert list(out.outcomes.values()) == ["unknown"]
-    assert call(base, "/_fake/messages")[1]["requests"] == state["requests"]
-
-
-WORKER = textwrap.dedent("""
-    import sys
-    from alerting.model import Recipient
-    from alerting.sentlog import SqliteSentLog
-    from alerting.sms import Dispatcher, TokenBucket, TwilioProvider
-    from alerting.templates import load_templates
-    from gyeongbo.settings import TwilioSettings
-    from tests.test_alerting_sms import event, phones, MG
-    from tests.test_fake_twilio import ACCOUNT, TOKEN
-
-    base, db = sys.argv[1], sys.argv[2]
-    s = TwilioSettings(api_base=base, account_sid=ACCOUNT, auth_token=TOKEN,
-                       messaging_service_sid=MG)
-    d = Dispatcher(TwilioProvider(s), SqliteSentLog(db), load_templates(),
-                   rate=TokenBucket(rate=25, burst=1))
-    for n in (1, 2):
-        d.dispatch(event(n=n, level="caution" if n == 1 else "alert", previous="attention"),
-                   [Recipient(p) for p in phones(20)])
-    print("done", flush=True)
-""")
-
-
-def test_dispatcher_killed_mid_dispatch_and_restarted_sends_no_duplicate(
-    base: str, tmp_path: Path
-) -> None:
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    db = tmp_path / "sent.db"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    argv = [sys.executable, str(script), base, str(db)]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while len(messages(base)) < 12 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = len(messages(base))
-    assert 12 <= killed_at < 40, "the kill must land mid-dispatch"
-    out = subprocess.run(argv, env=env, capture_output=True, timeout=30)
-    assert out.returncode == 0, out.stderr.decode()[-2000:]
-    got = messages(base)
-    pairs = [(m["to"], m["idempotency_token"]) for m in got]
-    assert len(got) == 40 and len(set(pairs)) == 40  # 20 recipients × 2 transitions, once each
-    assert sorted({m["to"] for m in got}) == phones(20)
-    log = SqliteSentLog(db)
-    assert sorted({r.state for r in log.records()}) == ["sent"] and len(log.records()) == 40
-
-
-def test_drill_sms_only_to_drill_recipients_with_prefix(base: str, tmp_path: Path) -> None:
-    log = SqliteSentLog(tmp_path / "sent.db")
-    rs = [Recipient(p, drill=(i % 3 == 0)) for i, p in enumerate(phones(9))]
-    report = dispatcher(base, log).dispatch(event(exercise=True), rs)
-    got = messages(base)
-    assert sorted(m["to"] for m in got) == [r.phone for r in rs if r.drill]
-    assert len(report.outcomes) == 3
-    assert all(m["body"].startswith("[훈련][경보] Flood") for m in got)
-    with pytest.raises(DrillLeakError):
-        Delivery("x#1", Recipient(phones(1)[0]), "[훈련][경보] …", exercise=True)
-    with pytest.raises(DrillLeakError):
-        Delivery("x#1", Recipient(phones(1)[0], drill=True), "[경보] …", exercise=True)
-    with pytest.raises(DrillLeakError):
-        Delivery("x#1", Recipient(phones(1)[0]), "[훈련][경보] …", exercise=False)
+def test_drill_isolation_checks() -> None:
+    drill, resident = Recipient(phones(1)[0], drill=True), Recipient(phones(1)[0])
+    check_drill(True, drill, "[훈련][경보] …", "[훈련]")
+    check_drill(False, resident, "[경보] …", "[훈련]")
+    for exercise, r, body in [
+        (True, resident, "[훈련][경보] …"),  # an exercise to a resident
+        (True, drill, "[경보] …"),  # an exercise without the prefix
+        (False, resident, "[훈련][경보] …"),  # a real alert that looks like a drill
+        (False, drill, "[경보] …"),  # a real alert to a drill handset
+    ]:
+        with pytest.raises(DrillLeakError):
+            check_drill(exercise, r, body, "[훈련]")
 
 
 @settings(max_examples=80, deadline=None)
@@ -273,42 +110,71 @@ def test_drill_sms_only_to_drill_recipients_with_prefix(base: str, tmp_path: Pat
         max_size=30,
     ),
     st.booleans(),
-    st.sampled_from(["caution", "alert", "serious", "cleared"]),
+    st.sampled_from(["caution", "alert", "serious"]),
 )
 def test_no_drill_ever_reaches_a_non_drill_recipient(
     people: list[tuple[int, bool, set[str]]], exercise: bool, level: str
 ) -> None:
-    rs = [Recipient(f"+82105550{i:04d}", drill=d, hazards=frozenset(h)) for i, d, h in people]
-    ev = event(
-        level=level, previous="alert" if level == "cleared" else "attention", exercise=exercise
+    rs = [
+        Recipient(f"+82105550{i:04d}", drill=d, hazards=frozenset(h), id=f"p{i}", zones=("11030",))
+        for i, d, h in people
+    ]
+    board = Board(hazard="flood", exercise=exercise)
+    step = apply(board, event(level=level, exercise=exercise), hold_ms=0)
+    assert step is not None
+    plan = plan_notices(board, step, rs, {}, TEMPLATES)
+    for n in plan:
+        assert n.recipient.drill == exercise
+        assert n.body.startswith("[훈련]") == exercise
+        assert len(n.body) <= 90
+    expected = {r.id for r in rs if r.wants("flood") and r.drill == exercise}
+    assert {n.recipient.id for n in plan} == expected
+
+
+def test_which_transitions_are_public() -> None:
+    assert sms_stage(event("attention", "cleared", action="raise")) is None
+    assert sms_stage(event("caution", "caution", action="ack")) is None
+    assert sms_stage(event("serious", "caution", hazard="sensor_health")) is None
+    assert sms_stage(event("attention", "alert", action="deescalate")) == "cleared"
+    assert sms_stage(event("cleared", "attention", action="clear")) is None
+
+
+def test_real_client_sends_form_fields_and_token_phones_masked(
+    fake: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    call(fake, "/_fake/reset", json_body={})
+    body = TEMPLATES.render_fields("flood", "caution", zone="용산구", station="한강대교", value=8.6)
+
+    async def go() -> None:
+        s = TwilioSender(twilio_settings(fake))
+        try:
+            res = await s.send(phones(1)[0], body, token="t" * 64)
+            again = await s.send(phones(1)[0], body, token="t" * 64)  # a retry: same message
+            assert res.sid == again.sid and res.status == "accepted"
+        finally:
+            await s.close()
+
+    asyncio.run(go())
+    (m,) = call(fake, "/_fake/messages")[1]["messages"]
+    assert (m["to"], m["body"], m["messaging_service_sid"], m["from"]) == (
+        phones(1)[0],
+        body,
+        MG,
+        None,
     )
-    plan = plan_deliveries(ev, rs, TEMPLATES)
-    for d in plan:
-        assert d.recipient.drill or not exercise
-        assert d.body.startswith("[훈련]") == exercise
-        assert len(d.body) <= 90
-    expected = {r.phone for r in rs if r.wants("flood") and (r.drill or not exercise)}
-    assert {d.recipient.phone for d in plan} == expected
-
-
-def test_which_events_get_sms() -> None:
-    rs = [Recipient(phones(1)[0])]
-    assert plan_deliveries(event("attention", "cleared", action="raise"), rs, TEMPLATES) == []
-    assert plan_deliveries(event("caution", "caution", action="ack"), rs, TEMPLATES) == []
-    assert plan_deliveries(event("serious", "caution", hazard="sensor_health"), rs, TEMPLATES) == []
-    (clear,) = plan_deliveries(event("attention", "alert", action="deescalate"), rs, TEMPLATES)
-    assert clear.body.startswith("[해제] Flood 홍수특보 해제 용산구")
-    assert plan_deliveries(event("cleared", "attention", action="clear"), rs, TEMPLATES) == []
+    assert m["idempotency_token"] == "t" * 64
+    assert phones(1)[0] not in caplog.text
 
 
 def test_dry_run_without_credentials_logs_loudly_and_masks(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    provider = provider_from_settings(TwilioSettings())
-    assert isinstance(provider, DryRunProvider)
-    d = Dispatcher(provider, SqliteSentLog(tmp_path / "s.db"), TEMPLATES)
-    assert list(d.dispatch(event(), [Recipient(phones(1)[0])]).outcomes.values()) == ["dry_run"]
+    sender = sender_from_settings(TwilioSettings())
+    assert isinstance(sender, DryRunSender)
+    res = asyncio.run(sender.send(phones(1)[0], "[경보] x", token="abc" * 10))
+    assert res.status == "dry_run"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("DRY RUN: no Twilio credentials" in w for w in warnings)
     assert any("SMS DRY RUN (not sent) to +8210****0000" in w for w in warnings)
@@ -318,12 +184,21 @@ def test_dry_run_without_credentials_logs_loudly_and_masks(
 def test_status_callbacks_from_the_fake_are_verified_and_recorded(tmp_path: Path) -> None:
     from aiohttp import web
 
-    log = SqliteSentLog(tmp_path / "sent.db")
+    from tests.test_fanout import people, plan
+
+    store = open_store(f"sqlite:///{tmp_path / 's.sqlite'}")
+    store.migrate()
+    rs = people(store, 1)
+    (row,) = plan(store, rs)
     port = free_port()
     url = f"http://127.0.0.1:{port}/twilio/status"
     loop = asyncio.new_event_loop()
     app = web.Application()
-    app.router.add_post("/twilio/status", make_status_handler(log, auth_token=TOKEN))
+
+    def record(status: object, at_ms: int) -> None:
+        store.record_statuses([(status.sid, status.status, status.error_code, at_ms)])  # type: ignore[attr-defined]
+
+    app.router.add_post("/twilio/status", make_status_handler(record, auth_token=TOKEN))
     runner = web.AppRunner(app)
 
     def serve() -> None:
@@ -335,12 +210,20 @@ def test_status_callbacks_from_the_fake_are_verified_and_recorded(tmp_path: Path
     threading.Thread(target=serve, daemon=True).start()
     proc, base = start_fake(None, "--callback-delay", "0.05")
     try:
-        d = Dispatcher(TwilioProvider(twilio_settings(base, url)), log, TEMPLATES)
-        d.dispatch(event(), [Recipient(phones(1)[0])])
+
+        async def send() -> str:
+            s = TwilioSender(twilio_settings(base, url))
+            try:
+                return (await s.send(rs[row.subscriber_id].phone, row.body, token=row.token)).sid
+            finally:
+                await s.close()
+
+        sid = asyncio.run(send())
+        store.record_outcomes([Outcome(key=row.key, state="sent", attempts=1, now_ms=1, sid=sid)])
         deadline = time.monotonic() + 10
-        while log.records()[0].delivery_status != "delivered" and time.monotonic() < deadline:
+        while store.deliveries()[0].delivery_status != "delivered" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert log.records()[0].delivery_status == "delivered"
+        assert store.deliveries()[0].delivery_status == "delivered"
         cbs = call(base, "/_fake/messages")[1]["callbacks"]
         assert [c["http_status"] for c in cbs] == [204, 204]
         forged = urllib.request.Request(
@@ -359,6 +242,7 @@ def test_status_callbacks_from_the_fake_are_verified_and_recorded(tmp_path: Path
         stop(proc)
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
+        store.close()
 
 
 def test_templates_are_validated_at_load() -> None:

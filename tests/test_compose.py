@@ -50,6 +50,7 @@ from gyeongbo.cli import app as cli
 from gyeongbo.registry import load_registry
 from gyeongbo.settings import REPO_ROOT, Settings
 from gyeongbo.stack.install import ensure_binary
+from gyeongbo.stack.postgres import create_database
 from gyeongbo.stack.procs import free_port, port_open
 from gyeongbo.stack.stack import Stack
 from streams.bridge_config import BridgeSettings
@@ -130,11 +131,13 @@ def test_parses_with_the_services_production_needs(compose: dict[str, Any]) -> N
         "worker-2",
         "prometheus",
         "operators",
+        "postgres",
     }
     for name in (
         "mosquitto",
         "kafka-1",
         "influxdb",
+        "postgres",
         "grafana",
         "bridge",
         "worker-1",
@@ -181,6 +184,7 @@ def test_each_service_gets_only_its_own_secrets(compose: dict[str, Any]) -> None
         "GYEONGBO_TWILIO__AUTH_TOKEN": set(WORKERS),
         "GYEONGBO_TWILIO__MESSAGING_SERVICE_SID": set(WORKERS),
         "GYEONGBO_TWILIO__STATUS_CALLBACK_URL": set(WORKERS),
+        "GYEONGBO_POSTGRES_PASSWORD": {"postgres"} | set(WORKERS),
     }
     for var, services in gets.items():
         want = expected.get(var, {"mqtt-auth"})  # gateway passwords: mqtt-auth alone
@@ -554,6 +558,8 @@ def deployed(stack: Stack) -> Iterator[dict[str, Any]]:
                 GYEONGBO_WORKER__APP_ID=f"gy-c{uid}",
                 GYEONGBO_INFLUX__URL=base.influx.url,
                 GYEONGBO_TWILIO__API_BASE=stack.twilio_url,
+                # the compose file's postgres service: here the stack's own cluster
+                GYEONGBO_STORE__URL=create_database(stack.config.postgres_port, f"c{uid}"),
             )
         )
         worker = dep.run_as("worker-1", dep.command("worker-1"), env, background=True)
@@ -640,7 +646,7 @@ def test_bridge_and_worker_as_uid_10001_carry_a_reading_and_answer_prometheus(
     _wait(lambda: _get(url + "/metrics")["readings"] >= 5, 60, "the readings in the worker", worker)
     # its files on the fresh data volume belong to uid 10001
     files = list(deployed["wdata"].rglob("*"))
-    assert any(f.name == "sms-sent.sqlite" for f in files)
+    assert any(f.name == "cap" and f.is_dir() for f in files)  # the CAP feed's folder
     assert {f.stat().st_uid for f in files} == {APP_UID}
     # a Prometheus scrape of both, parsed by prometheus_client
     for base, prefix in ((deployed["bridge_url"], "gyeongbo_bridge"), (url, "gyeongbo_worker")):

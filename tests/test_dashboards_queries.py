@@ -281,6 +281,29 @@ def write_drill(sink: InfluxSink, t0: int) -> None:
             )
         ]
     )
+    # a drill quake's fan-out, twice as it progresses (the panel shows the last counts)
+    from streams.influx_lines import delivery_lines
+    from streams.store import EventSummary
+
+    for k, (sub, dlv) in enumerate([(40, 10), (100, 97)]):
+        summary = EventSummary(
+            event_id="exercise:earthquake:event:t:37",
+            hazard="earthquake",
+            exercise=True,
+            recipients=100,
+            messages=100,
+            planned=100 - sub,
+            submitted=sub - 1,
+            delivered=dlv,
+            undelivered=1,
+            failed=0,
+            permanent=0,
+            opted_out=1,
+            first_planned_ms=t0,
+            last_submitted_ms=t0 + 1500,
+            fanout_s=1.5,
+        )
+        sink.write_lines(delivery_lines([summary], t0 + (STEPS - 2 + k) * STEP_MS))
 
 
 def run_pipeline(stack: Stack, tmp: Path, db: str) -> None:

@@ -244,9 +244,9 @@ def test_expectations_need_a_target_and_a_window(bad: dict[str, Any]) -> None:
 
 
 def test_the_drill_counts_its_cap_documents_and_names_each_missing_one(tmp_path: Any) -> None:
-    from alerting.feed import CapFeed, file_name
     from gyeongbo.events import encode
     from simulators.drill import cap_statuses, check_cap_documents
+    from streams.cap_feed import CapFeed, file_name
     from tests.test_alerting_cap import flood_events, yongsan
 
     evs = flood_events(exercise=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
+import urllib.error
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from simulators.drill import DrillError, DrillOptions, run_drill
 from streams.codec import encode_batch
 from streams.partitioning import partitions_for
 from streams.pipeline import start_local_pipeline
+from streams.store import open_store
 from tests.kafka_helpers import run
 from tests.pipeline_support import (
     alert_events,
@@ -165,6 +166,13 @@ def test_flood_drill_through_the_whole_pipeline(stack: Stack, tmp_path: Path) ->
     assert all(m["body"].startswith("[훈련]") for m in sms)
     tokens = Counter(m["idempotency_token"] for m in sms)
     assert max(tokens.values()) == 1
+    # one message per person per stage change of the flood event: 주의, 경계, the step
+    # down and the all-clear at most, whatever zones each handset is in (it was 16 for the
+    # situation-room handset, one per district per transition, before)
+    flood = Counter(m["to"] for m in sms if " Flood " in m["body"])
+    by_id = {r.phone.e164: r.id for r in recipients.values()}
+    assert flood and max(flood.values()) <= 4, {by_id[k]: v for k, v in flood.items()}
+    assert flood[next(k for k, v in by_id.items() if v == "drill-seoul-hq")] >= 2
 
     # the operators' dashboards show the drill: the flood panels' queries, run against the
     # InfluxDB the worker wrote to, return the Hangang gauge, rain, alerts and detections
@@ -379,14 +387,21 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
             30,
             "the silence in the audit log",
         )
-        sent_log = next((tmp_path / "worker").rglob("sms-sent.sqlite"))
+        store = open_store(settings.store.url.get_secret_value())
 
         def statuses() -> set[str | None]:
-            with sqlite3.connect(sent_log) as db:
-                return {r[0] for r in db.execute("select delivery_status from deliveries")}
+            return {d.delivery_status for d in store.deliveries()}
 
         # the fake posts signed delivery-status callbacks to the worker, which records them
         wait_for(lambda: statuses() == {"delivered"}, 20, "every SMS to be reported delivered")
+        # operators see it per event, over HTTP and in the CLI
+        with pytest.raises(urllib.error.HTTPError) as denied:  # viewers and up only
+            get_json(url + "/deliveries")
+        assert denied.value.code == 401
+        sums = get_json(url + "/deliveries", kim)
+        assert sums and all(s["delivered"] == s["messages"] for s in sums)
+        out = CliRunner().invoke(cli, ["deliveries", "list", "--url", url, "--json"], env=env)
+        assert out.exit_code == 0 and json.loads(out.output) == sums
 
     sms = [m for m in fake_sms(stack) if m["sid"] not in before]
     zones = load_zones(settings.paths.zones, settings.paths.admin_boundaries)
@@ -401,9 +416,12 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
     assert manual, [m["body"] for m in sms]
     assert all("재난안전상황실 수동 발령" in m["body"] for m in manual), manual
     assert not any("-m." in m["body"] or "  " in m["body"] for m in sms)
-    with sqlite3.connect(sent_log) as db:
-        rows = db.execute("select state from deliveries").fetchall()
-    assert [r[0] for r in rows].count("sent") == len(sms)
+    assert [d.state for d in store.deliveries()].count("sent") == len(sms)
+    # one message per person per change of their level: 용산구's located resident is in
+    # 용산구, its 동 and the riverside zone, all raised together, and hears each change once
+    per_person = Counter((m["to"], m["body"]) for m in sms)
+    assert max(per_person.values()) == 1, per_person
+    store.close()
 
 
 def test_worker_crash_mid_episode_loses_no_stage_and_sends_no_second_sms(

@@ -28,7 +28,7 @@ def test_every_topic_exists_with_its_partition_count(stack: Stack) -> None:
 
 def test_status_reports_every_component_healthy(stack: Stack) -> None:
     st = stack.status()
-    assert set(st) == {"mosquitto", "kafka", "influxd", "influx-compat", "fake-twilio"}
+    assert set(st) == {"mosquitto", "kafka", "influxd", "influx-compat", "fake-twilio", "postgres"}
     assert all(s["alive"] and s["listening"] for s in st.values()), st
 
 
@@ -114,3 +114,20 @@ def test_produce_consume_on_readings_topic(stack: Stack) -> None:
     run(produce(stack.kafka_bootstrap, topic, [marker]))
     got = run(consume_all(stack.kafka_bootstrap, topic, 1, from_offsets=before))
     assert [r.value for r in got] == [marker]
+
+
+def test_postgres_is_the_stacks_own_cluster(stack: Stack) -> None:
+    """The stack's PostgreSQL: its own port and data folder, run by the postgres user, never
+    the machine's server on 5432."""
+    import psycopg
+
+    assert stack.postgres_url is not None
+    assert stack.config.postgres_port != 5432
+    with psycopg.connect(stack.postgres_url) as conn:
+        port = conn.execute("SHOW port").fetchone()
+        data = conn.execute("SHOW data_directory").fetchone()
+        listen = conn.execute("SHOW listen_addresses").fetchone()
+    assert port is not None and int(port[0]) == stack.config.postgres_port
+    assert data is not None and str(data[0]).startswith(str(stack.home))
+    assert listen is not None and listen[0] == "127.0.0.1"
+    assert stack.status()["postgres"]["listening"]

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class StackError(RuntimeError):
@@ -66,6 +67,17 @@ def tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """``subprocess`` arguments that run a child as ``user`` with that user's group only (as
+    root, keeping root's group would deny it folders that only others may search)."""
+    if user is None:
+        return {}
+    import pwd
+
+    pw = pwd.getpwnam(user)
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+
 def spawn(
     name: str,
     argv: Sequence[str],
@@ -76,8 +88,10 @@ def spawn(
     cwd: Path | None = None,
     timeout_s: float = 30.0,
     ready: Callable[[], bool] | None = None,
+    user: str | None = None,
 ) -> Proc:
-    """Start ``argv`` in its own session and wait until ``port`` answers (and ``ready()``)."""
+    """Start ``argv`` in its own session and wait until ``port`` answers (and ``ready()``);
+    as ``user`` when given (PostgreSQL refuses to run as root)."""
     if port_open(port):
         raise StackError(
             f"{name}: port 127.0.0.1:{port} is already in use; stop what holds it "
@@ -95,6 +109,7 @@ def spawn(
             start_new_session=True,
             env={**os.environ, **(env or {})},
             cwd=cwd,
+            **as_user(user),
         )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -1,10 +1,12 @@
 """The local stack as one object: start every role, health-check it, stop it.
 
 ``Stack.up()`` starts, in order: mosquitto, the Kafka-protocol broker (then creates every
-topic with its partition count), influxd with the v2-write compatibility endpoint, and the
-fake Twilio Messages API. Ports come from :class:`~gyeongbo.settings.StackSettings`; the
-state (pids, ports) is written to ``<home>/stack.json`` so ``status`` and ``down`` work from
-another process. Everything lives under ``home`` (default ``.gyeongbo/``, git-ignored).
+topic with its partition count), influxd with the v2-write compatibility endpoint, the
+fake Twilio Messages API and (``postgres``, on by default) a PostgreSQL cluster of its own
+for the subscriber store (:mod:`gyeongbo.stack.postgres`). Ports come from
+:class:`~gyeongbo.settings.StackSettings`; the state (pids, ports) is written to
+``<home>/stack.json`` so ``status`` and ``down`` work from another process. Everything
+lives under ``home`` (default ``.gyeongbo/``, git-ignored).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gyeongbo.settings import Settings, StackSettings
-from gyeongbo.stack import brokers, influx, mosquitto
+from gyeongbo.stack import brokers, influx, mosquitto, postgres
 from gyeongbo.stack.procs import Proc, StackError, pid_alive, port_open, spawn, stop
 from gyeongbo.topics import create_topics
 
@@ -66,6 +68,17 @@ class Stack:
     def twilio_url(self) -> str:
         return f"http://127.0.0.1:{self.config.fake_twilio_port}"
 
+    @property
+    def postgres_url(self) -> str | None:
+        """The store URL of the stack's PostgreSQL (None when the stack runs without)."""
+        return postgres.url(self.config.postgres_port) if self.config.postgres else None
+
+    @property
+    def store_url(self) -> str:
+        """Where apps on this stack keep subscribers and the sent log: the stack's
+        PostgreSQL, or without it an SQLite file in the stack's folder."""
+        return self.postgres_url or f"sqlite:///{self.home / 'subscribers.sqlite'}"
+
     def env(self) -> dict[str, str]:
         """``GYEONGBO_*`` variables that point any gyeongbo process at this stack."""
         return {
@@ -85,6 +98,9 @@ class Stack:
             "GYEONGBO_STACK__INFLUXD_PORT": str(self.config.influxd_port),
             "GYEONGBO_STACK__INFLUX_COMPAT_PORT": str(self.config.influx_compat_port),
             "GYEONGBO_STACK__FAKE_TWILIO_PORT": str(self.config.fake_twilio_port),
+            "GYEONGBO_STACK__POSTGRES": "true" if self.config.postgres else "false",
+            "GYEONGBO_STACK__POSTGRES_PORT": str(self.config.postgres_port),
+            "GYEONGBO_STORE__URL": self.store_url,
         }
 
     def app_settings(self) -> Settings:
@@ -100,6 +116,7 @@ class Stack:
             messaging_service_sid=FAKE_TWILIO_SERVICE,
         )
         base["stack"] = self.config.model_dump()
+        base["store"]["url"] = self.store_url
         return Settings.model_validate(base)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -151,6 +168,9 @@ class Stack:
             port=c.fake_twilio_port,
             home=self.home,
         )
+        if c.postgres:
+            report(f"PostgreSQL on 127.0.0.1:{c.postgres_port}")
+            self.procs["postgres"] = postgres.start(self.home, c.postgres_port)
         report(f"stack up in {time.monotonic() - t0:.1f}s")
 
     def start_broker(self, report: Report = _quiet) -> Proc:
@@ -182,6 +202,8 @@ class Stack:
             self.load()
         for name in reversed(list(self.procs)):
             report(f"stopping {name}")
+            if name == "postgres":
+                postgres.stop(self.home)  # fast shutdown, then the group if still there
             stop(self.procs[name].pid)
         self.procs.clear()
         self.state_file.unlink(missing_ok=True)

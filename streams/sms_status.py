@@ -1,11 +1,13 @@
-"""Twilio delivery-status callbacks: a pure parser, a recorder, and an aiohttp handler.
+"""Twilio delivery-status callbacks: a parser and an aiohttp handler that hands each status on.
 
 Twilio POSTs ``application/x-www-form-urlencoded`` to a message's ``StatusCallback`` URL as its
 status moves (queued → sent → delivered / undelivered / failed), with ``MessageSid``,
 ``MessageStatus``, ``ErrorCode`` (on failure), ``To``, ``AccountSid`` and an
 ``X-Twilio-Signature`` header: base64 HMAC-SHA1, keyed with the auth token, over the full URL
 followed by the sorted POST parameters (https://www.twilio.com/docs/usage/security). The worker
-mounts :func:`make_status_handler` on its web server; nothing here knows Kafka.
+mounts :func:`make_status_handler` on its web server; its ``record`` callback queues each
+status for the sent log, which writes them in batches (a fan-out of 100,000 messages brings
+200,000 callbacks).
 
 >>> s = parse_status_callback({"MessageSid": "SM1", "MessageStatus": "undelivered",
 ...                            "ErrorCode": "30003", "To": "+821012345678"})
@@ -21,14 +23,12 @@ from collections.abc import Awaitable, Callable, Mapping
 import msgspec
 
 from alerting.model import mask_phone
-from alerting.sentlog import SentLog
 
 __all__ = [
     "DeliveryStatus",
     "StatusError",
     "make_status_handler",
     "parse_status_callback",
-    "record_status",
 ]
 
 STATUSES = frozenset(
@@ -76,22 +76,16 @@ def parse_status_callback(form: Mapping[str, str]) -> DeliveryStatus:
     return DeliveryStatus(sid, status, error_code, mask_phone(to) if to else None)
 
 
-def record_status(sentlog: SentLog, status: DeliveryStatus, *, now_ms: int) -> bool:
-    """Record a status on the delivery with this SID; False if the SID is not ours."""
-    return sentlog.record_status(status.sid, status.status, status.error_code, now_ms=now_ms)
-
-
 def make_status_handler(
-    sentlog: SentLog,
+    record: Callable[[DeliveryStatus, int], None],
     *,
     auth_token: str | None,
     public_url: str | None = None,
-    on_status: Callable[[DeliveryStatus], None] | None = None,
 ) -> Callable[..., Awaitable[object]]:
-    """An aiohttp handler: validates the signature (when an auth token is configured), records
-    the status, answers 204; 403 on a bad signature, 400 on a malformed callback. ``public_url``
-    is the URL Twilio was given (the signature covers it), when the worker sits behind a proxy.
-    ``on_status`` lets the worker forward the status (e.g. to the ``sms.status`` topic)."""
+    """An aiohttp handler: validates the signature (when an auth token is configured), hands
+    the status to ``record(status, now_ms)``, answers 204; 403 on a bad signature, 400 on a
+    malformed callback. ``public_url`` is the URL Twilio was given (the signature covers
+    it), when the worker sits behind a proxy."""
     from aiohttp import web
     from twilio.request_validator import RequestValidator
 
@@ -108,9 +102,7 @@ def make_status_handler(
             status = parse_status_callback(form)
         except StatusError as exc:
             return web.Response(status=400, text=str(exc))
-        record_status(sentlog, status, now_ms=time.time_ns() // 1_000_000)
-        if on_status is not None:
-            on_status(status)
+        record(status, time.time_ns() // 1_000_000)
         return web.Response(status=204)
 
     return handler
