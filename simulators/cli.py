@@ -82,6 +82,15 @@ def drill_run(
     settle: Annotated[
         float, typer.Option(help="Seconds to keep following alerts after the last reading.")
     ] = 30.0,
+    until_quiet: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            help=(
+                "Keep following until no alert has arrived for this many seconds (at most "
+                "--settle), so the report holds every transition: for `drill compare`."
+            )
+        ),
+    ] = None,
     start_pipeline: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option(
@@ -136,6 +145,7 @@ def drill_run(
                 faults=tuple(faults or ()),
                 batch=batch,
                 settle_s=settle,
+                quiet_s=until_quiet,
                 start_pipeline=start_pipeline,
                 clock=clock,  # type: ignore[arg-type]
                 check_clock=clock_check,
@@ -175,6 +185,46 @@ def _dry_run(
     for p in pubs:
         out.write(p.topic.encode() + b"\t" + p.payload + b"\n")
     out.flush()
+
+
+@drill_app.command("compare")
+def drill_compare(
+    reference: Annotated[
+        Path, typer.Argument(help="Report of the reference run (drill run --report).")
+    ],
+    runs: Annotated[list[Path], typer.Argument(help="Reports of the runs to compare with it.")],
+) -> None:
+    """Compare drill runs with a reference run of the same scenario, seed and speed: every
+    transition (hazard, zone, n-th: action, previous → level), the SMS as handsets receive
+    them, the CAP documents and the headquarters stages. Times, alert and event ids are
+    left out: they follow the moment a decision was taken, not the decision. Exit 1 on any
+    difference."""
+    import json
+
+    from simulators.compare import compare_reports
+
+    def load(p: Path) -> dict[str, object]:
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise _fail(f"cannot read the report {p}: {err}") from None
+        if not isinstance(doc, dict) or "transitions" not in doc:
+            raise _fail(f"{p} is not a drill report with transitions (drill run --report)")
+        return doc
+
+    ref = load(reference)
+    differ = 0
+    for path in runs:
+        diffs = compare_reports(ref, load(path))
+        n = len(ref["transitions"])  # type: ignore[arg-type]
+        if diffs:
+            differ += 1
+            console.print(f"[red]differs[/red] {path} from {reference}: {len(diffs)} difference(s)")
+            for d in diffs:
+                console.print(f"  {d}")
+        else:
+            console.print(f"[green]same[/green] {path}: {n} transitions, SMS, CAP and HQ stages")
+    raise typer.Exit(1 if differ else 0)
 
 
 @drill_app.command("list")

@@ -61,7 +61,14 @@ from simulators.generator import (
     rfc3339,
 )
 from simulators.publisher import MqttPublisher, play
-from simulators.report import DrillReport, Observed, evaluate, fmt_t, print_report
+from simulators.report import (
+    DrillReport,
+    Observed,
+    evaluate,
+    fmt_t,
+    print_report,
+    transitions_of,
+)
 from simulators.scenario import Scenario, load_checked, stage_threshold
 
 __all__ = [
@@ -105,6 +112,11 @@ class DrillOptions:
     #: Refuse to run when the worker already holds drill readings newer than this drill's
     #: first one (they would be set aside as late and nothing would fire).
     check_clock: bool = True
+    #: None: stop following once every expectation is decided (and a short grace). A number:
+    #: keep following until no alert or headquarters stage has arrived for this many seconds
+    #: (at most ``settle_s``), so that the report holds every transition of the run, not
+    #: only the expected ones (what ``gyeongbo drill compare`` needs).
+    quiet_s: float | None = None
 
 
 # -- the stack and the pipeline ---------------------------------------------------------------
@@ -434,6 +446,29 @@ def cap_statuses(folder: Path) -> dict[str, str] | None:
     }
 
 
+def cap_entries(folder: Path, before: dict[str, str] | None) -> list[dict[str, Any]] | None:
+    """The CAP documents of this drill (not in ``before``): identifier, status, msgType,
+    severity and the number of documents each references; None when the folder is not on
+    this machine."""
+    if not folder.is_dir():
+        return None
+    out = []
+    for e in build_index(folder)["entries"]:
+        ident = str(e.get("identifier") or "")
+        if not ident.startswith("exercise:") or ident in (before or {}):
+            continue
+        out.append(
+            {
+                "identifier": ident,
+                "status": e.get("status"),
+                "msgType": e.get("msgType"),
+                "severity": e.get("severity"),
+                "references": len(str(e.get("references") or "").split()),
+            }
+        )
+    return sorted(out, key=lambda d: d["identifier"])
+
+
 def check_cap_documents(
     alerts: Sequence[tuple[float, bytes]],
     folder: Path,
@@ -608,13 +643,21 @@ async def _drill(
                 progress.update(task, alerts=len(followers.seen.alerts))
             stats = await fut
             deadline = time.time() + options.settle_s
+            heard, heard_at = -1, time.time()
             while time.time() < deadline:
                 await followers.poll()
                 progress.update(task, alerts=len(followers.seen.alerts))
+                rejections_done = len(followers.seen.rejected) >= gen.expected_rejections
+                if options.quiet_s is not None:
+                    now_heard = len(followers.seen.alerts) + len(followers.seen.hq)
+                    if now_heard != heard:
+                        heard, heard_at = now_heard, time.time()
+                    if rejections_done and time.time() - heard_at >= options.quiet_s:
+                        break
+                    continue
                 scratch: list[str] = []
                 obs = observe_alerts(followers.seen.alerts, clock, stations, scratch)
                 outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
-                rejections_done = len(followers.seen.rejected) >= gen.expected_rejections
                 if rejections_done and not any(o.status == "missed" for o in outcomes):
                     # everything decided; a short grace for late never-rule violations
                     grace_end = time.time() + min(3.0, options.settle_s)
@@ -631,6 +674,7 @@ async def _drill(
     findings: list[str] = []
     obs = observe_alerts(followers.seen.alerts, clock, stations, findings)
     report.outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
+    report.transitions, report.duplicate_alerts = transitions_of(obs)
     report.observed_rejections = len(followers.seen.rejected)
     if report.observed_rejections < gen.expected_rejections:
         findings.append(
@@ -646,12 +690,17 @@ async def _drill(
         reasons[reason] = reasons.get(reason, 0) + 1
     if reasons:
         report.notes.append(f"rejection reasons: {reasons}")
+    hq_seen: set[str] = set()
     for _, data in followers.seen.hq:
         try:
             doc = json.loads(data)
         except ValueError:
             continue
         if isinstance(doc, dict) and doc.get("exercise", False):
+            eid = str(doc.get("event_id") or "")
+            if eid and eid in hq_seen:
+                continue  # delivered twice (a replay after a crash): one stage change
+            hq_seen.add(eid)
             report.hq_stages.append(doc)
     sms_after = fetch_sms(settings.twilio.api_base)
     if sms_before is not None and sms_after is not None:
@@ -672,6 +721,7 @@ async def _drill(
         followers.seen.alerts, Path(settings.paths.cap_feed), cap_before
     )
     findings += cap_findings
+    report.cap = cap_entries(Path(settings.paths.cap_feed), cap_before)
     if report.cap_documents is None:
         report.notes.append(
             f"{len(public)} public transitions observed; CAP not checked (the worker's feed "
