@@ -56,6 +56,7 @@ one station would be misleading.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -82,6 +83,7 @@ from streams.bridge_metrics import Metrics, serve_metrics
 from streams.codec import encode_batch
 from streams.partitioning import Partitioner
 from streams.validate import (
+    MAX_STORED_RAW,
     Parsed,
     Reading,
     Reason,
@@ -91,7 +93,7 @@ from streams.validate import (
     rejection_record,
 )
 
-__all__ = ["Bridge", "SeenWindow", "run_in_thread"]
+__all__ = ["Bridge", "SeenWindow", "rejection_bytes", "run_in_thread"]
 
 log = logging.getLogger("gyeongbo.bridge")
 
@@ -459,9 +461,7 @@ class Bridge:
             lags = batch.received_ms - batch.ts_ms  # type: ignore[operator]
             self.metrics.event_lag_ms = float(np.median(lags))
         for rej, m in flush.rejected:
-            doc = rejection_record(rej, topic=m.topic, payload=m.payload, received_ms=m.received_ms)
-            key = (rej.station or m.topic).encode()
-            value = json.dumps(doc, ensure_ascii=False).encode()
+            key, value = rejection_bytes(rej, m.topic, m.payload, m.received_ms)
             out.append(_Record(self.rejected_topic, value, key, None, 0))
         return out
 
@@ -484,11 +484,21 @@ class Bridge:
                     fut.set_exception(err)
                 futs.append(fut)
             results = await asyncio.gather(*futs, return_exceptions=True)
-            failed = [
-                rec
-                for rec, res in zip(pending, results, strict=True)
-                if isinstance(res, BaseException)
-            ]
+            failed = []
+            for rec, res in zip(pending, results, strict=True):
+                if not isinstance(res, BaseException):
+                    continue
+                if rec.partition is None and not getattr(res, "retriable", True):
+                    # A rejection Kafka refuses for good (too large, invalid): retried, it
+                    # would hold every message behind it. Logged with what identifies it.
+                    self.metrics.rejections_unwritten += 1
+                    log.error(
+                        "readings.rejected refused a rejection record for good (%r): %s",
+                        res,
+                        rec.value[:512].decode("utf-8", "replace"),
+                    )
+                    continue
+                failed.append(rec)
             if not failed:
                 break
             errors = {type(res).__name__ for res in results if isinstance(res, BaseException)}
@@ -620,6 +630,40 @@ class Bridge:
                 inflight.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await inflight
+
+
+def rejection_bytes(
+    rej: Rejection, topic: str, payload: bytes, received_ms: int
+) -> tuple[bytes, bytes]:
+    """The ``readings.rejected`` record (key, value) of one rejection, whatever the payload.
+
+    The document is UTF-8 JSON (:func:`streams.validate.rejection_record`). Should a text
+    in it not be encodable (a lone surrogate, say), it is written with ASCII escapes, which
+    keep it exact; should building it fail at all, a minimal record still says why and
+    carries the raw payload in base64: a rejection that cannot be written would otherwise
+    never be acknowledged, and hold the MQTT session.
+    """
+    key_text = rej.station or topic
+    key = key_text.encode("utf-8", "backslashreplace")
+    try:
+        doc = rejection_record(rej, topic=topic, payload=payload, received_ms=received_ms)
+        try:
+            return key, json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return key, json.dumps(doc, ensure_ascii=True).encode("ascii")
+    except Exception as err:  # a bug must not stop the front door; keep the payload
+        log.exception("building the rejection record of a payload on %r failed", topic)
+        doc = {
+            "reason": rej.reason.value,
+            "message": f"{rej.message} (record rebuilt after {err!r})",
+            "topic": topic,
+            "received_ms": received_ms,
+            "scope": "payload",
+            "payload_bytes": len(payload),
+            "payload": base64.b64encode(payload[:MAX_STORED_RAW]).decode("ascii"),
+            "payload_encoding": "base64",
+        }
+        return key, json.dumps(doc, ensure_ascii=True).encode("ascii")
 
 
 def run_in_thread(bridge: Bridge, timeout_s: float = 30.0) -> threading.Thread:

@@ -16,6 +16,13 @@ from pathlib import Path
 from gyeongbo.stack.install import ensure_binary
 from gyeongbo.stack.procs import Proc, spawn
 
+#: Mosquitto's ``message_size_limit`` (bytes). Above it mosquitto drops a publish: an MQTT v5
+#: client is disconnected (protocol error: the limit is its CONNACK's Maximum Packet Size), an
+#: MQTT 3.1.1 client even gets its PUBACK, and nothing reaches the bridge. The bridge's own
+#: limit (``GYEONGBO_BRIDGE__MAX_PAYLOAD_BYTES``, 1 MiB) is below it, so that payloads between
+#: the two are recorded as ``payload_too_large``.
+MESSAGE_SIZE_LIMIT = 4 * 1024 * 1024
+
 
 def write_config(
     home: Path,
@@ -39,8 +46,9 @@ def write_config(
         "log_type notice",
         "log_type information",
         "connection_messages true",
-        # Gateways may send large batches; the bridge rejects what is above its own limit.
-        "message_size_limit 4194304",
+        # Gateways may send large batches; the bridge rejects what is above its own limit,
+        # which is below this one so that an oversized payload reaches it and is recorded.
+        f"message_size_limit {MESSAGE_SIZE_LIMIT}",
         "max_inflight_messages 1000",
         "max_queued_messages 1000000",
         "max_queued_bytes 0",
