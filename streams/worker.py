@@ -244,6 +244,9 @@ class Worker:
         #: checkpoint never includes a change whose detections are not in Kafka yet.
         self._state_lock = asyncio.Lock()
         self._readings_stream: Any = None
+        #: Counts assignments: a group processed across one is not held (its records come
+        #: again). Faust's generation id cannot tell: a restarted noida-db starts it over.
+        self._assignment = 0
         self._exercise_watermark = 0
         self._machines: dict[int, AlertMachine] = {}
         #: Per zone.commands partition: offset of the last command its machine includes.
@@ -312,6 +315,7 @@ class Worker:
         # be older than the state in memory (another worker may also have moved it on):
         # forget it, reload it lazily from the checkpoints and replay what follows them.
         readings = self.settings.kafka.topics.readings.name
+        self._assignment += 1
         self.state.reset(tp.partition for tp in assigned if tp.topic == readings)
         zc = self.settings.kafka.topics.zone_commands.name
         for tp in assigned:
@@ -344,14 +348,15 @@ class Worker:
         A cancelled group (shutdown, rebalance) is not acknowledged at all, so it is read
         again. A group that fails is logged with its offsets, counted
         (``processing_errors``), and skipped like a poison record: its records stay in
-        ``readings``. Records of an earlier consumer generation (delivered before a
-        rebalance) are skipped, as Faust itself skips them.
+        ``readings``. Records received before the latest assignment are dropped unprocessed
+        (``stale_records``): the consumer reads them again from the committed offset, onto
+        the state reloaded for that assignment.
         """
         stream.enable_acks = False
         self._readings_stream = stream
         queue = getattr(stream.channel, "queue", None)
         limit = self.settings.worker.coalesce_readings
-        group: list[tuple[Any, ReadingBatch | None]] = []
+        group: list[tuple[Any, ReadingBatch | None, int]] = []
         waiting = 0
         async for event in stream.events():
             p, offset = event.message.partition, int(event.message.offset)
@@ -365,7 +370,7 @@ class Worker:
                 self.state.load(p, batch.station)
                 batch = self.state.skip_replayed(p, offset, batch)
                 waiting += len(batch)
-            group.append((event, batch))
+            group.append((event, batch, self._assignment))
             if waiting < limit and queue is not None:
                 if queue.empty() and self._behind(event):
                     # Faust hands the agent one record at a time (its fetcher yields to
@@ -377,10 +382,10 @@ class Worker:
                             break
                 if not queue.empty():
                     continue  # more records are already here: take them into this call
-            gen = self.app.consumer_generation_id
-            live = [(e, b) for e, b in group if e.message.generation_id == gen]
-            batches = [b for _, b in live if b is not None and len(b)]
             async with self._state_lock:
+                assignment = self._assignment
+                live = [(e, b) for e, b, a in group if a == assignment]
+                batches = [b for _, b in live if b is not None and len(b)]
                 if batches:
                     try:
                         await self._process(
@@ -398,14 +403,11 @@ class Worker:
                             ),
                         )
                     self.metrics.counters["records"] += len(live)
-                if self.app.consumer_generation_id == gen:
+                if self._assignment == assignment:  # else reset meanwhile: they come again
                     for e, _ in live:
                         self.state.hold(e.message.partition, e)
                     await self._checkpoint_due({e.message.partition for e, _ in live}, stream)
             self.metrics.counters["stale_records"] += len(group) - len(live)
-            for e, _ in group:
-                if e.message.generation_id != gen:
-                    await stream.ack(e)  # not ours to hold: Faust skips them as well
             group.clear()
             waiting = 0
 

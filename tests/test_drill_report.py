@@ -335,8 +335,7 @@ def test_two_runs_compare_on_what_people_receive_not_on_timing(tmp_path: Any) ->
         'SMS to +8210****9001 "[훈련] 홍수경보": 1 in the reference, 0 in this run',
         "CAP document flood|11030|2 Exercise/Alert/Moderate refs=0: 1 in the reference, 0 in "
         "this run",
-        "CAP document flood|1|1 Exercise/Alert/Moderate refs=0: 0 in the reference, 1 in "
-        "this run",
+        "CAP document flood|1|1 Exercise/Alert/Moderate refs=0: 0 in the reference, 1 in this run",
     ]
     paths = []
     for name, doc in (("ref", ref), ("same", same), ("lost", lost)):
