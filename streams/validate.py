@@ -3,10 +3,17 @@
 The contract is docs/design.md §11.1. A message on ``{root}/{kind}/{station_id}`` carries one JSON
 reading object or a JSON array of them; on ``{root}/{kind}/_batch`` (the §11.1 gateway batch)
 or ``{root}/{kind}/_batch/{gateway_id}`` (the authenticated per-gateway batch topic, see
-:mod:`streams.mqtt_auth`) each object names its own station. Every object::
+:mod:`gyeongbo.mqtt_auth`) each object names its own station. Every object::
 
     {"station": "1018683", "ts": "2020-08-06T10:50:00+09:00" | 1596678600000,
      "seq": 4211, "values": {"level_m": 8.36}, "exercise": false}
+
+On the batch topic of a **drill gateway** (``drill: true`` in the registry, e.g.
+``{root}/water_level/_batch/drill-lab``) every reading is an exercise whatever its
+``exercise`` says, and may name any station of the topic's kind; a real gateway's drill data
+says ``"exercise": true`` itself. Exercise is therefore never a field a publisher flips: the
+ACL gives the drill gateway only its batch topics, and a payload that names a key twice
+(``"exercise": true, "exercise": false``) is refused whole (``duplicate_key``).
 
 ``seq`` and ``exercise`` are optional; a seismic reading may add an ``event`` object
 (``magnitude``, ``lat``, ``lon``, ``depth_km``: an earthquake catalogue entry). A valid event's
@@ -405,6 +412,9 @@ class Validator:
         self.limits = limits or Limits()
         self.topic_root = topic_root
         self._stations = {sid: (st.kind, st.gateway) for sid, st in registry.stations.items()}
+        #: Gateways whose every reading is an exercise (the ACL lets them publish only on
+        #: their own batch topics, so the topic names the publisher).
+        self._drill = frozenset(g for g, gw in registry.gateways.items() if gw.drill)
         self._allowed = {k: frozenset(v) for k, v in KIND_VALUES.items()}
         self._decoder = msgspec.json.Decoder()
 
@@ -528,7 +538,8 @@ class Validator:
                 f"station {station!r} is a {kind.value} station, published under "
                 f"{info.kind.value!r}",
             )
-        if info.gateway is not None and gateway != info.gateway:
+        drill = info.gateway in self._drill
+        if info.gateway is not None and gateway != info.gateway and not drill:
             raise _Bad(
                 Reason.FOREIGN_STATION,
                 f"station {station!r} belongs to gateway {gateway!r}, not {info.gateway!r}",
@@ -561,6 +572,7 @@ class Validator:
             exercise = False
         elif not isinstance(exercise, bool):
             raise _Bad(Reason.WRONG_TYPE, f"exercise must be true or false, got {_jtype(exercise)}")
+        exercise = exercise or drill  # a drill gateway's reading is an exercise, whatever it says
         values = item["values"]
         if not isinstance(values, dict):
             raise _Bad(Reason.WRONG_TYPE, f"values must be an object, got {_jtype(values)}")
