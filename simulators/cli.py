@@ -25,9 +25,9 @@ from gyeongbo.registry import RegistryError, load_registry
 from gyeongbo.settings import Settings
 from gyeongbo.stack.procs import StackError
 from simulators.drill import DrillError, DrillOptions, run_drill
-from simulators.generator import Clock, batch_publications, generate
+from simulators.generator import Clock, as_gateway, batch_publications, generate
 from simulators.load import LoadPlan, run_load, write_registry
-from simulators.publisher import MqttPublisher, PublishError
+from simulators.publisher import PublishError, drill_gateway, gateway_publisher
 from simulators.scenario import (
     ScenarioError,
     check_against_registry,
@@ -178,9 +178,10 @@ def _dry_run(
     gen = generate(
         sc, reg, seed=seed, anchor_ms=clock.anchor_ms, topic_root=settings.mqtt.topic_root
     )
-    pubs = gen.publications
+    gateway = drill_gateway(reg)
+    pubs, _ = as_gateway(gen.publications, gateway, topic_root=settings.mqtt.topic_root)
     if batch:
-        pubs = batch_publications(pubs, topic_root=settings.mqtt.topic_root)
+        pubs = batch_publications(pubs, topic_root=settings.mqtt.topic_root, gateway=gateway)
     out = sys.stdout.buffer
     for p in pubs:
         out.write(p.topic.encode() + b"\t" + p.payload + b"\n")
@@ -298,19 +299,15 @@ def simulate_load(
     ] = "water_level,air_quality,structural,rainfall",
     seed: Annotated[int, typer.Option(help="Random seed for values.")] = 0,
 ) -> None:
-    """Publish synthetic readings in gateway batches at a target rate; the last stdout line is
-    a JSON summary with the achieved rate."""
+    """Publish synthetic readings in gateway batches at a target rate, as the registry's drill
+    gateway (load is an exercise: it never reaches a resident); the last stdout line is a JSON
+    summary with the achieved rate. The bridge needs the synthetic stations in its registry
+    (`gyeongbo simulate registry`), which has a drill gateway of its own."""
     settings = Settings()
     plan = LoadPlan(stations=stations, kinds=tuple(k.strip() for k in kinds.split(",")), seed=seed)
-    publisher = MqttPublisher(
-        settings.mqtt.host,
-        settings.mqtt.port,
-        client_id="gyeongbo-load",
-        username=settings.mqtt.username,
-        password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
-        max_in_flight=200,
-    )
     try:
+        gateway = drill_gateway(load_registry(settings.paths.stations))
+        publisher = gateway_publisher(settings, gateway, max_in_flight=200)
         publisher.connect()
         try:
             result = run_load(
@@ -320,10 +317,11 @@ def simulate_load(
                 duration_s=duration,
                 batch_size=batch_size,
                 topic_root=settings.mqtt.topic_root,
+                gateway=gateway,
             )
         finally:
             publisher.close()
-    except (PublishError, ValueError) as err:
+    except (PublishError, ValueError, RegistryError) as err:
         raise _fail(str(err)) from None
     print(result.to_json(), flush=True)
 

@@ -55,12 +55,13 @@ from gyeongbo.vocab import Level
 from simulators.generator import (
     Clock,
     Generated,
+    as_gateway,
     batch_publications,
     crossing_time,
     generate,
     rfc3339,
 )
-from simulators.publisher import MqttPublisher, play
+from simulators.publisher import drill_gateway, gateway_publisher, play
 from simulators.report import (
     DrillReport,
     Observed,
@@ -107,7 +108,6 @@ class DrillOptions:
     #: Epoch ms of scenario t=0 instead of the clock mode's choice (reproduces a payload stream
     #: byte for byte; timestamps in the past must stay within the bridge's backfill window).
     anchor_ms: int | None = None
-    client_id: str = "gyeongbo-drill"
     show_progress: bool = True
     #: Refuse to run when the worker already holds drill readings newer than this drill's
     #: first one (they would be set aside as late and nothing would fire).
@@ -126,9 +126,11 @@ def _host_port(addr: str, default_port: int) -> tuple[str, int]:
 
 
 def stack_reachable(settings: Settings) -> bool:
-    """The MQTT broker and the first Kafka bootstrap server accept TCP connections."""
+    """The gateways' MQTT listener and the first Kafka bootstrap server accept TCP
+    connections."""
     k_host, k_port = _host_port(settings.kafka.bootstrap.split(",")[0], 9092)
-    return port_open(settings.mqtt.port, settings.mqtt.host) and port_open(k_port, k_host)
+    g = settings.gateway
+    return port_open(g.port, g.host) and port_open(k_port, k_host)
 
 
 def pipeline_running(settings: Settings) -> bool:
@@ -163,8 +165,8 @@ def stack_context(settings: Settings, console: Console) -> Iterator[tuple[Settin
             left.down()
     shutil.rmtree(home, ignore_errors=True)
     console.print(
-        f"[cyan]drill[/cyan] no stack at mqtt {settings.mqtt.host}:{settings.mqtt.port} / kafka "
-        f"{settings.kafka.bootstrap}: starting an empty local one under {home}"
+        f"[cyan]drill[/cyan] no stack at mqtt {settings.gateway.host}:{settings.gateway.port} / "
+        f"kafka {settings.kafka.bootstrap}: starting an empty local one under {home}"
     )
     stack = Stack(config=config, settings=settings)
     stack.up(report=lambda m: console.print(f"[cyan]stack[/cyan] {m}"))
@@ -591,11 +593,16 @@ async def _drill(
         seq_base=int(wall_start * 1000) * 1000,
         topic_root=settings.mqtt.topic_root,
     )
-    pubs = gen.publications
+    gateway = drill_gateway(reg)
+    pubs, unsendable = as_gateway(gen.publications, gateway, topic_root=settings.mqtt.topic_root)
     if options.batch:
         pubs = batch_publications(
-            pubs, max_readings=options.max_batch, topic_root=settings.mqtt.topic_root
+            pubs,
+            max_readings=options.max_batch,
+            topic_root=settings.mqtt.topic_root,
+            gateway=gateway,
         )
+    expected_rejections = sum(1 for p in pubs if p.expect_rejected)
     report = DrillReport(
         scenario=sc.name,
         seed=seed,
@@ -603,15 +610,15 @@ async def _drill(
         overlays=list(sc.overlays),
         anchor=rfc3339(clock.anchor_ms),
         wall_start=rfc3339(round(wall_start * 1000)),
-        expected_rejections=gen.expected_rejections,
+        expected_rejections=expected_rejections,
     )
-    publisher = MqttPublisher(
-        settings.mqtt.host,
-        settings.mqtt.port,
-        client_id=f"{options.client_id}-{int(wall_start)}",
-        username=settings.mqtt.username,
-        password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
-    )
+    if unsendable:
+        report.notes.append(
+            f"{len(unsendable)} malformed payload(s) not sent: the drill gateway {gateway} "
+            "publishes on batch topics, which name no station for a payload to contradict "
+            f"({', '.join(sorted({p.tag for p in unsendable}))})"
+        )
+    publisher = gateway_publisher(settings, gateway)
     stop = threading.Event()
     progress = Progress(
         TextColumn("[cyan]{task.description}"),
@@ -647,7 +654,7 @@ async def _drill(
             while time.time() < deadline:
                 await followers.poll()
                 progress.update(task, alerts=len(followers.seen.alerts))
-                rejections_done = len(followers.seen.rejected) >= gen.expected_rejections
+                rejections_done = len(followers.seen.rejected) >= expected_rejections
                 if options.quiet_s is not None:
                     now_heard = len(followers.seen.alerts) + len(followers.seen.hq)
                     if now_heard != heard:
@@ -676,9 +683,9 @@ async def _drill(
     report.outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
     report.transitions, report.duplicate_alerts = transitions_of(obs)
     report.observed_rejections = len(followers.seen.rejected)
-    if report.observed_rejections < gen.expected_rejections:
+    if report.observed_rejections < expected_rejections:
         findings.append(
-            f"{gen.expected_rejections} payloads should have been dead-lettered to "
+            f"{expected_rejections} payloads should have been dead-lettered to "
             f"{settings.kafka.topics.rejected.name}, {report.observed_rejections} were"
         )
     reasons: dict[str, int] = {}

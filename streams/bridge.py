@@ -78,6 +78,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
+from gyeongbo.stack.credentials import mqtt_password
 from streams.bridge_config import BridgeSettings
 from streams.bridge_metrics import Metrics, serve_metrics
 from streams.codec import encode_batch
@@ -323,9 +324,14 @@ class Bridge:
             manual_ack=True,
         )
         if s.username:
-            client.username_pw_set(
-                s.username, s.password.get_secret_value() if s.password else None
+            # a configured password, else GYEONGBO_MQTT_PASSWORD__<USER> or the local
+            # stack's development password
+            password = (
+                s.password.get_secret_value()
+                if s.password
+                else mqtt_password(self.settings, s.username)
             )
+            client.username_pw_set(s.username, password)
         if s.tls:
             client.tls_set()
         client.on_connect = self._on_connect

@@ -11,6 +11,7 @@ in it. The clean reference runs once for the module.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -104,7 +105,9 @@ def _drill(stack: Stack, tmp: Path, anchor_ms: int, fault: Fault | None) -> dict
 def reference(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory, anchor_ms: Callable[[], int]
 ) -> Iterator[dict[str, Any]]:
-    doc = _drill(stack, tmp_path_factory.mktemp("reference"), anchor_ms(), None)
+    tmp = tmp_path_factory.mktemp("reference")
+    doc = _drill(stack, tmp, anchor_ms(), None)
+    (tmp / "reference.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1))
     assert doc["passed"], doc["findings"]
     assert doc["transitions"] and doc["sms"] and doc["cap"]
     yield doc

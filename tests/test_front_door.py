@@ -94,7 +94,7 @@ def test_no_payload_stops_the_front_door(stack: Stack, tmp_path: Path) -> None:
     rejected_before = end_offsets(stack.kafka_bootstrap, "readings.rejected")
     readings_before = end_offsets(stack.kafka_bootstrap, "readings")
     bp = start_bridge_proc(stack, root, f"bridge-{uuid.uuid4().hex[:8]}", tmp_path / "b.log")
-    pub = publisher(stack.config.mqtt_port)
+    pub = publisher(stack)
     try:
         publish_all(pub, msgs)
         last = base + 999_999  # a valid reading after everything: the door is still open
