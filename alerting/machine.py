@@ -1,8 +1,10 @@
 """The alert stage machine: one alert per (hazard, zone), fed with station detections.
 
 Input is :class:`gyeongbo.events.Detection` (a station's level under one rule, docs/design.md §11.2)
-with the zones the station serves; output is the list of :class:`~gyeongbo.events.AlertEvent`
-transitions for the ``alerts`` topic. Pure Python, no I/O, deterministic: the same inputs give
+with the zones the station serves; output is the list of transitions: public
+:class:`~gyeongbo.events.AlertEvent` for the ``alerts`` topic and operators'
+:class:`~gyeongbo.events.DataQualityAlert` (sensor health, with a ``severity``, never a crisis
+level) for ``dq.alerts``. Pure Python, no I/O, deterministic: the same inputs give
 the same events with the same ``event_id`` (SMS and CAP de-duplicate on it), and the whole state
 round-trips through :meth:`AlertMachine.to_bytes` / :meth:`AlertMachine.from_bytes` (a Faust
 table value, restored after a restart or rebalance).
@@ -16,7 +18,9 @@ How a zone's stage moves (docs/design.md §4; :mod:`alerting.policy` for the per
    per direction (a fault, a recovery), since a deadman fault carries the clock's time and
    its recovery the time of the reading that ends the silence, which may be earlier.
    Stations flagged by a ``sensor_health`` detection (level ≥ 주의) are held out of public
-   stages until they recover; their zone gets an operator-only ``sensor_health`` alert.
+   stages until they recover; their zone gets an operators' data-quality alert
+   (:class:`~gyeongbo.events.DataQualityAlert`: ``warning`` for a dropped implausible reading,
+   ``critical`` while a station is held out).
    Held out means their new readings count for nothing, and their last trusted level counts
    at most at the zone's current stage: a faulty station can neither raise a stage nor, by
    falling silent, clear it (a gauge that dies at the peak of a flood must not send residents
@@ -27,9 +31,14 @@ How a zone's stage moves (docs/design.md §4; :mod:`alerting.policy` for the per
    N-of-M; quorum 1 = max over stations).
 3. Up: to the highest L above the stage that ``n`` of the last ``m`` zone samples reach
    (temporal N-of-M). Stages may jump (주의 → 심각 directly).
-4. Down: only after the zone has stayed below the stage for the off-delay and the stage has
+4. Down: only after the zone has stayed below the stage for the hold and the stage has
    stood for its minimum dwell (ISA-18.2 off-delay/minimum duration), to the highest level seen
-   during that time (or one step, for O₃).
+   during that time (or one step, for O₃). A rise during the hold is a rise from the held
+   stage: the same alert, nothing if it only comes back, one ``escalate`` above it.
+   Time is event time, and every timer fires at its own instant (the hold's end, a station
+   level's expiry, a silence's end) whoever evaluates the zone next: a tick, or a detection
+   later than that instant (:meth:`AlertMachine._catch_up`). The transitions therefore depend
+   on the detections alone, not on when ticks happened to arrive between them.
 5. Operators: acknowledge (stops reminders until the next escalation), silence a zone or a
    zone × hazard for a window (no public transitions in the window except a rise to 심각, which
    breaks through; at the end the stage catches up), escalate by hand (the manual stage is a
@@ -61,12 +70,21 @@ import msgspec
 
 from alerting.model import ZoneInfo, rfc3339
 from alerting.policy import DEFAULT_POLICIES, StagePolicy, policy_for
-from gyeongbo.events import ActionName, AlertEvent, Detection, LevelName
-from gyeongbo.vocab import Level
+from gyeongbo.events import (
+    ActionName,
+    AlertEvent,
+    DataQualityAlert,
+    Detection,
+    LevelName,
+    SeverityName,
+    StageEvent,
+)
+from gyeongbo.vocab import Level, Severity
 
 __all__ = [
     "RELAYED_RULES",
     "ActiveAlert",
+    "ActiveDataQualityAlert",
     "AlertMachine",
     "AuditEntry",
     "OperatorError",
@@ -99,6 +117,8 @@ class RuleLevel(msgspec.Struct):
     threshold: float | None = None
     projected_crossing_ms: int | None = None
     confidence: float | None = None
+    #: Sensor health: the checks the station fails (``flat_line``, ``deadman``, …).
+    faults: list[str] = []
 
 
 class StationLevel(msgspec.Struct):
@@ -210,13 +230,30 @@ class ActiveAlert(msgspec.Struct, frozen=True):
     history: list[Transition]
 
 
+class ActiveDataQualityAlert(msgspec.Struct, frozen=True):
+    """A row of the active-alerts listing for an operators' data-quality alert: a
+    ``severity`` instead of a crisis level, and the checks each held-out station fails."""
+
+    alert_id: str
+    hazard: str  # "sensor_health"
+    zone: str
+    zone_name: str
+    severity: SeverityName
+    since: str
+    exercise: bool
+    acked: bool
+    silenced_until: str | None
+    stations: dict[str, SeverityName]
+    checks: dict[str, list[str]]
+
+
 class Reminder(msgspec.Struct, frozen=True):
     """An unacknowledged alert due for another operator notification."""
 
     alert_id: str
     hazard: str
     zone: str
-    level: LevelName
+    level: str  # a crisis level, or a data-quality alert's severity
     ts: str
 
 
@@ -243,6 +280,21 @@ def track_key(hazard: str, zone: str, exercise: bool = False) -> str:
 def _wire(level: int) -> LevelName:
     name: LevelName = Level(level).wire  # type: ignore[assignment]
     return name
+
+
+def _severity(level: int) -> SeverityName:
+    name: SeverityName = Severity.of_level(level).wire  # type: ignore[assignment]
+    return name
+
+
+def _faults(det: Detection) -> list[str]:
+    """The checks a sensor-health detection says the station fails (none for other rules)."""
+    if det.hazard != SENSOR_HEALTH or Level.parse(det.level) == Level.CLEARED:
+        return []
+    if det.rule == "health.deadman":
+        return ["deadman"]
+    found = det.details.get("faults") if det.details else None
+    return sorted(str(f) for f in found) if isinstance(found, list) else []
 
 
 class AlertMachine:
@@ -282,11 +334,11 @@ class AlertMachine:
         return list(self._s.audit)
 
     # ------------------------------------------------------------------ input
-    def feed(self, det: Detection, zones: Sequence[ZoneInfo]) -> list[AlertEvent]:
+    def feed(self, det: Detection, zones: Sequence[ZoneInfo]) -> list[StageEvent]:
         """Apply one detection to the zones its station serves; return the transitions."""
         if not det.public and det.hazard != SENSOR_HEALTH:
             return []  # anomaly scores and other operator-only signals never stage publicly
-        out: list[AlertEvent] = []
+        out: list[StageEvent] = []
         health = det.hazard == SENSOR_HEALTH
         if health and self._health_replayed(det):
             return []
@@ -318,6 +370,8 @@ class AlertMachine:
             old = rules.get(det.rule)
             if old is not None and det.ts_ms <= old.ts_ms and not health:
                 continue  # out of order or a replay: the rule's newer level stands
+            # timers that ran out before this detection, on the levels that stood until it
+            out += self._catch_up(tr, det.ts_ms, self._policy(tr.hazard))
             rules[det.rule] = RuleLevel(
                 level=int(Level.parse(det.level)),
                 ts_ms=det.ts_ms,
@@ -325,21 +379,20 @@ class AlertMachine:
                 threshold=det.threshold,
                 projected_crossing_ms=det.projected_crossing_ms,
                 confidence=det.confidence,
+                faults=_faults(det),
             )
             tr.stations[det.station] = _station_level(rules)
             now = max(tr.last_ts_ms, det.ts_ms)
-            ev = self._evaluate(key, tr, now, sample=True)
-            if ev is not None:
-                out.append(ev)
+            out += self._evaluate(key, tr, now, sample=True)
         return out
 
-    def feed_all(self, items: Iterable[tuple[Detection, Sequence[ZoneInfo]]]) -> list[AlertEvent]:
-        out: list[AlertEvent] = []
+    def feed_all(self, items: Iterable[tuple[Detection, Sequence[ZoneInfo]]]) -> list[StageEvent]:
+        out: list[StageEvent] = []
         for det, zones in items:
             out += self.feed(det, zones)
         return out
 
-    def advance(self, now_ms: int, *, exercise_now_ms: int | None = None) -> list[AlertEvent]:
+    def advance(self, now_ms: int, *, exercise_now_ms: int | None = None) -> list[StageEvent]:
         """Let time pass: off-delays, expiries and silence windows end.
 
         Real alerts follow ``now_ms`` (the worker's clock). Exercise alerts follow the drill's
@@ -348,20 +401,20 @@ class AlertMachine:
         accelerated drill plays hours of readings in minutes with
         timestamps behind the wall clock, which would otherwise end every off-delay at once.
         """
-        out: list[AlertEvent] = []
+        out: list[StageEvent] = []
         # The drill clock never runs backwards: the newest of what we are told and have seen.
         ex_now = max(self._s.exercise_watermark_ms, exercise_now_ms or 0)
-        self._s.silences = [
-            s for s in self._s.silences if s.until_ms > (ex_now if s.exercise else now_ms)
-        ]
         for key in sorted(self._s.tracks):
             tr = self._s.tracks[key]
             if tr.stage == 0 and not tr.stations:
                 continue
             now = ex_now if tr.exercise else now_ms
-            ev = self._evaluate(key, tr, max(now, tr.last_ts_ms), sample=False)
-            if ev is not None:
-                out.append(ev)
+            out += self._evaluate(key, tr, max(now, tr.last_ts_ms), sample=False)
+        # Silences are dropped after the evaluation: their end is one of the instants a zone
+        # catches up at (a step-down held by a silence happens when it ends).
+        self._s.silences = [
+            s for s in self._s.silences if s.until_ms > (ex_now if s.exercise else now_ms)
+        ]
         return out
 
     # ------------------------------------------------------------------ core
@@ -372,8 +425,8 @@ class AlertMachine:
         ns = "exercise" if tr.exercise else "real"
         levels = []
         for sid, st in tr.stations.items():
-            if pol.expire_s is not None and now - st.ts_ms > pol.expire_s * 1000:
-                continue
+            if pol.expire_s is not None and now - st.ts_ms >= pol.expire_s * 1000:
+                continue  # lapsed at ts + expire_s
             if tr.hazard != SENSOR_HEALTH and f"{ns}|{sid}" in self._s.faulty:
                 # A faulty station holds the stage it last supported but cannot raise it: a
                 # gauge that dies at the peak of a flood must not send residents an all-clear.
@@ -398,8 +451,62 @@ class AlertMachine:
             for s in self._s.silences
         )
 
-    def _evaluate(self, key: str, tr: Track, now: int, *, sample: bool) -> AlertEvent | None:
+    def _evaluate(self, key: str, tr: Track, now: int, *, sample: bool) -> list[StageEvent]:
+        """The zone at ``now``: first the timers that ran out before it, then ``now`` itself
+        (with a new zone sample when a detection brought one)."""
         pol = self._policy(tr.hazard)
+        return self._catch_up(tr, now, pol) + self._step(tr, now, pol, sample=sample)
+
+    def _catch_up(self, tr: Track, now: int, pol: StagePolicy) -> list[StageEvent]:
+        """Evaluate the zone at every instant before ``now`` at which it could change without
+        a new detection: the end of a hold (:meth:`_hold_ends`), a station level lapsing
+        (``expire_s``) and a silence ending. Between those instants the station levels stand
+        still, so stepping through them gives exactly the transitions, with exactly the
+        timestamps, that a clock read at each instant would have given — and the same ones
+        whether a tick came between two detections or not."""
+        out: list[StageEvent] = []
+        t = tr.last_ts_ms
+        while True:
+            nxt = self._next_instant(tr, t, pol)
+            if nxt is None or nxt >= now:
+                return out
+            out += self._step(tr, nxt, pol, sample=False)
+            t = nxt
+
+    def _hold_ends(self, tr: Track, pol: StagePolicy) -> int | None:
+        """When the pending step-down may happen: the zone below the stage for ``hold_s`` and
+        the stage standing for ``min_dwell_s``; None when the zone is not below its stage."""
+        if tr.below_since_ms is None:
+            return None
+        return max(
+            tr.below_since_ms + pol.hold_s * 1000, tr.stage_since_ms + pol.min_dwell_s * 1000
+        )
+
+    def _next_instant(self, tr: Track, after: int, pol: StagePolicy) -> int | None:
+        """The first instant later than ``after`` at which the zone may change on its own."""
+        cand = []
+        due = self._hold_ends(tr, pol)
+        if due is not None and due > after:
+            cand.append(due)
+        if pol.expire_s is not None:
+            cand += [
+                lapse
+                for st in tr.stations.values()
+                if (lapse := st.ts_ms + pol.expire_s * 1000) > after
+            ]
+        cand += [
+            s.until_ms
+            for s in self._s.silences
+            if s.exercise == tr.exercise
+            and s.zone == tr.zone
+            and s.hazard in (None, tr.hazard)
+            and s.until_ms > after
+        ]
+        return min(cand, default=None)
+
+    def _step(self, tr: Track, now: int, pol: StagePolicy, *, sample: bool) -> list[StageEvent]:
+        """One evaluation of the zone at ``now`` on the station levels it holds: a rise, or the
+        step-downs whose hold has ended (several at once only when their holds are 0)."""
         tr.last_ts_ms = now
         zl = self._zone_level(tr, now, pol)
         n, m = pol.confirm
@@ -413,34 +520,40 @@ class AlertMachine:
             if sum(1 for s in window if s >= lv) >= n:
                 up = lv
                 break
+        if not sample:
+            # No new sample: a rise on the clock (a silence ending) goes no higher than the
+            # zone stands now; station levels may have lapsed since the last sample.
+            up = min(up, zl)
         silenced = self._silenced(tr, now)
         if up > tr.stage and up > tr.cleared_hold:
-            tr.below_since_ms = None
+            # a temporal N-of-M rise may leave the zone's own level below the new stage
+            tr.below_since_ms, tr.below_max = (now, zl) if zl < up else (None, 0)
             if silenced and up < Level.SERIOUS:
-                return None
+                tr.below_since_ms = None
+                return []
             action: ActionName = "raise" if tr.stage == 0 else "escalate"
-            return self._transition(tr, up, now, action)
-        if zl < tr.stage:
+            return [self._transition(tr, up, now, action)]
+        out: list[StageEvent] = []
+        if zl >= tr.stage:
+            tr.below_since_ms = None
+        while zl < tr.stage:
             if tr.below_since_ms is None:
                 tr.below_since_ms, tr.below_max = now, zl
             else:
                 tr.below_max = max(tr.below_max, zl)
-            if (
-                now - tr.below_since_ms >= pol.off_delay_s * 1000
-                and now - tr.stage_since_ms >= pol.min_dwell_s * 1000
-                and not silenced
-            ):
-                new = tr.below_max
-                if pol.step_down_one and tr.stage > Level.CAUTION:
-                    new = max(new, tr.stage - 1)
-                new = max(new, tr.floor)
-                if new < tr.stage:
-                    ev = self._transition(tr, new, now, "clear" if new == 0 else "deescalate")
-                    tr.below_since_ms, tr.below_max = (now, zl) if zl < new else (None, 0)
-                    return ev
-        else:
-            tr.below_since_ms = None
-        return None
+            due = self._hold_ends(tr, pol)
+            if due is None or now < due or silenced:
+                break
+            new = tr.below_max
+            if pol.step_down_one and tr.stage > Level.CAUTION:
+                new = max(new, tr.stage - 1)
+            new = max(new, tr.floor)
+            if new >= tr.stage:
+                break
+            out.append(self._transition(tr, new, now, "clear" if new == 0 else "deescalate"))
+            # the next step (one stage at a time, or a floor) starts a hold of its own
+            tr.below_since_ms, tr.below_max = (now, zl) if zl < new else (None, 0)
+        return out
 
     def _transition(
         self,
@@ -452,7 +565,7 @@ class AlertMachine:
         actor: str | None = None,
         reason: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> AlertEvent:
+    ) -> StageEvent:
         previous = tr.stage
         if tr.alert_id is None:
             if level == 0:
@@ -475,27 +588,56 @@ class AlertMachine:
             Transition(now, level, previous, action, event_id, actor=actor, reason=reason)
         )
         del tr.history[:-_HISTORY_MAX]
-        ev = AlertEvent(
-            alert_id=alert_id,
-            hazard=tr.hazard,
-            zone=tr.zone,
-            zone_name=tr.zone_name,
-            level=_wire(level),
-            previous=_wire(previous),
-            level_ko=Level(level).ko,
-            ts=rfc3339(now),
-            action=action,
-            exercise=tr.exercise,
-            stations=self._contributors(tr, level),
-            evidence=self._evidence(tr, extra),
-            event_id=event_id,
-            actor=actor,
-            reason=reason,
-        )
+        ev: StageEvent
+        if tr.hazard == SENSOR_HEALTH:
+            ev = DataQualityAlert(
+                alert_id=alert_id,
+                zone=tr.zone,
+                zone_name=tr.zone_name,
+                severity=_severity(level),
+                previous=_severity(previous),
+                ts=rfc3339(now),
+                action=action,
+                exercise=tr.exercise,
+                stations=sorted(s for s, st in tr.stations.items() if st.level > 0),
+                checks=self._checks(tr),
+                evidence=self._evidence(tr, extra),
+                event_id=event_id,
+                actor=actor,
+                reason=reason,
+            )
+        else:
+            ev = AlertEvent(
+                alert_id=alert_id,
+                hazard=tr.hazard,
+                zone=tr.zone,
+                zone_name=tr.zone_name,
+                level=_wire(level),
+                previous=_wire(previous),
+                level_ko=Level(level).ko,
+                ts=rfc3339(now),
+                action=action,
+                exercise=tr.exercise,
+                stations=self._contributors(tr, level),
+                evidence=self._evidence(tr, extra),
+                event_id=event_id,
+                actor=actor,
+                reason=reason,
+            )
         if level == 0:
             tr.last_alert_id, tr.alert_id = alert_id, None
             tr.floor, tr.acked, tr.samples = 0, False, []
         return ev
+
+    @staticmethod
+    def _checks(tr: Track) -> dict[str, list[str]]:
+        """Station → the checks it fails now (sensor-health tracks)."""
+        out = {
+            s: sorted({f for r in st.rules.values() if r.level > 0 for f in r.faults})
+            for s, st in sorted(tr.stations.items())
+            if st.level > 0
+        }
+        return {s: f for s, f in out.items() if f}
 
     def _contributors(self, tr: Track, level: int) -> list[str]:
         ns = "exercise" if tr.exercise else "real"
@@ -513,7 +655,10 @@ class AlertMachine:
                 "value": lead.value,
                 "threshold": lead.threshold,
                 "observed_at": rfc3339(lead.ts_ms),
-                "station_levels": {s: _wire(st.level) for s, st in sorted(tr.stations.items())},
+                "station_levels": {
+                    s: _severity(st.level) if tr.hazard == SENSOR_HEALTH else _wire(st.level)
+                    for s, st in sorted(tr.stations.items())
+                },
             }
             if lead.projected_crossing_ms is not None:
                 ev["projected_crossing"] = rfc3339(lead.projected_crossing_ms)
@@ -543,12 +688,17 @@ class AlertMachine:
         seen[side] = det.ts_ms
         return False
 
-    def _update_faulty(self, det: Detection) -> list[AlertEvent]:
+    def _update_faulty(self, det: Detection) -> list[StageEvent]:
         key = f"{'exercise' if det.exercise else 'real'}|{det.station}"
         bad = Level.parse(det.level) >= Level.CAUTION
         was = key in self._s.faulty
         if bad == was:
             return []
+        out: list[StageEvent] = []
+        for k in sorted(self._s.tracks):  # timers that ran out before the station changed
+            tr = self._s.tracks[k]
+            if tr.exercise == det.exercise and det.station in tr.stations:
+                out += self._catch_up(tr, det.ts_ms, self._policy(tr.hazard))
         if bad:
             self._s.faulty[key] = det.ts_ms
         else:
@@ -565,7 +715,6 @@ class AlertMachine:
                     )
                 else:
                     del tr.stations[det.station]
-        out: list[AlertEvent] = []
         for k in sorted(self._s.tracks):
             tr = self._s.tracks[k]
             if (
@@ -573,9 +722,7 @@ class AlertMachine:
                 and tr.exercise == det.exercise
                 and det.station in tr.stations
             ):
-                ev = self._evaluate(k, tr, max(tr.last_ts_ms, det.ts_ms), sample=True)
-                if ev is not None:
-                    out.append(ev)
+                out += self._evaluate(k, tr, max(tr.last_ts_ms, det.ts_ms), sample=True)
         return out
 
     # ------------------------------------------------------------------ operators
@@ -599,7 +746,7 @@ class AlertMachine:
 
     def acknowledge(
         self, alert_id: str, *, actor: str, ts_ms: int, reason: str = ""
-    ) -> list[AlertEvent]:
+    ) -> list[StageEvent]:
         """Acknowledge an alert: it stays, reminders stop until it escalates."""
         tr = self._by_alert_id(alert_id)
         if tr is None:
@@ -620,7 +767,7 @@ class AlertMachine:
         ts_ms: int,
         reason: str,
         exercise: bool = False,
-    ) -> list[AlertEvent]:
+    ) -> list[StageEvent]:
         """Silence a zone (every hazard) or a zone × hazard for ``duration_s`` seconds."""
         target = f"{zone}/{hazard or '*'}" + (" (exercise)" if exercise else "")
         if duration_s <= 0 or not reason:
@@ -667,7 +814,7 @@ class AlertMachine:
         ts_ms: int,
         reason: str,
         exercise: bool = False,
-    ) -> list[AlertEvent]:
+    ) -> list[StageEvent]:
         """Raise or escalate by hand to ``level``; that level becomes a floor until cleared."""
         target = track_key(hazard, zone.id, exercise)
         lv = int(Level.parse(level))
@@ -699,7 +846,7 @@ class AlertMachine:
 
     def clear(
         self, alert_id: str, *, actor: str, ts_ms: int, reason: str, cancel: bool = False
-    ) -> list[AlertEvent]:
+    ) -> list[StageEvent]:
         """End an alert by hand. ``cancel=True`` marks it issued in error (CAP ``Cancel``)."""
         tr = self._by_alert_id(alert_id)
         if tr is None:
@@ -717,9 +864,11 @@ class AlertMachine:
         return [self._transition(tr, 0, ts_ms, "clear", actor=actor, reason=reason, extra=extra)]
 
     # ------------------------------------------------------------------ views
-    def active(self, *, exercise: bool | None = None) -> list[ActiveAlert]:
-        """Active alerts, most severe first."""
-        rows = []
+    def active(self, *, exercise: bool | None = None) -> list[ActiveAlert | ActiveDataQualityAlert]:
+        """Active alerts, most severe first; operators' data-quality alerts after the public
+        ones (they carry a ``severity``, never a crisis ``level``)."""
+        rows: list[ActiveAlert] = []
+        dq: list[ActiveDataQualityAlert] = []
         for tr in self._s.tracks.values():
             if tr.alert_id is None or (exercise is not None and tr.exercise != exercise):
                 continue
@@ -731,6 +880,24 @@ class AlertMachine:
                 and s.hazard in (None, tr.hazard)
                 and s.until_ms > tr.last_ts_ms
             ]
+            silenced_until = rfc3339(max(until)) if until else None
+            if tr.hazard == SENSOR_HEALTH:
+                dq.append(
+                    ActiveDataQualityAlert(
+                        alert_id=tr.alert_id,
+                        hazard=tr.hazard,
+                        zone=tr.zone,
+                        zone_name=tr.zone_name,
+                        severity=_severity(tr.stage),
+                        since=rfc3339(tr.stage_since_ms),
+                        exercise=tr.exercise,
+                        acked=tr.acked,
+                        silenced_until=silenced_until,
+                        stations={s: _severity(st.level) for s, st in sorted(tr.stations.items())},
+                        checks=self._checks(tr),
+                    )
+                )
+                continue
             rows.append(
                 ActiveAlert(
                     alert_id=tr.alert_id,
@@ -742,14 +909,15 @@ class AlertMachine:
                     since=rfc3339(tr.stage_since_ms),
                     exercise=tr.exercise,
                     acked=tr.acked,
-                    silenced_until=rfc3339(max(until)) if until else None,
+                    silenced_until=silenced_until,
                     manual_floor=_wire(tr.floor) if tr.floor else None,
                     stations={s: _wire(st.level) for s, st in sorted(tr.stations.items())},
                     history=list(tr.history),
                 )
             )
         rows.sort(key=lambda a: (-int(Level.parse(a.level)), a.alert_id))
-        return rows
+        dq.sort(key=lambda a: (-int(Severity.parse(a.severity)), a.alert_id))
+        return [*rows, *dq]
 
     def stage_of(self, hazard: str, zone: str, *, exercise: bool = False) -> Level:
         tr = self._s.tracks.get(track_key(hazard, zone, exercise))
@@ -765,7 +933,6 @@ class AlertMachine:
                 continue
             if now_ms - tr.last_notified_ms >= rep * 1000:
                 tr.last_notified_ms = now_ms
-                out.append(
-                    Reminder(tr.alert_id, tr.hazard, tr.zone, _wire(tr.stage), rfc3339(now_ms))
-                )
+                level = _severity(tr.stage) if tr.hazard == SENSOR_HEALTH else _wire(tr.stage)
+                out.append(Reminder(tr.alert_id, tr.hazard, tr.zone, level, rfc3339(now_ms)))
         return out

@@ -43,6 +43,7 @@ from gyeongbo.vocab import Level
 __all__ = [
     "DEFAULT_TEMPLATES",
     "STAGES",
+    "ManualTemplates",
     "TemplateError",
     "Templates",
     "load_templates",
@@ -89,12 +90,43 @@ class HazardTemplates:
 
 
 @dataclass(frozen=True)
+class ManualTemplates:
+    """Texts for an operator's decision (escalate or clear by hand), see :func:`manual_stage`."""
+
+    body: str
+    text: str
+    cleared: str
+    #: hazard → stage → the warning's name (홍수경보, …).
+    titles: Mapping[str, Mapping[str, str]]
+
+    def render(self, hazard: str, stage: str, *, keyword: str, prefix: str, zone: str) -> str:
+        fmt = self.cleared if stage == "cleared" else self.text
+        return fmt.format(
+            prefix=prefix,
+            keyword=keyword,
+            title=self.titles[hazard][stage],
+            zone=zone,
+            body=self.body,
+        )
+
+
+_MANUAL_FIELDS = {"prefix", "keyword", "title", "zone", "body"}
+
+
+def manual_stage(event: AlertEvent) -> bool:
+    """Whether an event is an operator's decision: a manual escalation, or a clear with an
+    actor (the machine's own clears have none)."""
+    return event.actor is not None and event.action in ("manual", "clear")
+
+
+@dataclass(frozen=True)
 class Templates:
     max_chars: int
     prefix: str
     drill_prefix: str
     field_limits: Mapping[str, int]
     hazards: Mapping[str, HazardTemplates]
+    manual: ManualTemplates | None = None
 
     def render_fields(
         self,
@@ -131,6 +163,15 @@ class Templates:
         stage = sms_stage(event)
         if stage is None or event.hazard not in self.hazards:
             return None
+        if self.manual is not None and manual_stage(event):
+            text = self.manual.render(
+                event.hazard,
+                stage,
+                keyword=self.hazards[event.hazard].keyword,
+                prefix=self.prefix,
+                zone=_cut(event.zone_name, self.field_limits["zone"]),
+            )
+            return self.drill_prefix + text if event.exercise else text
         lead = str(event.evidence.get("station") or (event.stations[0] if event.stations else ""))
         value = event.evidence.get("value")
         return self.render_fields(
@@ -247,9 +288,60 @@ def parse_templates(
             dict(stages),
             {str(k): str(v) for k, v in per_rule.items()},
         )
+    manual = _parse_manual(data.get("manual"), hazards, prefix, drill_prefix, limits, limit)
+    problems += manual[1]
     if problems:
         raise TemplateError(path, problems)
-    return Templates(limit, prefix, drill_prefix, limits, hazards)
+    return Templates(limit, prefix, drill_prefix, limits, hazards, manual[0])
+
+
+def _parse_manual(
+    raw: Any,
+    hazards: Mapping[str, HazardTemplates],
+    prefix: str,
+    drill_prefix: str,
+    limits: Mapping[str, int],
+    limit: int,
+) -> tuple[ManualTemplates | None, list[str]]:
+    """The ``manual`` block: every public hazard has a title per stage, only the manual
+    placeholders are used, and the longest text fits ``limit`` with the drill prefix."""
+    if raw is None:
+        return None, []
+    problems: list[str] = []
+    if not isinstance(raw, dict) or not raw.get("body"):
+        return None, ["manual: needs body, text, cleared and titles"]
+    texts = {"text": str(raw.get("text", "")), "cleared": str(raw.get("cleared", ""))}
+    for key, text in texts.items():
+        names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+        if not text or names - _MANUAL_FIELDS or "{body}" not in text:
+            problems.append(
+                f"manual.{key}: must name the {{body}} and use only {sorted(_MANUAL_FIELDS)}"
+            )
+    titles = raw.get("titles") or {}
+    for hz, h in hazards.items():
+        for st in STAGES:
+            title = (titles.get(hz) or {}).get(st)
+            if not isinstance(title, str) or not title:
+                problems.append(f"manual.titles.{hz}.{st}: missing")
+                continue
+            if problems:
+                continue
+            fmt = texts["cleared" if st == "cleared" else "text"]
+            worst = drill_prefix + fmt.format(
+                prefix=prefix,
+                keyword=h.keyword,
+                title=title,
+                zone="가" * limits["zone"],
+                body=raw["body"],
+            )
+            if len(worst) > limit:
+                problems.append(
+                    f"manual.titles.{hz}.{st}: up to {len(worst)} chars with the drill prefix, "
+                    f"over {limit}"
+                )
+    if problems:
+        return None, problems
+    return ManualTemplates(str(raw["body"]), texts["text"], texts["cleared"], titles), []
 
 
 def load_templates(

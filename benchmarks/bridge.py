@@ -161,7 +161,7 @@ def publisher_main(args: argparse.Namespace) -> None:
 
 # -- orchestration ------------------------------------------------------------------------------
 def metrics(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics?format=json", timeout=5) as r:
         return dict(json.loads(r.read()))
 
 

@@ -161,7 +161,7 @@ class AlertFollower(threading.Thread):
 def worker_metrics(url: str) -> dict[str, Any]:
     for _ in range(6):  # a worker busy writing a checkpoint may answer late
         try:
-            with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+            with urllib.request.urlopen(url + "/metrics?format=json", timeout=10) as r:
                 return dict(json.loads(r.read()))
         except OSError:
             time.sleep(1)
@@ -390,7 +390,7 @@ def run(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
 
 
 def bridge_metrics(pipe: Any) -> dict[str, Any]:
-    with urllib.request.urlopen(pipe.bridge.url + "/metrics", timeout=5) as r:
+    with urllib.request.urlopen(pipe.bridge.url + "/metrics?format=json", timeout=5) as r:
         return dict(json.loads(r.read()))
 
 

@@ -46,7 +46,7 @@ from dashboards.model import (
     VariableOption,
 )
 from gyeongbo.registry import Registry, Station
-from gyeongbo.vocab import LEVEL_COLOUR, Kind, Level
+from gyeongbo.vocab import LEVEL_COLOUR, Kind, Level, Severity
 
 __all__ = ["Built", "Expect", "build_all", "operations", "situation"]
 
@@ -55,6 +55,12 @@ EX: Final = "\"exercise\" = '$exercise'"
 STATE_WINDOW: Final = "time > now() - 30d"
 STAGE_COLOURS: Final = {int(lv): LEVEL_COLOUR[lv] for lv in Level}
 LEVEL_LABEL: Final = {int(lv): f"{lv.ko} {lv.wire}" for lv in Level}
+#: Operators' data-quality severities: grey, amber, purple — none of the public stage colours.
+SEVERITY_COLOURS: Final = {
+    int(Severity.CLEARED): "text",
+    int(Severity.WARNING): "#C8A800",
+    int(Severity.CRITICAL): "purple",
+}
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,19 @@ def _stage_mappings() -> list[dict[str, Any]]:
             "options": {
                 str(n): {"text": LEVEL_LABEL[n], "color": STAGE_COLOURS[n], "index": n}
                 for n in STAGE_COLOURS
+            },
+        }
+    ]
+
+
+def _severity_mappings() -> list[dict[str, Any]]:
+    """Operators' severities (``severity_num`` 0–2), never the public crisis levels."""
+    return [
+        {
+            "type": "value",
+            "options": {
+                str(n): {"text": Severity(n).wire, "color": SEVERITY_COLOURS[n], "index": n}
+                for n in SEVERITY_COLOURS
             },
         }
     ]
@@ -699,21 +718,22 @@ def operations() -> Built:
         8,
         [
             (
-                'SELECT "level_num", "faults", "value" FROM (SELECT last("level_num") AS '
-                '"level_num", last("faults") AS "faults", last("value") AS "value" '
+                'SELECT "severity_num", "faults", "value" FROM (SELECT last("severity_num") AS '
+                '"severity_num", last("faults") AS "faults", last("value") AS "value" '
                 f'FROM "sensor_health" WHERE {EX} AND {STATE_WINDOW} GROUP BY "station", '
-                '"check") WHERE "level_num" > 0 GROUP BY "station", "check"',
-                Expect(("time", "level_num", "faults", "value"), ("check", "station")),
+                '"check") WHERE "severity_num" > 0 GROUP BY "station", "check"',
+                Expect(("time", "severity_num", "faults", "value"), ("check", "station")),
             )
         ],
         table=True,
-        defaults=FieldDefaults(mappings=_stage_mappings()),
+        defaults=FieldDefaults(mappings=_severity_mappings()),
         transformations=[
             {"id": "merge", "options": {}},
             {"id": "organize", "options": {"excludeByName": {"time": True}}},
         ],
         description="Stations whose latest health check is not cleared: silent (deadman), "
-        "flat-lined, stuck or out of range. Their readings are held out of public stages.",
+        "flat-lined, stuck or out of range (critical: held out of public stages), or a dropped "
+        "implausible reading (warning). Operators' severities, never a public stage.",
     )
     b.panel(
         "timeseries",
@@ -722,8 +742,8 @@ def operations() -> Built:
         8,
         [
             (
-                'SELECT count("level_num") AS "faults" FROM "sensor_health" '
-                f'WHERE "level_num" > 0 AND {EX} AND $timeFilter '
+                'SELECT count("severity_num") AS "faults" FROM "sensor_health" '
+                f'WHERE "severity_num" > 0 AND {EX} AND $timeFilter '
                 'GROUP BY time($__interval), "check" fill(none)',
                 Expect(("time", "faults"), ("check",)),
             )
@@ -731,6 +751,24 @@ def operations() -> Built:
         alias="$tag_check",
         defaults=FieldDefaults(unit="short", custom={"drawStyle": "bars", "fillOpacity": 80}),
         options=_legend(),
+    )
+    b.panel(
+        "table",
+        "Data-quality alerts",
+        24,
+        8,
+        [
+            (
+                'SELECT "zone", "severity_num", "action", "message", "stations", "checks" '
+                f'FROM "dq_alert" WHERE {EX} AND $timeFilter ORDER BY time DESC LIMIT 500',
+                Expect(("time", "zone", "severity_num", "action", "message", "stations", "checks")),
+            )
+        ],
+        table=True,
+        defaults=FieldDefaults(mappings=_severity_mappings()),
+        description="Operators' data-quality alerts per zone (topic dq.alerts): which stations "
+        "are held out of the zone's public stages and which checks they fail. They never "
+        "reach SMS, CAP or the headquarters stages.",
     )
     b.row("Pipeline · 처리 파이프라인")
     b.panel(

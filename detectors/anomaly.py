@@ -1,136 +1,83 @@
-"""Robust streaming anomaly score per station channel (operators' early warning, never public).
+"""Robust streaming anomaly score and alarm per station channel (operators' early warning).
 
-Maths. For each channel value ``x_t`` the detector keeps Huber-robust exponentially weighted
-estimates (Huber 1964; robust EWMA as in Lanius & Gather 2010, "Robust online signal
-extraction from multivariate time series"):
+**Clock.** A reading counts for ``dt``, the time since the channel's previous reading, held
+within ``[0, dt_max]`` (``dt_ref`` without times). Every exponentially weighted statistic
+with time constant ``τ`` moves by ``w = 1 - exp(-dt/τ)`` (``dt/τ`` for the slow ones, where
+``dt ≪ τ``): the exponential moving average of an unevenly sampled series (Eckner, "Algorithms
+for unevenly spaced time series: moving averages and other rolling operators", 2019). So a
+channel read every second and one read every ten minutes forget at the same rate per unit of
+time; the time constants are :class:`AnomalyParams`.
 
-* location ``μ`` and scale ``s`` (mean absolute deviation) with slow weight ``α``;
-  before updating, ``x`` is clipped to ``μ ± c·s`` so one outlier moves them by ``≤ α c s``;
-* a fast location ``f`` (weight ``α_f``) whose drift from ``μ`` is a mean shift;
-* the scale ``d`` of first differences ``Δx`` (slow weight, clipped the same way; kept only
-  with ``z_jump < 1e9``: the default 1e9 switches the jump term off and leaves ``d`` and
-  ``x_last`` alone);
-* one-sided CUSUM (Page 1954) on standardised residuals ``r = (x - μ)/s``:
-  ``g⁺ ← max(0, g⁺ + r - k)``, ``g⁻ ← max(0, g⁻ - r - k)``;
-* a fast scale ``s_f`` (weight ``α_sf``) of ``|x - f|``, whose ratio to ``s`` is a change of
-  variance (a noisy or oscillating sensor, a regime change);
-* given the readings' times ``ts`` (s since the epoch), a *time-of-day profile*: 24 bins
-  ``P_h`` of clock hours (UTC), each an EW mean of the readings in its hour, seasonal smoothing
-  as in Holt-Winters (Winters 1960, "Forecasting sales by exponentially weighted moving
-  averages", Management Science 6(3)) but keyed on the clock, not on reading counts: a
-  reading moves its bin by ``w·e``, ``e = x - P_h`` the residual, ``w = min(Δt, 1 h)/(1 h·D)``
-  (``D = tod_days``), so a day of data weighs ``≈ 1/D`` whether a station reports every 10 s
-  or every 10 min. A bin's first reading sets it; once every bin has had one (the profile is
-  complete, about a day), ``e`` is clipped at ``±(e_max + floor)`` first (robust like ``μ``).
-  The bins are float32: a step below half a unit in the last place is lost, so a channel
-  with no noise at all follows a slow drift of its daily cycle only when the drift is above
-  about 1e-4 of the level (10 s readings) or 1e-3 (1 s); real sensors' noise moves the bins.
+**Evidence** for a value ``x``:
 
+* Huber-robust (Huber 1964, doi:10.1214/aoms/1177703732) location ``μ`` and scale ``s``
+  (mean absolute deviation) with time constant ``τ_level``: ``x`` is clipped to
+  ``μ ± c·s`` first, so one outlier moves them by at most ``w c s`` (robust EWMA as in
+  Lanius & Gather 2010, doi:10.1080/10485250903089058); weights ``1/(n+1)`` while that is
+  larger (a young channel's running mean);
+* a fast location ``f`` (``τ_fast``), its distance from ``μ`` a mean shift, and a fast scale
+  ``s_f`` of ``|x - f|`` (``τ_fast_scale``), its ratio to ``s`` a change of variance;
+* one-sided CUSUMs (Page 1954, doi:10.1093/biomet/41.1-2.100) of the standardised residual
+  ``r = (x - μ)/s``, each reading adding ``(±r - k)·dt/dt_ref``;
+* with reading times, a time-of-day profile: 24 clock-hour bins ``P_h``, each moved by
+  ``min(dt, 1 h)/(1 h · tod_days)`` of the residual ``e = x - P_h`` (seasonal smoothing as in
+  Winters 1960, doi:10.1287/mnsc.6.3.324, keyed on the clock; ``e`` clipped at its record
+  once every bin has had a reading).
 
-Every scale (``s``, ``d``, ``s_f``) is floored at ``floor_rng·(hi - lo) + floor_rel·(|μ| + s₀)``,
-where ``[lo, hi]`` is the range of the values seen so far: a mostly-constant channel (a count
-that is usually 0, a quantised gauge) then cannot standardise its rare non-zero readings by a
-robust scale that has collapsed to nothing, which otherwise keeps the evidence saturated.
+Every scale is floored at ``floor_rng·(hi - lo) + floor_rel·(|μ| + s₀)``, ``[lo, hi]`` the
+range of the values seen (so a mostly constant channel cannot standardise a rare change by a
+scale that has collapsed to nothing). The raw evidence ``z = max(|r|/z_level,
+|f - μ|/(s·z_shift), max(g⁺, g⁻)/h, (s_f/s)/z_var)`` is squashed to ``ρ = z²/(1 + z²)``.
 
-The raw evidence is ``z = max(|r|/z_level, |Δx|/(d·z_jump), |f - μ|/(s·z_shift),
-max(g⁺, g⁻)/h, (s_f/s)/z_var)``, squashed to ``ρ = z²/(1+z²)`` in ``[0, 1)``.
+**Score.** Numenta's anomaly likelihood (Ahmad, Lavin, Purdy & Agha 2017, Neurocomputing 262,
+doi:10.1016/j.neucom.2017.04.070, §4.2): ``λ = Φ((m_S - m_L)/√v_L)`` with ``m_S`` a short mean
+of ``ρ`` (``τ_short``) and ``m_L``, ``v_L`` its long-run mean and variance (``lik_window``);
+the score is ``max(λ, ρ)``, set to 1 by a *record* (the same paper's spatial anomaly and
+three more of its kind): a value beyond ``[lo, hi]`` by ``sp_tol·(hi - lo)``; a CUSUM in the
+channel's unit (``max(g⁺, g⁻)·s``) above ``(1 + sp_cusum)`` times its largest so far; with
+times, a profile residual ``|e|`` above ``(1 + sp_tod)`` times its largest (armed
+``tod_arm_hours`` clock hours after every bin has had a reading); a run of identical readings
+longer than ``(1 + sp_run)`` times the longest that has ended plus ``run_min`` (a stuck
+sensor; not on a channel whose value has never changed). The range and the records decay
+towards ``μ`` with ``τ_range``, once per clock hour entered. The score is 0 during the
+warm-up (``warmup`` readings and ``warmup_s``) and for ``refractory`` after each raise, but
+for a new extreme, which scores 1 through it.
 
-On top of ``ρ``, Numenta's *anomaly likelihood* (Ahmad, Lavin, Purdy & Agha 2017, "Unsupervised
-real-time anomaly detection for streaming data", Neurocomputing 262, §4.2): the long-run
-distribution of ``ρ`` is summarised by its mean ``m_L`` and variance ``v_L`` (exponentially
-weighted, window ``L``; ``1/(n+1)`` weights before that), the recent level of ``ρ`` by a short
-EW mean ``m_S`` (weight ``α_S``), and ``λ = Φ((m_S - m_L)/√v_L)`` is the probability that the
-recent evidence is unusual *for this channel* (a channel that is always jumpy needs more).
-The anomaly score is ``max(λ, ρ)``, set to 1 for a *spatial anomaly* (the same paper's NAB
-detector, ``numenta_detector.py``: a value outside ``[lo - τ, hi + τ]``, ``τ = sp_tol·(hi - lo)``,
-a new extreme by a clear margin). ``lo`` and ``hi`` contract towards ``μ`` at rate
-``range_decay`` per reading: 3e-5 by default (a time constant of ~33,000 readings: ~8 months
-at a gauge's 10 min, ~9 h at 1 s). The range also floors every scale, so an all-time range
-would leave a gauge permanently less sensitive after one big flood; NAB prefers the all-time
-range (0: 70.6 / 65.2 / 74.1; 3e-5: 70.2 / 64.3 / 73.8; 1e-4: 69.7 / 62.4 / 73.8) and
-the deployment's sensitivity after an event was preferred.
-Two *records*, Numenta's spatial anomaly applied to two more statistics, also set the score
-to 1: the CUSUM in the channel's unit, ``max(g⁺, g⁻)·s``, above ``(1 + sp_cusum)·g_max + b``
-(a cumulative shift larger than any so far), and, with ``ts``, the profile residual ``|e|``
-above ``(1 + sp_tod)·e_max + b`` (a departure from the daily cycle larger than any so far:
-a missing daily peak, a day-time level at night). ``g_max`` and ``e_max`` are the largest
-values seen, decaying like the range (``range_decay``); ``b = floor_rel·(|μ| + s₀)`` keeps a
-quantised or exactly periodic channel from alarming on a rounding step; ``e_max`` starts
-when the profile is complete and the residual record arms ``tod_arm_hours`` (24) clock hours
-later (its own warm-up: a record of a few residuals is not yet a record).
-Only the first crossing of ``fire`` is reported: the score is then held at 0 for ``refractory``
-readings (NAB rewards the earliest detection in a window and counts every later one outside it as a
-false positive), and the first ``warmup`` readings of a channel score 0. One exception, seen by NAB
-but not by the engine: a spatial anomaly while the channel's alarm still stands (raised at ``fire``,
-ρ not below ``clear`` since, as the engine's ``anomaly_raise`` / ``anomaly_clear``; ``level`` in the
-record) scores 1 through the refractory, which it does not restart (a new extreme is not the shift
-already counted; NAB 76.15 / 71.0 / 79.8 → 76.9 / 71.7 / 80.6: one window more, speed_7578's fourth,
-23 readings after the third; the engine's alarm, already raised, does not change). No look-ahead:
-each reading's score uses only the readings before it and itself (the profile uses only the times of
-those readings). Units: the score is dimensionless; the state is in the channel's own unit. The
-arithmetic is float32, like the state (NAB scores are the same as in float64); times are whole
-seconds (uint32). State: 84 bytes per channel (:data:`ANOMALY_DTYPE`) plus its profile, 24 float32
-(96 bytes) in an array the caller keeps (:func:`new_profiles`), so the profile stays out of the
-record that every reading copies; 540 bytes for a station's three channels. The record holds the bin
-of its last reading's hour (``pbin``): a channel reporting every 10 s stays in one bin for 360
-readings, and touches the array only when it moves on to another hour (the bin it held goes back,
-the new one is read). :func:`profiles` gives the complete profiles.
+**Alarm** (``level`` in the record; the engine's ``anomaly.<channel>`` detection): raised at a
+score ≥ ``fire``. From the next reading a settling mean ``m`` follows the readings and ``q``
+is their mean distance from it (both ``τ_settle``; ``q`` starts at ``2·settle·s``); the alarm
+clears once ``q < settle·s``: the channel has settled, at a new level or the old one. The
+change is reported once: at the end of the refractory, a channel settled at ``m`` more than
+``rebase·s`` from ``μ`` takes it as its baseline (``μ``, ``f`` ← ``m``; the CUSUMs and the short
+mean of ``ρ`` restart) and
+its scale spans the step (``s ≥ |m - μ|/rebase_spread``: going back is within its
+variability). A slow drift moves ``f``, ``μ`` and the profile along with it and stays within
+``s``, which is measured against the slow baseline and so includes the channel's usual
+wandering; it raises no alarm unless it leaves that range.
 
-Parameters: one set for every NAB file and every station kind, all tuned on the NAB corpus
-(``benchmarks/nab.py``), so the NAB figures are in-sample. The first version tuned ``alpha``,
-``alpha_fast``, ``huber_c``, ``z_level``, ``z_shift``, ``cusum_k``, ``cusum_h``, ``warmup``,
-``refractory``, then ``z_var``, ``alpha_sf``, ``lik_window``, ``lik_alpha`` and ``fire`` by a
-small grid. The range floor and the spatial anomaly came next (``floor_rng`` ∈ {0, 0.001 …
-0.03}, ``sp_tol`` ∈ {0, 0.05, 0.1, 0.2}); then two rounds of coordinate search over fifteen
-numbers (each multiplied by 0.5, 0.75, 1.33, 2; objective standard + (low FP + low FN)/4),
-rounded: ``alpha`` 0.002 → 0.00075, ``alpha_fast`` 0.1 → 0.05, ``huber_c`` 6 → 4.5,
-``z_level`` 12 → 6.75, ``z_var`` 3 → 8, ``alpha_sf`` 0.1 → 0.2, ``lik_window`` 8000 → 4000,
-``lik_alpha`` 0.4 → 0.2, ``floor_rng`` 0.027, ``sp_tol`` 0.065, ``warmup`` 50 → 66, ``fire``
-0.99 → 0.995, ``refractory`` 200 → 112.
+No look-ahead: a reading's score uses only the readings before it and itself. The state is
+float32 in the channel's unit but for ``μ`` and ``s`` (float64: at a reading per second their
+weights are ~1e-6, below float32's resolution), 112 bytes per channel
+(:data:`ANOMALY_DTYPE`) plus its profile, 24 float32 in an array the caller keeps
+(:func:`new_profiles`); the record holds the bin of its last reading's hour (``pbin``) and
+:func:`profiles` gives the complete profiles.
 
-Time of day and records (standard / reward low FP / reward low FN; 70.2 / 64.3 / 73.8
-before): NAB's timestamps go in as ``ts`` (``benchmarks/nab.py``). A CUSUM on ``|e|/s_e``
-(``s_e`` a robust scale of ``e``) first caught the three art_daily windows the detector
-missed (72.4 / 66.5 / 76.1; a point term ``|e|/(s_e z)`` added nothing and went); with the
-residual record 74.7 / 69.1 / 78.6 (after one search round), and that CUSUM and ``s_e``
-then added nothing and went too (the record also serves as the clip); the CUSUM record
-75.4 / 69.5 / 79.3 (two windows more: read it as borderline). Arming the residual record as
-soon as the profile completes scored 77.5 / 72.3 / 81.3, but alarms about a day after every
-new station starts (NAB hides that in its probation), hence its warm-up. Coordinate search
-(×0.5, 0.75, 1.33, 2, then ×0.8, 0.9, 1.12, 1.25, same objective) over the old and new
-numbers: ``alpha`` 0.00075 → 0.000675, ``z_level`` 6.75 → 5.0625, ``z_var`` 8 → 12,
-``lik_alpha`` 0.2 → 0.16, ``sp_tol`` 0.065 → 0.0585, ``warmup`` 66 → 33 (no effect),
-``tod_days`` 6, ``sp_tod`` 0.16, ``sp_cusum`` 0.5 (the new parts with the old numbers:
-73.8 / 67.5 / 77.6; ``range_decay`` 1.5e-5 added 0.3 at one stage, kept at 3e-5 for the
-reason above): 76.8 / 71.6 / 80.5 with the record armed 33 readings after the profile
-completes. That still doubled the alarms on pure noise for hours after completion (each bin
-seeded by one noisy reading; at 10-minute readings, 57–89 per 10,000 against 26–36 without
-the record), and after an upgrade every station completes its profile on the same day: the
-record now arms 24 clock hours after completion (``tod_arm_hours``; counted as hours entered,
-so whatever the reporting interval), where the alarm rate is the same as without the record.
-NAB: 76.15 / 71.0 / 79.8 (6 hours: 76.65 / 71.4 / 80.4; 18: 76.05; ``sp_tod`` 0.12–0.2,
-``tod_days`` 5 or 7, ``sp_cusum`` 0.4 or 0.6, ``z_level`` ×0.9 or ×1.1 and ``refractory``
-100 or 125 re-checked with it: none better). Without ``ts`` (no profile, the CUSUM record on)
-73.3 / 68.4 / 76.7. Tried and dropped: the likelihood on the mean of ``ρ`` instead of ``ρ``
-(69.4), a second, slower short mean (no change), log, square root or square of ``ρ`` into the
-likelihood (68.2, 64.7, 71.7), freezing or clipping the long-run statistics during alarms
-(≤ 70.8), 12 or 32 bins (72.1, 70.6 against 72.4 at the time), day-of-week offsets on top
-of the hours (-1.6), records of ``|Δx|``, ``|f - μ|`` and ``s_f`` (no gain), the profile
-residual in place of ``x - μ`` for the level term and CUSUM (70.6). About twenty-two tuned
-numbers in all: read the NAB figures as an upper bound of out-of-sample performance. Then
-(2026-11-22) a new extreme during a standing alarm shown through the refractory (see above;
-``clear`` is the engine's line, not tuned): 76.91 / 71.74 / 80.58. Shown even after the alarm
-cleared: 76.76 / 71.45 / 80.49 but 70 more operator alarms on NAB, mostly in each series'
-first 300 readings; as a new fire (restarting the refractory): 76.16 / 70.67 / 80.08; scores
-below ``fire`` shown only while ``ρ`` rises, or capped below it during the refractory: no
-change (of the 15 windows still missed, 14 never score near the line inside).
+One parameter set for every channel, chosen on half of the Numenta Anomaly Benchmark (Lavin &
+Ahmad 2015, doi:10.1109/ICMLA.2015.141) and on a synthetic corpus of drifting sensors
+(``benchmarks/anomaly.py`` reports both, with held-out halves).
 
+A level shift raises the alarm once; it clears when the channel has settled at its new level:
 
->>> st = np.zeros(1, ANOMALY_DTYPE)
->>> xs = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.1, 10.0, 10.2, 9.9] * 8 + [16.0]
->>> out = [float(update(st, np.array([x]))[0][0]) for x in xs]
->>> max(out[:-1]) < 0.5, out[-1] > 0.9  # quiet below the alarm line, then the jump
-(True, True)
+>>> st, tod1 = np.zeros(1, ANOMALY_DTYPE), new_profiles(1)
+>>> rng = np.random.default_rng(0)
+>>> xs = np.r_[10.0 + rng.normal(0.0, 0.1, 600), 12.0 + rng.normal(0.0, 0.1, 600)]
+>>> level = []
+>>> for k, x in enumerate(xs):  # a reading a minute
+...     _ = update(st, np.array([x]), ts=np.array([1.7e9 + 60.0 * k]), tod=tod1)
+...     level.append(int(st["level"][0]))
+>>> after = [k for k in range(600, len(xs)) if level[k] > level[k - 1]]
+>>> after, sum(level[600:]) < 60, level[-1]  # raised at the step, down within the hour
+([600], True, 0)
 """
 
 from __future__ import annotations
@@ -161,12 +108,13 @@ DAY = 86400.0
 ANOMALY_DTYPE = np.dtype(
     [
         ("n", np.uint32),
-        ("refr", np.uint16),
-        ("level", np.uint8),  # the channel's alarm (1: raised at fire, not yet below clear)
-        ("_pad", np.uint8),
+        ("refr", np.float32),  # refractory left, in readings of dt_ref seconds
+        ("level", np.uint8),  # the channel's alarm (1: raised, not yet settled)
+        ("flags", np.uint8),  # bit 0: seed the settling mean at the next reading
+        ("_pad", np.uint16),
         ("x_last", np.float32),
-        ("mu", np.float32),
-        ("s", np.float32),
+        ("mu", np.float64),  # slow location (float64: its time weights go down to ~1e-6)
+        ("s", np.float64),  # slow scale (mean absolute deviation from μ)
         ("f", np.float32),
         ("d", np.float32),
         ("gp", np.float32),
@@ -183,16 +131,44 @@ ANOMALY_DTYPE = np.dtype(
         ("emax", np.float32),  # largest |residual| against the profile (decaying)
         ("gmax", np.float32),  # largest CUSUM·s (decaying)
         ("pbin", np.float32),  # the profile bin of t_last's hour (held here, see update)
+        ("m", np.float32),  # while alarmed: the settling mean (the channel's new level)
+        ("q", np.float32),  # while alarmed: EW mean of |x - m| (settled when small)
+        ("run", np.float32),  # readings in the current run of identical values
+        ("rmax", np.float32),  # longest such run (decaying)
     ]
 )
 
 
 @dataclass(frozen=True)
 class AnomalyParams:
-    """One parameter set for every channel (chosen on NAB, see module docstring)."""
+    """One parameter set for every channel and every reporting interval.
 
-    alpha: float = 0.000675
-    alpha_fast: float = 0.05
+    Time constants are in seconds of the readings' own clock, so a channel read every
+    second and one read every ten minutes forget at the same rate per unit of time. Without
+    reading times every reading counts as ``dt_ref`` seconds.
+    """
+
+    #: slow location μ and scale s (5.1 days)
+    tau_level: float = 444_444.0
+    #: fast location f (1.6 h)
+    tau_fast: float = 5_849.0
+    #: fast scale s_f, and the settling mean m and spread q of a raised alarm (22 min)
+    tau_fast_scale: float = 1_344.0
+    #: short mean of ρ in the anomaly likelihood (29 min)
+    tau_short: float = 1_721.0
+    #: long-run window of the likelihood's statistics of ρ (13.9 days)
+    lik_window: float = 1_200_000.0
+    #: contraction of the range [lo, hi] and decay of the records towards μ (116 days)
+    tau_range: float = 1.0e7
+    #: the score is held at 0 this long after an alarm is raised (4.7 h)
+    refractory: float = 16_800.0
+    #: the first readings score 0 for this long (2.75 h) and for ``warmup`` readings
+    warmup_s: float = 9_900.0
+    warmup: int = 33
+    #: the interval a reading counts for without times; weights above refer to it
+    dt_ref: float = 300.0
+    #: a longer gap between two readings counts as this long
+    dt_max: float = 600.0
     huber_c: float = 4.5
     z_level: float = 5.0625
     z_jump: float = 1e9
@@ -200,27 +176,35 @@ class AnomalyParams:
     cusum_k: float = 2.0
     cusum_h: float = 40.0
     z_var: float = 12.0
-    alpha_sf: float = 0.2
-    lik_window: float = 4000.0
-    lik_alpha: float = 0.16
     floor_rel: float = 1e-4
     floor_rng: float = 0.027
-    range_decay: float = 3e-5
     sp_tol: float = 0.0585
-    warmup: int = 33
     fire: float = 0.995
-    refractory: int = 112
-    clear: float = 0.2
+    #: the settling mean m and spread q of a raised alarm
+    tau_settle: float = 1_344.0
+    #: a raised alarm clears once q, the spread around the settling mean, is below this
+    #: many slow scales s
+    settle: float = 1.125
+    #: at the end of a refractory a settled level more than this many s from μ becomes μ
+    rebase: float = 1.125
+    #: ... and the scale s becomes at least the step to it over this
+    rebase_spread: float = 2.0
     tod_days: float = 6.0
     tod_arm_hours: int = 24
     sp_tod: float = 0.16
     sp_cusum: float = 0.5
+    #: a run of identical readings is a record when longer than (1 + sp_run) times the
+    #: longest so far plus run_min readings (a stuck sensor)
+    sp_run: float = 1.0
+    run_min: float = 3.0
 
 
 DEFAULT = AnomalyParams()
 _BIN_S = DAY / TOD_BINS
 _ALL_BINS = np.uint32((1 << TOD_BINS) - 1)  # every bin has had a reading
 _HOUR_1 = np.uint32(1 << TOD_BINS)  # one clock hour since complete (above the bins)
+RESEED = np.uint8(1)  # flags: seed the settling mean m at the next reading
+WARM = np.uint8(2)  # flags: the refractory under way is the channel's warm-up
 
 
 def new_profiles(rows: int) -> F32:
@@ -240,6 +224,7 @@ _FIELD_AT = [
     (name, off // 4, dt, (off % 4) // dt.itemsize, 4 // dt.itemsize)
     for name, (dt, off, *_) in (ANOMALY_DTYPE.fields or {}).items()
 ]
+_WIDE = [(name, w) for name, w, dt, _, _ in _FIELD_AT if dt.itemsize == 8]
 
 
 class _Columns:
@@ -259,10 +244,13 @@ class _Columns:
         self.words = np.empty((_WORDS, len(recs)), np.uint32)
         for lo in range(0, len(recs), _BLOCK_IN):
             self.words[:, lo : lo + _BLOCK_IN] = words[lo : lo + _BLOCK_IN].T
-        self.fields: dict[str, npt.NDArray[Any]] = {
-            name: self.words[w].view(dt) if step == 1 else self.words[w].view(dt)[start::step]
-            for name, w, dt, start, step in _FIELD_AT
-        }
+        self.fields: dict[str, npt.NDArray[Any]] = {}
+        for name, w, dt, start, step in _FIELD_AT:
+            if dt.itemsize == 8:  # two word rows: joined into one contiguous column
+                self.fields[name] = np.ascontiguousarray(self.words[w : w + 2].T).view(dt)[:, 0]
+            else:
+                col = self.words[w].view(dt)
+                self.fields[name] = col if step == 1 else col[start::step]
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         return self.fields[name]
@@ -273,6 +261,8 @@ class _Columns:
     def store(self) -> None:
         """Write the columns back into the records."""
         st = self.st
+        for name, w in _WIDE:
+            self.words[w : w + 2] = self.fields[name].view(np.uint32).reshape(-1, 2).T
         recs = st if st.flags.c_contiguous else np.empty(len(st), st.dtype)
         words = recs.view(np.uint32).reshape(len(recs), _WORDS)
         for lo in range(0, len(recs), _BLOCK):
@@ -378,10 +368,11 @@ def _update(
 ) -> tuple[F32, F32]:
     """:func:`update` on the records as contiguous columns (see _Columns).
 
-    float32 throughout, like the state: no conversion pass per field and half the bytes per
-    operation (about 3x faster than float64 at 23,000 rows; NAB scores unchanged). Every
-    read of a field happens before its write at the end (``keep``), so no view sees a new
-    value. numpy's maximum/minimum against a scalar cost ~4x against an array: ``zero`` is one.
+    float32 throughout, like the state (about 3x faster than float64 at 23,000 rows), but
+    for the slow location and scale, whose time weights are too small for float32 at a
+    reading per second. Every read of a field happens before its write at the end
+    (``keep``), so no view sees a new value. numpy's maximum/minimum against a scalar cost
+    ~4x against an array: ``zero`` is one.
     """
     x = x.astype(np.float32, copy=False)
     ok = ~np.isnan(x)
@@ -392,7 +383,7 @@ def _update(
     xf = x if all_ok else np.where(ok, x, 0.0)
     zero = np.zeros(len(x), np.float32)
 
-    def init(v: F32, field: str) -> F32:
+    def init(v: npt.NDArray[Any], field: str) -> npt.NDArray[Any]:
         """The stored field, or ``v`` on a channel's first reading."""
         old = st[field]
         return np.where(first, v, old) if any_first else old.copy()
@@ -400,19 +391,25 @@ def _update(
     def keep(new: npt.NDArray[np.generic], field: str) -> None:
         st[field] = new if all_ok else np.where(ok, new, st[field])
 
-    mu = init(xf, "mu")
+    mu64 = init(xf.astype(np.float64), "mu")
+    mu = mu64.astype(np.float32)
     s0 = init(np.abs(xf), "s0") if any_first else st["s0"]  # (read once)
     lo = init(xf, "lo")
     hi = init(xf, "hi")
     span = hi - lo
     base = p.floor_rel * (np.abs(mu) + s0) + 1e-12
     floor = base + p.floor_rng * span
-    s = np.maximum(st["s"], floor)
+    s64 = np.maximum(st["s"], floor)
+    s = s64.astype(np.float32)
     jump = p.z_jump < 1e9  # 1e9 and above: no jump term, and d, x_last are not kept
     f = init(xf, "f")
     sf = np.maximum(st["sf"], floor)
     if any_first:
         sf = np.where(first, s, sf)
+    # The time this reading counts for: dt (s) since the channel's last one, within
+    # [0, dt_max]; dt_ref without times (or on a channel's first time).
+    dt: F32 | float = p.dt_ref
+    hour_in: npt.NDArray[np.bool_] | None = None  # readings in another clock hour
     if ts is not None:
         # Time-of-day profile: this reading's bin b (one float32 per row), its residual ep.
         # Whole seconds since the epoch as uint32 (float32 would round times to minutes).
@@ -429,6 +426,7 @@ def _update(
         held = tl != 0  # (no reading with a time yet: nothing held)
         hour_l, b_l = _bin_of(tl)
         cached = held & (b == b_l)
+        hour_in = held & (hour != hour_l)
         pbin = st["pbin"].copy()
         seen = st["seen"]  # bins seen (bits 0-23), then clock hours since complete (24-31)
         trained_at = _ALL_BINS + _HOUR_1 * np.uint32(min(p.tod_arm_hours, 255))
@@ -446,7 +444,6 @@ def _update(
             pb = np.where(was, pb, xf)
             # after completion, count the clock hours entered (a reading in another hour than
             # the last one), so the record arms a day later whatever the reporting interval
-            hour_in = hour != hour_l
             step_in = full & ~trained & hour_in
             seen_new = (seen | bit) + np.where(step_in, _HOUR_1, 0).astype(np.uint32)
         ep = xf - pb
@@ -456,20 +453,31 @@ def _update(
         epc = np.minimum(np.maximum(ep, -hp), hp)  # (= np.clip, ~3x faster with arrays)
         if not all_full:
             epc = np.where(full, epc, ep)
-        # The step's weight: min(Δt, 1 h) / (1 h · tod_days).
         # (Δt by wrap-around int32 arithmetic: right for |Δt| < 68 years.)
         dti = ti.view(np.int32) - tl.view(np.int32)
-        wp = dti.astype(np.float32)
-        wp *= 1.0 / (_BIN_S * p.tod_days)
-        np.clip(wp, 0.0, 1.0 / p.tod_days, out=wp)
+        dt = dti.astype(np.float32)
+        np.clip(dt, 0.0, p.dt_max, out=dt)
+        if not held.all():
+            dt[~held] = p.dt_ref
+        # The profile step's weight: min(Δt, 1 h) / (1 h · tod_days).
+        wp = dt * np.float32(1.0 / (_BIN_S * p.tod_days))
+        np.minimum(wp, np.float32(1.0 / p.tod_days), out=wp)
+    # Weights per reading from the time it counts for: 1 - exp(-dt/τ), and dt/τ for the
+    # slow ones (τ ≫ dt_max).
+    w_f = -np.expm1(dt * np.float32(-1.0 / p.tau_fast))
+    w_sf = -np.expm1(dt * np.float32(-1.0 / p.tau_fast_scale))
+    w_s = -np.expm1(dt * np.float32(-1.0 / p.tau_short))
+    u = dt * np.float32(1.0 / p.dt_ref)  # the reading in readings of dt_ref seconds
     xm = xf - mu
     r = xm / s
     rc = np.clip(r, -p.huber_c, p.huber_c)
+    # CUSUM: each reading adds (r - k) for the time it counts for
+    rc -= p.cusum_k
+    rc *= u
     gp = st["gp"] + rc
-    gp -= p.cusum_k
     np.maximum(gp, zero, out=gp)
+    rc += 2.0 * p.cusum_k * u
     gn = st["gn"] - rc
-    gn -= p.cusum_k
     np.maximum(gn, zero, out=gn)
     z = np.abs(r) / p.z_level
     if jump:
@@ -489,7 +497,7 @@ def _update(
     lm = st["lm"].copy()
     lv = st["lv"].copy()
     sm32 = st["sm"].copy()
-    sm = sm32 + p.lik_alpha * (raw - sm32)
+    sm = sm32 + w_s * (raw - sm32)
     if any_first:
         sm = np.where(first, raw, sm)
     zl = (sm - lm) / np.maximum(np.sqrt(lv), np.full(len(lv), 1e-9, np.float32))
@@ -515,76 +523,86 @@ def _update(
     gmax = st["gmax"].copy()
     nov = gs > gmax * (1.0 + p.sp_cusum) + base
     nov |= spatial
-    gmax *= 1.0 - p.range_decay
-    keep(np.maximum(gmax, gs), "gmax")
     if ts is not None:
         nov_t = aep > emax * (1.0 + p.sp_tod) + base
         if not all_full:  # the record's own warm-up: a day after the profile completes
             nov_t &= trained
         nov |= nov_t
-        emax_new = np.maximum(emax * (1.0 - p.range_decay), aep)
-        keep(emax_new if all_full else np.where(full, emax_new, emax), "emax")
+    # Stuck: a run of identical readings longer than any so far (decaying), by a margin.
+    x_prev = init(xf + 1.0, "x_last")
+    run = np.where(xf == x_prev, st["run"] + 1.0, zero)
+    rmax = init(np.full(len(xf), -1.0, np.float32), "rmax")
+    # (rmax < 0: no run has ended yet, as on a channel's first readings: nothing to compare)
+    nov_r = (run > rmax * (1.0 + p.sp_run) + p.run_min) & (span > 0) & (rmax >= 0)
+    nov |= nov_r
     np.copyto(score, 1.0, where=nov)
-    # Weights 1/(n+1) while a channel is young, then constant: one shared division, and no
-    # selection when every row is on the same side of both lines (the same numbers).
-    n_lo, n_hi = (int(n.min()), int(n.max())) if len(n) else (0, 0)
-    inv: F32 | float = 0.0
+    # Weights 1/(n+1) while a channel is young, then the time weights: one shared division.
     n1 = n + (n < np.uint32(2**32 - 1))  # n + 1, saturated (uint32)
-    if n_lo < max(p.lik_window, 1.0 / p.alpha):
-        inv = np.divide(np.float32(1.0), n1.astype(np.float32))
-    a_l: F32 | float
-    a: F32 | float
-    if n_hi < p.lik_window:
-        a_l = inv
-    elif n_lo >= p.lik_window:
-        a_l = 1.0 / p.lik_window
-    else:
-        a_l = np.where(n < p.lik_window, inv, 1.0 / p.lik_window)
-    if n_hi < 1.0 / p.alpha:
-        a = inv
-    elif n_lo >= 1.0 / p.alpha:
-        a = p.alpha
-    else:
-        a = np.where(n < 1.0 / p.alpha, inv, p.alpha)
+    inv = np.divide(np.float32(1.0), n1.astype(np.float32))
+    a = np.maximum(inv, dt * np.float32(1.0 / p.tau_level))
+    a_l = np.maximum(inv, dt * np.float32(1.0 / p.lik_window))
     dev = raw - lm
     lm_new = lm + a_l * dev
     lv_new = (1.0 - a_l) * (lv + a_l * dev * dev)
     # Robust updates (clipped), slow location/scales and fast location.
-    hs = p.huber_c * s
-    e = np.minimum(np.maximum(xm, -hs), hs)  # (x clipped to μ ± c·s, minus μ)
-    mu_new = mu + a * e
-    s_new = s + a * (np.abs(e) - s)
+    hs = p.huber_c * s64
+    e = np.minimum(np.maximum(xf - mu64, -hs), hs)  # (x clipped to μ ± c·s, minus μ)
+    a64 = a.astype(np.float64)
+    mu_new = mu64 + a64 * e
+    s_new = s64 + a64 * (np.abs(e) - s64)
     xf_f = xf - f
-    f_new = f + p.alpha_fast * xf_f
-    sf_new = sf + p.alpha_sf * (np.abs(xf_f) - sf)
+    f_new = f + w_f * xf_f
+    sf_new = sf + w_sf * (np.abs(xf_f) - sf)
     # Once an alarm fires, the CUSUMs restart so a persisting shift is not re-counted.
-    refr = st["refr"].copy()  # uint16
-    any_refr = bool(refr.any())
-    warm = n < p.warmup
+    refr = st["refr"].copy()  # in readings of dt_ref seconds
+    flags = st["flags"]
+    if any_first:
+        flags = np.where(first, flags | WARM, flags)
+        refr = np.where(first, np.float32(p.warmup_s / p.dt_ref), refr)
     in_refr = refr > 0
-    quiet = warm | in_refr if any_refr else warm
+    warm = (n < p.warmup) | (in_refr & ((flags & WARM) != 0))
+    quiet = warm | in_refr
     fire = ~quiet & (score >= p.fire)
-    # A spatial anomaly (a new extreme by a clear margin) while the alarm is still standing
-    # (raised, and ρ not below ``clear`` since, this reading included) is reported through
-    # the refractory (score 1), without restarting it or the CUSUMs: the state is that of a
-    # held reading, and an alarm raised at ``fire`` and cleared at ``clear`` (the engine's)
-    # is the same. ``level``: that alarm (1 raised).
+    # A spatial anomaly (a new extreme by a clear margin) while the alarm stands is reported
+    # through the refractory (score 1), without restarting it or the CUSUMs.
     raised = st["level"] > 0
-    if any_refr:
-        standing = spatial & raised & (raw >= p.clear)
-        zeroed = warm | (in_refr & ~standing)
-    else:
-        zeroed = warm
+    zeroed = warm | (in_refr & ~spatial)
     out = np.where(zeroed, 0.0, score) if zeroed.any() else score
-    # the alarm: raised at ``fire``, else kept while ρ is not below ``clear``
-    lvl_new = ((out >= p.fire) | (raised & (raw >= p.clear))).view(np.uint8)
-    any_fire = bool(fire.any())
-    if any_refr or any_fire:
-        refr_new = np.where(fire, p.refractory, np.maximum(refr.astype(np.int64) - 1, 0))
-    reset = np.flatnonzero(fire | warm)
-    if len(reset):
-        gp[reset] = 0.0
-        gn[reset] = 0.0
+    up = out >= p.fire  # raised (or kept) by this reading: the settling mean starts anew
+    # Settling: while raised, m follows the readings (seeded by the first reading after a
+    # raise) and q is the mean distance of the readings from it; the alarm clears once q is
+    # within ``settle`` slow scales, and then μ and f take the new level m (the change was
+    # reported: the baseline adapts to it) and the CUSUMs restart.
+    seed = raised & ((flags & RESEED) != 0)
+    m_old = st["m"]
+    w_m = -np.expm1(dt * np.float32(-1.0 / p.tau_settle))
+    m_new = m_old + w_m * (xf - m_old)
+    q_new = st["q"] + w_m * (np.abs(xf - m_old) - st["q"])
+    if seed.any():
+        m_new = np.where(seed, xf, m_new)
+        q_new = np.where(seed, 2.0 * p.settle * s, q_new)
+    settled = raised & ~up & (q_new < p.settle * s)
+    lvl_new = (up | (raised & ~settled)).view(np.uint8)
+    flags_new = np.where(up, flags | RESEED, flags & ~RESEED)
+    refr_new = np.where(fire, np.float32(p.refractory / p.dt_ref), np.maximum(refr - u, zero))
+    reset = fire | warm | settled
+    if reset.any():
+        k = np.flatnonzero(reset)
+        gp[k] = 0.0
+        gn[k] = 0.0
+
+    # At the end of a refractory, a channel that has settled at a level m away from μ by
+    # more than rebase·s (a lasting change, already reported) takes it as its baseline.
+    adopt = (refr > 0) & (refr <= u) & ~fire & ~raised & (np.abs(m_new - mu) > p.rebase * s)
+    if adopt.any():
+        k = np.flatnonzero(adopt)
+        # the channel's variability now spans both levels: a return is not a new change
+        s_new[k] = np.maximum(s_new[k], np.abs(m_new[k] - mu64[k]) * (1.0 / p.rebase_spread))
+        mu_new[k] = m_new[k]
+        f_new[k] = m_new[k]
+        sm[k] = lm[k]  # the short mean of ρ too: it averaged evidence against the old μ
+        gp[k] = 0.0
+        gn[k] = 0.0
     keep(mu_new, "mu")
     keep(s_new, "s")
     if jump:
@@ -592,7 +610,7 @@ def _update(
         dc = np.clip(dx, -hd, hd)
         d_new = d + a * (np.abs(dc) - d)
         keep(np.where(first, 0.0, d_new) if any_first else d_new, "d")
-        keep(xf, "x_last")
+    keep(xf, "x_last")
     keep(f_new, "f")
     keep(gp, "gp")
     keep(gn, "gn")
@@ -603,13 +621,32 @@ def _update(
     keep(lv_new, "lv")
     keep(sm, "sm")
     keep(lvl_new, "level")
-    if any_refr or any_fire:  # (otherwise every count stays 0)
-        keep(refr_new, "refr")
-    if p.range_decay > 0:
-        lo = lo + p.range_decay * (mu_new - lo)
-        hi = hi + p.range_decay * (mu_new - hi)
+    keep(np.where(refr_new > 0, flags_new, flags_new & ~WARM), "flags")
+    keep(m_new, "m")
+    keep(q_new, "q")
+    keep(refr_new, "refr")
+    # The range and the records decay towards μ: by dt_max/τ_range once per clock hour
+    # entered (a float32 step per reading would round away at a reading per second), or
+    # dt_ref/τ_range per reading without times.
+    if hour_in is None:
+        dec: F32 | float = p.dt_ref / p.tau_range
+    else:
+        dec = np.where(hour_in, np.float32(p.dt_max / p.tau_range), zero)
+    mu_n32 = mu_new.astype(np.float32)
+    lo = lo + dec * (mu_n32 - lo)
+    hi = hi + dec * (mu_n32 - hi)
     keep(np.minimum(lo, xf), "lo")
     keep(np.maximum(hi, xf), "hi")
+    keep(np.maximum(gmax * (1.0 - dec), gs), "gmax")
+    # (a run joins the record when it ends, so the run under way is judged against the others)
+    ended = run == 0
+    if any_first:
+        ended &= ~first
+    keep(np.where(ended, np.maximum(rmax * (1.0 - dec), st["run"]), rmax * (1.0 - dec)), "rmax")
+    keep(run, "run")
+    if ts is not None:
+        emax_new = np.maximum(emax * (1.0 - dec), aep)
+        keep(emax_new if all_full else np.where(full, emax_new, emax), "emax")
     keep(n1, "n")
     if ts is not None:
         if len(dti) and int(dti.min()) < 0:  # a step back in time keeps the later time

@@ -83,9 +83,10 @@ numpy columns; each component's records (``health``, ``anom``, ``fc``, ``rain``,
 slot × 3 + channel), moved with ``take``/``put`` and viewed as the component's dtype for its
 module: numpy's structured-dtype fancy indexing is ~20× slower than moving the same bytes as
 voids, and per-field columns need one gather and one scatter per field. The state export
-format is unchanged by the layout: one :data:`STATE_DTYPE` record per slot (1,240 bytes), whose
+format is unchanged by the layout: one :data:`STATE_DTYPE` record per slot (1,324 bytes), whose
 ``anom_lv`` (each channel's anomaly alarm) is kept in memory only as the anomaly records'
-``level``: the record decides its alarm itself (raised at ``fire``, cleared when ρ < ``clear``).
+``level``: the record decides its alarm itself (raised at ``fire``, cleared once the channel
+has settled).
 
 >>> from gyeongbo.batch import ReadingBatch
 >>> from gyeongbo.registry import REPO_ROOT, load_registry
@@ -185,21 +186,47 @@ STATE_DTYPE = np.dtype(
     ]
 )
 _MAGIC = b"GBDS"
-_VERSION = 5  # 5: anomaly record holds its current profile bin; 4 is migrated (_from_v4)
+_VERSION = 6  # 6: anomaly times in seconds, settling, stuck runs; 5 and 4 are migrated
 _HEADER = struct.Struct("<4sHHI")  # magic, version, records (1 real [+1 exercise]), itemsize
 
 
-#: Version 4 of the state: the anomaly record without its trailing ``pbin`` (the held bin).
-_ANOM_V4 = np.dtype(anomaly.ANOMALY_DTYPE.descr[:-1])
-_STATE_V4 = np.dtype(
-    [(n, (_ANOM_V4, (3,)) if n == "anom" else STATE_DTYPE[n]) for n in STATE_DTYPE.names or ()]
+#: Version 5 of the anomaly record (the time-of-day bin held; per-reading weights).
+_ANOM_V5 = np.dtype(
+    [
+        ("n", np.uint32),
+        ("refr", np.uint16),
+        ("level", np.uint8),
+        ("_pad", np.uint8),
+        *(
+            (name, np.float32)
+            for name in ("x_last", "mu", "s", "f", "d", "gp", "gn", "s0", "sf", "lm", "lv")
+        ),
+        *((name, np.float32) for name in ("sm", "lo", "hi")),
+        ("t_last", np.uint32),
+        ("seen", np.uint32),
+        ("emax", np.float32),
+        ("gmax", np.float32),
+        ("pbin", np.float32),
+    ]
 )
+#: Version 4: the anomaly record without its trailing ``pbin`` (the held bin).
+_ANOM_V4 = np.dtype(_ANOM_V5.descr[:-1])
+
+
+def _state_with(anom: np.dtype[Any]) -> np.dtype[Any]:
+    return np.dtype(
+        [(n, (anom, (3,)) if n == "anom" else STATE_DTYPE[n]) for n in STATE_DTYPE.names or ()]
+    )
+
+
+_STATE_V5 = _state_with(_ANOM_V5)
+_STATE_V4 = _state_with(_ANOM_V4)
 
 
 def _from_v4(old: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
     """Version 4 records as version 5: every field copied, and each anomaly record holds the
     bin of its last reading's hour (tod's copy of it is then current, as version 5 allows)."""
-    new = np.zeros(len(old), STATE_DTYPE)
+    new = np.zeros(len(old), _STATE_V5)
     for name in _STATE_V4.names or ():
         if name != "anom":
             new[name] = old[name]
@@ -207,6 +234,28 @@ def _from_v4(old: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
     for f in _ANOM_V4.names or ():
         an[f] = old["anom"][f]
     anomaly.hold_bins(an, new["anom_tod"])
+    return new
+
+
+def _from_v5(old: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+    """Version 5 records as version 6: every field kept (the slow location and scale widened
+    to float64, the refractory left read in units of ``dt_ref`` and cut to one refractory);
+    a standing alarm seeds its settling mean at the next reading; the run record of
+    identical readings starts unknown (the first run that ends sets it, never an alarm), so
+    a channel that repeats its value now and then raises no alarm after the upgrade."""
+    new = np.zeros(len(old), STATE_DTYPE)
+    for name in _STATE_V5.names or ():
+        if name != "anom":
+            new[name] = old[name]
+    an, was = new["anom"], old["anom"]
+    for f in _ANOM_V5.names or ():
+        if not f.startswith("_"):
+            an[f] = was[f]
+    p = anomaly.DEFAULT
+    an["refr"] = np.minimum(an["refr"], np.float32(p.refractory / p.dt_ref))
+    an["flags"] = np.where(an["level"] > 0, anomaly.RESEED, 0)
+    an["m"] = an["mu"]
+    an["rmax"] = -1.0
     return new
 
 
@@ -230,15 +279,9 @@ class DetectorParams:
 
     @property
     def anomaly_raise(self) -> float:
-        """The operators' anomaly alarm is raised at a score ≥ this: ``anomaly.fire``, the
-        NAB-chosen threshold (benchmarks/nab.py). The record keeps the alarm (its ``level``)."""
+        """The operators' anomaly alarm is raised at a score ≥ this: ``anomaly.fire``. The
+        record keeps the alarm (its ``level``) and clears it once the channel has settled."""
         return self.anomaly.fire
-
-    @property
-    def anomaly_clear(self) -> float:
-        """The alarm clears when the reading's own evidence ρ (not the likelihood) is below
-        this: ``anomaly.clear``."""
-        return self.anomaly.clear
 
 
 @dataclass(frozen=True)
@@ -576,9 +619,11 @@ class DetectorSet:
                 continue
             magic, version, nrec, size = _HEADER.unpack_from(blob)
             if magic == _MAGIC and version == 4 and size == _STATE_V4.itemsize:
-                recs = _from_v4(
-                    np.frombuffer(blob, dtype=_STATE_V4, count=nrec, offset=_HEADER.size)
+                recs = _from_v5(
+                    _from_v4(np.frombuffer(blob, _STATE_V4, count=nrec, offset=_HEADER.size))
                 )
+            elif magic == _MAGIC and version == 5 and size == _STATE_V5.itemsize:
+                recs = _from_v5(np.frombuffer(blob, _STATE_V5, count=nrec, offset=_HEADER.size))
             elif magic != _MAGIC or version != _VERSION or size != STATE_DTYPE.itemsize:
                 raise ValueError(f"state for {sid!r}: incompatible blob {magic!r} v{version}")
             else:
@@ -976,7 +1021,7 @@ class DetectorSet:
     ) -> None:
         p = self.params
         an = self._gather("anom", key)
-        # the alarm is the record's ``level`` (raised at ``fire``, cleared when ρ < ``clear``)
+        # the alarm is the record's ``level`` (raised at ``fire``, cleared once settled)
         lv = an["level"].copy()
         _, raw = anomaly.update(
             an,

@@ -1,18 +1,4 @@
-"""Earthquakes: KMA message class from magnitude and intensity; PGA → instrumental intensity.
-
-**Message class** (KMA cell-broadcast rules from 2024-10-28; docs/design.md §3.4):
-
-================  =========================================  ============================
-magnitude M       message class                              target
-================  =========================================  ============================
-M ≥ 6.0           위급재난문자 (:data:`EMERGENCY`)            nationwide
-5.0 ≤ M < 6.0     긴급재난문자 (:data:`URGENT`)               nationwide
-3.5 ≤ M < 5.0     긴급 if max expected intensity ≥ V,        districts with intensity ≥ II
-                  else 안전안내 (:data:`SAFETY`)
-2.0 ≤ M < 3.5     안전안내 if max measured intensity ≥ III    districts with intensity ≥ II
-================  =========================================  ============================
-
-:func:`message_class` is pure: the caller (``geo/``) computes the maximum intensity.
+"""Earthquakes: PGA → instrumental intensity and the station level; the catalogue's own level.
 
 **Instrumental intensity** from peak ground acceleration (Wald, Quitoriano, Heaton & Kanamori
 1999, "Relationships between peak ground acceleration, peak ground velocity, and modified
@@ -28,26 +14,16 @@ level holds for ``hold_ms`` after the last reading that reached it, so one shaki
 raise and one clear.
 
 **Catalogue events** (the ``event`` object of a seismic reading, docs/design.md §11.1) bring the
-magnitude. :func:`class_level` puts a message class on the same intensity lines: no class →
-관심 ATTENTION (the II targeting line; operators only), 안전안내 → 주의 CAUTION (the III line),
-긴급 → 경계 ALERT (the V line), 위급 → 심각 SERIOUS. What the magnitude alone decides
-(:func:`magnitude_level`: M ≥ 6 심각, M ≥ 5 경계 — both nationwide — 3.5 ≤ M < 5 at least 주의,
-2 ≤ M < 3.5 관심, below M 2 nothing) is the level of the catalogue detection. Where the message
-goes, and whether a 3.5 ≤ M < 5 event is 긴급, needs the expected intensity per district: the
-geo join computes it (``geo.quake``) and applies :func:`message_class` to its maximum
-(``streams.services.catalogue_routes``). A catalogue carries no measured intensity, so
-2 ≤ M < 3.5 stays 관심 on that path: the 안전안내 for such an event comes from the
-accelerometers' measured intensity (:func:`update`).
+magnitude. What the magnitude alone decides (:func:`magnitude_level`: M ≥ 6 심각, M ≥ 5 경계 —
+both nationwide, :func:`nationwide` — 3.5 ≤ M < 5 at least 주의, 2 ≤ M < 3.5 관심, below M 2
+nothing) is the level of the catalogue detection. Where the message goes, which KMA class it
+is and each district's stage need the expected intensity per district: the geo join applies
+KMA's rules (``geo.kma_quake``, called by ``streams.services.catalogue_routes``).
 
 >>> intensity(np.array([0.001, 0.01, 0.1, 0.5])).round(2).tolist()
 [1.0, 3.18, 5.63, 8.19]
->>> message_class(np.array([6.1, 5.4, 4.2, 4.2, 3.0, 3.0, 1.5]),
-...               np.array([8, 6, 5, 4, 3, 2, 3])).tolist()
-[3, 2, 2, 1, 1, 0, 0]
 >>> magnitude_level(np.array([6.1, 5.8, 4.0, 2.5, 1.5])).tolist()
 [4, 3, 2, 1, 0]
->>> class_level(np.array([NONE, SAFETY, URGENT, EMERGENCY])).tolist()
-[1, 2, 3, 4]
 """
 
 from __future__ import annotations
@@ -56,22 +32,14 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "EMERGENCY",
-    "NONE",
-    "SAFETY",
     "SEISMIC_DTYPE",
-    "URGENT",
-    "class_level",
     "intensity",
     "level_of",
     "magnitude_level",
-    "message_class",
     "nationwide",
     "update",
 ]
 
-NONE, SAFETY, URGENT, EMERGENCY = 0, 1, 2, 3
-CLASS_KO = {NONE: "", SAFETY: "안전안내문자", URGENT: "긴급재난문자", EMERGENCY: "위급재난문자"}
 G_CMS2 = 980.665
 
 #: ``level_of`` by table: classes ≤ 1 → 0, II → 1, III–IV → 2, V–VI → 3, ≥ VII → 4.
@@ -92,31 +60,6 @@ def intensity(pga_g: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def level_of(mmi_class: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
     """Crisis level of an integer intensity class (see module docstring)."""
     out: npt.NDArray[np.uint8] = _LEVEL_OF_CLASS[np.clip(mmi_class, 0, 7)]
-    return out
-
-
-def message_class(
-    magnitude: npt.NDArray[np.float64], max_intensity: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """KMA message class per event: NONE, SAFETY, URGENT or EMERGENCY.
-
-    ``max_intensity`` is the expected intensity for 3.5 ≤ M < 5.0 and the measured one for
-    2.0 ≤ M < 3.5 (the caller passes the right one).
-    """
-    m = np.asarray(magnitude, dtype=np.float64)
-    i = np.asarray(max_intensity)
-    return np.select(
-        [m >= 6.0, m >= 5.0, (m >= 3.5) & (i >= 5), m >= 3.5, (m >= 2.0) & (i >= 3)],
-        [EMERGENCY, URGENT, URGENT, SAFETY, SAFETY],
-        default=NONE,
-    ).astype(np.int64)
-
-
-def class_level(cls: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """Crisis level of a KMA message class, on the intensity lines of :func:`level_of`: NONE →
-    1 관심 (II, the targeting line), SAFETY → 2 주의 (III), URGENT → 3 경계 (V), EMERGENCY → 4
-    심각."""
-    out: npt.NDArray[np.uint8] = (np.clip(np.asarray(cls), NONE, EMERGENCY) + 1).astype(np.uint8)
     return out
 
 

@@ -9,7 +9,8 @@ it and alerting/ calls it. One concern per module:
 * :mod:`geo.stations` — station → zones join, cached per registry version.
 * :mod:`geo.recipients` — subscribers, opt-ins, drill handsets; :mod:`geo.phone` E.164 + masking.
 * :mod:`geo.aggregates` — regional means, provinces at a level.
-* :mod:`geo.quake` — earthquake intensity targeting (Atkinson & Wald 2007).
+* :mod:`geo.quake` — expected earthquake intensity (Emolo et al. 2015 PGA, Worden et al. 2012
+  PGA → MMI); :mod:`geo.kma_quake` — KMA's cell-broadcast classes and targets from it.
 * :mod:`geo.zonegen` — regenerates the custom zone files.
 
 Boundary data: Statistics Korea (KOSTAT) SGIS census boundary data (2013), Korea Open
@@ -22,6 +23,7 @@ from __future__ import annotations
 from geo.aggregates import RegionalMeans, count_provinces_at, provinces_at
 from geo.geojson import ZoneError
 from geo.index import PointIndex
+from geo.kma_quake import Targeting, kma_targets
 from geo.phone import PhoneNumber, mask_phone
 from geo.quake import IntensityTarget, QuakeEvent, expected_mmi, target_zones
 from geo.recipients import Recipient, RecipientDirectory, RecipientError, load_recipients
@@ -40,6 +42,7 @@ __all__ = [
     "RegionalMeans",
     "StationZoneIndex",
     "StationZones",
+    "Targeting",
     "Zone",
     "ZoneError",
     "ZoneKind",
@@ -47,6 +50,7 @@ __all__ = [
     "count_provinces_at",
     "default_admin_dir",
     "expected_mmi",
+    "kma_targets",
     "load_recipients",
     "load_zones",
     "mask_phone",

@@ -1,44 +1,49 @@
-"""Earthquake targeting: expected intensity per municipality from an intensity attenuation.
+"""Earthquake targeting: expected intensity per municipality from a Korea-fitted ground motion.
 
-Relation: Atkinson, G. M. and Wald, D. J. (2007), "'Did You Feel It?' intensity data: a
-surprisingly good measure of earthquake ground motion", *Seismological Research Letters*
-78(3), 362–368, doi:10.1785/gssrl.78.3.362 — the intensity prediction equation (IPE) fitted
-to USGS DYFI reports::
+Two published relations, chained:
 
-    MMI = c1 + c2 (M − 6) + c3 (M − 6)² + c4 log10 R + c5 R + c6 B + c7 M log10 R
-    R   = sqrt(D² + h²),   B = max(0, log10(R / Rt))
+1. **Peak ground acceleration** — Emolo, Sharma, Festa, Zollo, Convertito, Park, Chi & Lim
+   (2015), "Ground-motion prediction equations for South Korea Peninsula", *Bulletin of the
+   Seismological Society of America* 105(5), doi:10.1785/0120140296, fitted to ~30,000
+   records of 132 Korean Seismic Network stations (2007-03 to 2012-03, local magnitude
+   M_L 2.5–5.0, distances across the peninsula). Their adjusted model for PGA::
 
-    California (default):  c1 = 12.27, c2 = 2.270, c3 = 0.1304, c4 = −1.30, c5 = −0.0007070,
-                           c6 = 1.95, c7 = −0.577, h = 14 km, Rt = 30 km
-    Central/eastern N. America (CEUS): c1 = 11.72, c2 = 2.36, c3 = 0.1155, c4 = −0.44,
-                           c5 = −0.002044, c6 = 2.31, c7 = −0.479, h = 17 km, Rt = 80 km
-    σ ≈ 0.4 intensity units for both.
+       log10 PGA[m/s²] = a + b·M + c·log10 r + d·r + e·s,     r = √(R² + h²)
+       a = −3.07, b = 0.73, c = −0.76, h = 1.7 km, d = −0.0029 /km, e = 0.326
+       σ = 0.38 (log10; 0.17 between events, 0.34 within)
 
-``M`` is moment magnitude and ``D`` the rupture distance in km; for the point sources we get
-(M < 7, a rupture a few km long) ``D`` is the hypocentral distance.
+   ``M`` is KMA's local magnitude (what the catalogue relays), ``R`` the epicentral distance
+   (km; the authors check their residuals against it) and ``h`` a fictitious depth, so focal
+   depth is not a term of the model. ``s`` is the station class of their site correction
+   (−1, 0, +1); a municipality has no station class, so ``s = 0``, the average site. Only two
+   of their events exceed M_L 4: above that the relation is extrapolated (M ≥ 5 goes
+   nationwide by rule anyway, so only the reported maximum intensity depends on it).
 
-Which coefficients: Korea is a stable continental interior, which argues for CEUS, but the
-CEUS set attenuates so slowly that an M 3.5 in Gyeongju comes out at intensity ≥ II in all
-251 municipalities, so the KMA rule "3.5 ≤ M < 5: districts with expected intensity ≥ II"
-(docs/design.md §3.4) would always mean the whole country, which is not how KMA targets such
-events. The California set gives an M 3.5 a regional footprint (II out to ~150 km) and, for
-the 2016-09-12 Gyeongju earthquake (M 5.8, 35.76 N 129.19 E, depth 15 km), VI at the
-epicentre and II in Seoul, where the event was felt weakly; it under-predicts Daegu (IV
-at ~53 km against the intensity 6 KMA reported there). Both sets are here
-(:data:`AW07_CALIFORNIA`, :data:`AW07_CEUS`; pass ``c=``); a Korea-fitted IPE from KMA's
-intensity reports (KMA adopted an MMI-based 진도 scale in 2018) should replace them when the
-project adopts one.
+2. **PGA → intensity** — Worden, Gerstenberger, Rhoades & Wald (2012), "Probabilistic
+   relationships between ground-motion parameters and modified Mercalli intensity in
+   California", *BSSA* 102(1), 204–221, doi:10.1785/0120110156 (the conversion USGS ShakeMap
+   uses), PGA in cm/s²::
+
+       MMI = 1.78 + 1.55·log10 PGA    for log10 PGA ≤ 1.57
+       MMI = −1.60 + 3.70·log10 PGA   above
+
+   without its optional magnitude and distance terms; clipped to [1, 10]. KMA's 진도 scale is
+   MMI-based (2001; instrumental since 2018).
+
+Neither relation is in OpenQuake's hazardlib (checked on openquake-engine 3.26.2: no Korean
+GMPE, no Worden 2012 conversion), so both are implemented here; ``tests/test_geo_quake.py``
+checks them against the intensities KMA reported for the 2016 Gyeongju M5.8, the 2017 Pohang
+M5.4 and the 2023 Gyeongju M4.0.
 
 Intensity is the integer class ``floor(MMI + 0.5)`` clipped to I–XII, so "intensity ≥ II"
 means MMI ≥ 1.5. A municipality's intensity is taken at its *nearest* point to the epicentre
 (0 km inside it): the district is targeted if any part of it is expected to reach the level.
+The KMA message rules that use these intensities are in :mod:`geo.kma_quake`.
 
-At the Gyeongju epicentre:
-
->>> round(float(mmi_at_distance(5.8, 15.0)), 1)
-5.7
->>> intensity_class(5.7), intensity_class(1.5), intensity_class(0.2)
-(6, 2, 1)
+>>> round(float(pga_ms2(4.0, 0.0)), 3), round(float(mmi_from_pga(pga_ms2(4.0, 0.0))), 2)
+(0.468, 4.58)
+>>> intensity_class(4.58), intensity_class(1.5), intensity_class(0.2)
+(5, 2, 1)
 """
 
 from __future__ import annotations
@@ -54,38 +59,38 @@ from geo.metric import from_local_km, haversine_km, to_local_km
 from geo.zones import ZoneKind, ZoneRegistry
 
 __all__ = [
-    "AW07_CALIFORNIA",
-    "AW07_CEUS",
+    "EMOLO_2015_PGA",
+    "Gmpe",
     "IntensityTarget",
-    "IpeCoefficients",
     "QuakeEvent",
     "expected_mmi",
     "intensity_class",
     "mmi_at_distance",
+    "mmi_from_pga",
+    "nearest_km",
+    "pga_ms2",
     "target_zones",
 ]
 
 
 @dataclass(frozen=True)
-class IpeCoefficients:
-    c1: float
-    c2: float
-    c3: float
-    c4: float
-    c5: float
-    c6: float
-    c7: float
+class Gmpe:
+    """Coefficients of ``log10 Y = a + b·M + c·log10 r + d·r + e·s``, ``r = √(R² + h²)``."""
+
+    a: float
+    b: float
+    c: float
+    d: float
     h_km: float
-    rt_km: float
+    e: float
     sigma: float
 
 
-#: Atkinson & Wald (2007), California; the default (see the module docstring).
-AW07_CALIFORNIA = IpeCoefficients(
-    12.27, 2.270, 0.1304, -1.30, -0.0007070, 1.95, -0.577, 14.0, 30.0, 0.4
-)
-#: Atkinson & Wald (2007), central and eastern North America.
-AW07_CEUS = IpeCoefficients(11.72, 2.36, 0.1155, -0.44, -0.002044, 2.31, -0.479, 17.0, 80.0, 0.4)
+#: Emolo et al. (2015), PGA in m/s², adjusted model (see the module docstring).
+EMOLO_2015_PGA = Gmpe(a=-3.07, b=0.73, c=-0.76, d=-0.0029, h_km=1.7, e=0.326, sigma=0.38)
+
+#: Worden et al. (2012), PGA (cm/s²) → MMI: (c1, c2, c3, c4, t1).
+_WGRW12_PGA = (1.78, 1.55, -1.60, 3.70, 1.57)
 
 
 @dataclass(frozen=True)
@@ -106,27 +111,33 @@ class QuakeEvent:
             raise ValueError(f"depth {self.depth_km} km out of range [0, 700]")
 
 
-def mmi_at_distance(
-    magnitude: float, rupture_km: ArrayLike, c: IpeCoefficients = AW07_CALIFORNIA
+def pga_ms2(
+    magnitude: float, epicentral_km: ArrayLike, g: Gmpe = EMOLO_2015_PGA, site: int = 0
 ) -> NDArray[np.float64]:
-    """The IPE above, vectorized over distances (km)."""
-    d = np.asarray(rupture_km, dtype=np.float64)
-    r = np.sqrt(d * d + c.h_km**2)
-    log_r = np.log10(r)
-    b = np.maximum(0.0, np.log10(r / c.rt_km))
-    dm = magnitude - 6.0
-    out: NDArray[np.float64] = (
-        c.c1 + c.c2 * dm + c.c3 * dm * dm + c.c4 * log_r + c.c5 * r + c.c6 * b
-    ) + c.c7 * magnitude * log_r
+    """Median PGA (m/s²) at epicentral distances (km), vectorized."""
+    r = np.hypot(np.asarray(epicentral_km, dtype=np.float64), g.h_km)
+    out: NDArray[np.float64] = 10.0 ** (
+        g.a + g.b * magnitude + g.c * np.log10(r) + g.d * r + g.e * site
+    )
     return out
 
 
-def expected_mmi(
-    event: QuakeEvent, lat: ArrayLike, lon: ArrayLike, c: IpeCoefficients = AW07_CALIFORNIA
-) -> NDArray[np.float64]:
-    """Expected MMI at points (hypocentral distance over the haversine epicentral one)."""
-    epi = haversine_km(event.lat, event.lon, lat, lon)
-    return mmi_at_distance(event.magnitude, np.hypot(epi, event.depth_km), c)
+def mmi_from_pga(pga: ArrayLike) -> NDArray[np.float64]:
+    """MMI from PGA in m/s² (Worden et al. 2012), clipped to [1, 10]."""
+    c1, c2, c3, c4, t1 = _WGRW12_PGA
+    lg = np.log10(np.maximum(np.asarray(pga, dtype=np.float64) * 100.0, 1e-9))
+    out: NDArray[np.float64] = np.clip(np.where(lg <= t1, c1 + c2 * lg, c3 + c4 * lg), 1.0, 10.0)
+    return out
+
+
+def mmi_at_distance(magnitude: float, epicentral_km: ArrayLike) -> NDArray[np.float64]:
+    """Expected MMI at epicentral distances (km): :func:`pga_ms2` then :func:`mmi_from_pga`."""
+    return mmi_from_pga(pga_ms2(magnitude, epicentral_km))
+
+
+def expected_mmi(event: QuakeEvent, lat: ArrayLike, lon: ArrayLike) -> NDArray[np.float64]:
+    """Expected MMI at points (haversine epicentral distance)."""
+    return mmi_at_distance(event.magnitude, haversine_km(event.lat, event.lon, lat, lon))
 
 
 def intensity_class(mmi: ArrayLike) -> int | NDArray[np.int64]:
@@ -145,9 +156,9 @@ class IntensityTarget:
     intensity: int
 
 
-def _nearest_km(event: QuakeEvent, geoms: NDArray[np.object_]) -> NDArray[np.float64]:
-    """Epicentral distance to each polygon's nearest point: the nearest point is found in a
-    local plane around the epicentre, its distance measured by haversine."""
+def nearest_km(event: QuakeEvent, geoms: NDArray[np.object_]) -> NDArray[np.float64]:
+    """Epicentral distance to each polygon's nearest point (0 inside it): the nearest point is
+    found in a local plane around the epicentre, its distance measured by haversine."""
     local = to_local_km(geoms, event.lon, event.lat)
     origin = shapely.Point(0.0, 0.0)
     lines = shapely.shortest_line(origin, local)
@@ -164,20 +175,20 @@ def target_zones(
     *,
     min_intensity: int = 2,
     kinds: Iterable[ZoneKind | str] = (ZoneKind.MUNICIPALITY,),
-    c: IpeCoefficients = AW07_CALIFORNIA,
 ) -> list[IntensityTarget]:
     """Zones (by default the 251 municipalities) whose expected intensity reaches
     ``min_intensity``, most shaken first.
 
-    The magnitude rules of docs/design.md §3.4 (nationwide for M ≥ 5, message class by the
-    maximum expected intensity) are alerting's; this answers only "where, how strongly".
+    The KMA rules (nationwide for M ≥ 5, message class by the maximum expected intensity,
+    the loud alert only at ≥ III) are :mod:`geo.kma_quake`'s; this answers only "where, how
+    strongly".
     """
     ids = [zid for k in kinds for zid in zones.of_kind(k)]
     if not ids:
         return []
     geoms = np.array([zones[z].geometry for z in ids], dtype=object)
-    dist = _nearest_km(event, geoms)
-    mmi = mmi_at_distance(event.magnitude, np.hypot(dist, event.depth_km), c)
+    dist = nearest_km(event, geoms)
+    mmi = mmi_at_distance(event.magnitude, dist)
     cls = np.clip(np.floor(mmi + 0.5), 1, 12).astype(np.int64)
     out = [
         IntensityTarget(

@@ -11,6 +11,7 @@ import json
 import sys
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from gyeongbo.registry import RegistryError, load_registry
@@ -19,6 +20,7 @@ from gyeongbo.stack.cli import app as stack_app
 from simulators.cli import drill_app, simulate_app
 from streams.alerts_cli import app as alerts_app
 from streams.bridge_cli import app as bridge_app
+from streams.operators_cli import app as operators_app
 from streams.worker_cli import worker as worker_command
 
 app = typer.Typer(
@@ -31,15 +33,24 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # A traceback must never show local variables: they hold passwords and tokens.
+    pretty_exceptions_show_locals=False,
 )
-config_app = typer.Typer(help="Show and validate configuration.", no_args_is_help=True)
-topics_app = typer.Typer(help="Kafka topics the project uses.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Show and validate configuration.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+topics_app = typer.Typer(
+    help="Kafka topics the project uses.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 app.add_typer(config_app, name="config")
 app.add_typer(topics_app, name="topics")
 app.add_typer(stack_app, name="stack")
 app.add_typer(bridge_app, name="bridge")
 app.command("worker")(worker_command)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(operators_app, name="operators")
 app.add_typer(drill_app, name="drill")
 app.add_typer(simulate_app, name="simulate")
 
@@ -86,7 +97,9 @@ def topics_create(
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            counts = create_topics(settings.kafka.bootstrap, settings.kafka.topics.all())
+            counts = create_topics(
+                settings.kafka.bootstrap, settings.kafka.topics.all(), kafka=settings.kafka
+            )
             break
         except Exception as err:  # broker still starting: retry until the deadline
             if time.monotonic() > deadline:
@@ -100,9 +113,27 @@ def topics_create(
         console.print(f"{name}: {n} partitions")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    """``('worker', 'web_port')`` → ``GYEONGBO_WORKER__WEB_PORT``."""
+    return "GYEONGBO_" + "__".join(str(p).upper() for p in loc if isinstance(p, str))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console entry point: the CLI, with a bad setting or an I/O error told in one line
+    on stderr (exit 2 and 1) instead of a traceback, which could show secrets."""
+    try:
+        app(args=argv)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{_setting_name(e['loc'])}: {e['msg']}" for e in err.errors(include_input=False)
+        )
+        print(f"gyeongbo: invalid settings: {problems}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        print(f"gyeongbo: {err.strerror or type(err).__name__}{where}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

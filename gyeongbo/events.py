@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 LevelName = Literal["cleared", "attention", "caution", "alert", "serious"]
+SeverityName = Literal["cleared", "warning", "critical"]
 ActionName = Literal["raise", "escalate", "deescalate", "clear", "ack", "silence", "manual"]
 
 
@@ -65,6 +66,38 @@ class AlertEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     reason: str | None = None
 
 
+class DataQualityAlert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One transition of an operators' data-quality alert (sensor health) of a zone, on the
+    ``dq.alerts`` topic (docs/design.md §4, §11.7). Never public: it has a ``severity``,
+    never a crisis ``level``, and no SMS, CAP document or HQ stage is made from it.
+    """
+
+    alert_id: str
+    zone: str
+    zone_name: str
+    severity: SeverityName
+    previous: SeverityName
+    ts: str  # RFC 3339 with offset, event time
+    action: ActionName
+    exercise: bool = False
+    #: Stations of the zone held out of its public stages (faulty or silent) now.
+    stations: list[str] = []
+    #: Station → the checks it fails (``flat_line``, ``stuck``, ``deadman``, …).
+    checks: dict[str, list[str]] = {}
+    evidence: dict[str, Any] = {}
+    event_id: str = ""
+    actor: str | None = None
+    reason: str | None = None
+
+    @property
+    def hazard(self) -> str:
+        return "sensor_health"
+
+
+#: What the stage machine emits: public alert transitions and data-quality ones.
+StageEvent = AlertEvent | DataQualityAlert
+
+
 class HQStageEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A change of the disaster headquarters' emergency stage (비상 0–3단계)."""
 
@@ -84,6 +117,7 @@ _encoder = msgspec.json.Encoder()
 _det_decoder = msgspec.json.Decoder(Detection)
 _alert_decoder = msgspec.json.Decoder(AlertEvent)
 _hq_decoder = msgspec.json.Decoder(HQStageEvent)
+_dq_decoder = msgspec.json.Decoder(DataQualityAlert)
 
 
 def encode(obj: msgspec.Struct) -> bytes:
@@ -100,3 +134,7 @@ def decode_alert(data: bytes) -> AlertEvent:
 
 def decode_hq(data: bytes) -> HQStageEvent:
     return _hq_decoder.decode(data)
+
+
+def decode_dq_alert(data: bytes) -> DataQualityAlert:
+    return _dq_decoder.decode(data)

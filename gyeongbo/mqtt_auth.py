@@ -156,14 +156,30 @@ def write_auth_files(
     root: str = DEFAULT_ROOT,
     bridge_user: str = "gyeongbo-bridge",
     shared_batch: bool = False,
+    group: int | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``passwords`` (mode 0600) and ``acl`` into ``out_dir``; return their paths."""
+    """Write ``passwords`` and ``acl`` into ``out_dir``; return their paths.
+
+    Without ``group`` both are 0600 (readable by the writer only). Mosquitto reads them after
+    it drops to its own user, so in production they are written with ``group`` = mosquitto's
+    group id (1883 in the eclipse-mosquitto image) and mode 0640: mosquitto reads them
+    through its group, nobody else can (docker-compose.yml, ``mqtt-auth``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    mode = 0o600 if group is None else 0o640
     pw = out_dir / "passwords"
     acl = out_dir / "acl"
-    fd = os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(password_file_text(credentials))
-    os.chmod(pw, 0o600)
-    acl.write_text(acl_text(registry, root, bridge_user=bridge_user, shared_batch=shared_batch))
+    texts = {
+        pw: password_file_text(credentials),
+        acl: acl_text(registry, root, bridge_user=bridge_user, shared_batch=shared_batch),
+    }
+    for path, text in texts.items():
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        if group is not None:
+            os.chown(tmp, -1, group)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)  # a restarting mosquitto never reads half a file
     return pw, acl

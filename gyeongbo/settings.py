@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -59,6 +59,9 @@ class Topics(_Frozen):
     zone_commands: Topic = Topic(name="zone.commands", partitions=4)
     #: Worker-internal: every alert transition, on one partition, for the HQ stage machine.
     hq_inputs: Topic = Topic(name="hq.inputs", partitions=1)
+    #: Operators' data-quality alerts (sensor health; docs/design.md §11.7), keyed and
+    #: partitioned by zone like ``alerts``. Never public.
+    dq_alerts: Topic = Topic(name="dq.alerts", partitions=4)
     sms_status: Topic = Topic(name="sms.status", partitions=1)
 
     @model_validator(mode="before")
@@ -106,9 +109,45 @@ class GatewaySettings(_Frozen):
 
 
 class KafkaSettings(_Frozen):
+    """Where Kafka is and how clients authenticate (every producer, consumer and admin client
+    of the bridge, the workers, ``topics create`` and the drill runner uses these)."""
+
     bootstrap: str = "127.0.0.1:19092"
     topics: Topics = Topics()
     client_id: str = "gyeongbo"
+    #: ``PLAINTEXT`` (the local stack), ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL``.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    #: SASL mechanism with a ``SASL_*`` protocol.
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    #: CA bundle that signs the brokers' certificates (``SSL``/``SASL_SSL``); None = the
+    #: system's trust store.
+    ssl_cafile: Path | None = None
+    #: Client certificate and key (PEM) for brokers that require mutual TLS.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+    #: Replication factor of every topic the project creates (``topics create``) and of the
+    #: workers' changelog topics. 1 suits a single development broker; production: 3.
+    replication_factor: int = Field(default=1, ge=1)
+    #: ``min.insync.replicas`` of those topics: with ``acks=all`` a write succeeds only once
+    #: this many replicas have it. None = the broker's default. Production: 2.
+    min_insync_replicas: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if self.min_insync_replicas is not None and (
+            self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError("min_insync_replicas cannot exceed replication_factor")
+        return self
 
 
 class InfluxSettings(_Frozen):
@@ -117,6 +156,23 @@ class InfluxSettings(_Frozen):
     org: str = "gyeongbo"
     bucket: str = "gyeongbo"
     token: SecretStr = SecretStr("gyeongbo-dev-token")
+    #: A file holding the token (a write-only token the InfluxDB init writes in production);
+    #: when set, the token is read from it and ``token`` is ignored.
+    token_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_from_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("token_file"):
+            path = Path(data["token_file"])
+            try:
+                token = path.read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise ValueError(f"token_file {path}: {err.strerror}") from None
+            if not token:
+                raise ValueError(f"token_file {path} is empty")
+            data = {**data, "token": token}
+        return data
 
 
 class TwilioSettings(_Frozen):
@@ -133,6 +189,12 @@ class TwilioSettings(_Frozen):
     rate_per_s: float = Field(default=10.0, gt=0)
     #: CAP <sender> of every alert document.
     cap_sender: str = "gyeongbo@situation-room.example.kr"
+
+    @field_validator("api_base", "status_callback_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """An empty variable (compose passes unset optional ones as "") means none."""
+        return value or None
 
 
 class PathSettings(_Frozen):
@@ -170,6 +232,7 @@ class WorkerSettings(_Frozen):
 
     #: Faust app id: the consumer group and the prefix of its changelog topics.
     app_id: str = "gyeongbo"
+    #: The interface the HTTP API binds to (loopback unless set; ``0.0.0.0`` in a container).
     web_host: str = "127.0.0.1"
     web_port: int = 16066
     #: Local folder for the worker's files (CAP documents, the SMS sent log's local copy).
@@ -196,6 +259,59 @@ class WorkerSettings(_Frozen):
     #: call of at most this many readings (1 = one record per call). Nothing waits for
     #: records to come; a backlog is processed in big batches (README, Benchmarks).
     coalesce_readings: int = Field(default=5_000, ge=1)
+    #: Standby replicas of every table (Faust ``table_standby_replicas``): another worker
+    #: keeps a warm copy, so a failed worker's partitions move without replaying the
+    #: changelog from the start. 0 with one worker; production: 1.
+    standby_replicas: int = Field(default=0, ge=0)
+
+    def instance(self) -> str:
+        """This worker's ``instance`` tag in InfluxDB and Prometheus: ``instance_id`` when set,
+        else the host name (a container's own), so no two workers write the same series."""
+        import socket
+
+        return self.instance_id or socket.gethostname()
+
+
+class OperatorSettings(_Frozen):
+    """Operators' access to the worker's HTTP API (``streams/web_auth.py``) and the token the
+    ``gyeongbo alerts …`` commands send."""
+
+    #: Hashed operator tokens (``gyeongbo operators add/list/revoke``); shared by every worker.
+    tokens_file: Path = Path(".gyeongbo") / "operators" / "tokens.json"
+    #: The token ``gyeongbo alerts …`` sends (``Authorization: Bearer …``).
+    token: SecretStr | None = None
+    #: Failed authentications a client address may make per ``lockout_s`` before it is
+    #: refused with 429 until the window has passed.
+    max_failures: int = Field(default=10, ge=1)
+    lockout_s: float = Field(default=60.0, gt=0)
+    #: Browser origins allowed to call the API (none: a page from anywhere is refused).
+    allowed_origins: tuple[str, ...] = ()
+
+
+class HoldSettings(_Frozen):
+    """How long a public stage's condition must stay below its line before the stage steps down
+    or clears, per hazard, in seconds of event time (docs/design.md §4). None keeps the
+    default of ``alerting/policy.py``, where each default states its source: flood 1,800,
+    heavy_rain 21,600 (6 h), structural 1,800, sensor_health 600, pm10 / pm25 / ozone 0 (the
+    law's cancel levels are in the detectors), earthquake 0 (it lapses 30 min after its last
+    detection)."""
+
+    flood: int | None = Field(default=None, ge=0)
+    heavy_rain: int | None = Field(default=None, ge=0)
+    pm10: int | None = Field(default=None, ge=0)
+    pm25: int | None = Field(default=None, ge=0)
+    ozone: int | None = Field(default=None, ge=0)
+    structural: int | None = Field(default=None, ge=0)
+    earthquake: int | None = Field(default=None, ge=0)
+    sensor_health: int | None = Field(default=None, ge=0)
+
+
+class AlertingSettings(_Frozen):
+    """The alert stage machines (``GYEONGBO_ALERTING__…``)."""
+
+    #: ``GYEONGBO_ALERTING__HOLD_S__HEAVY_RAIN=10800`` and so on (``Services.policies``
+    #: applies them with ``alerting.policy.with_holds``).
+    hold_s: HoldSettings = HoldSettings()
 
 
 class Settings(BaseSettings):
@@ -215,6 +331,8 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     stack: StackSettings = StackSettings()
     worker: WorkerSettings = WorkerSettings()
+    operator: OperatorSettings = OperatorSettings()
+    alerting: AlertingSettings = AlertingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -2,7 +2,8 @@
 
 Levels follow the national crisis alert of the Framework Act on the Management of Disasters
 and Safety, Art. 38: 관심 Attention (blue) → 주의 Caution (yellow) → 경계 Alert (orange) →
-심각 Serious (red). ``cleared`` is the lifted state (docs/design.md §4, §11.2).
+심각 Serious (red). ``cleared`` is the lifted state (docs/design.md §4, §11.2). Operators'
+data-quality alerts never use them: they have their own :class:`Severity` (§4, §11.7).
 """
 
 from __future__ import annotations
@@ -103,6 +104,36 @@ LEVEL_KO: dict[Level, str] = {
     Level.ALERT: "경계",
     Level.SERIOUS: "심각",
 }
+
+
+class Severity(IntEnum):
+    """Severity of an operators' data-quality alert (sensor health), never a public level.
+
+    ``warning``: a reading was implausible and dropped, the station is still trusted (a
+    spike). ``critical``: the station is faulty or silent and held out of public stages
+    (step, stuck, flat-line, out of range, deadman).
+
+    >>> Severity.of_level(Level.ATTENTION).wire, Severity.of_level(Level.ALERT).wire
+    ('warning', 'critical')
+    """
+
+    CLEARED = 0
+    WARNING = 1
+    CRITICAL = 2
+
+    @property
+    def wire(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, name: str) -> Severity:
+        return cls[name.upper()]
+
+    @classmethod
+    def of_level(cls, level: int) -> Severity:
+        """A sensor-health level (0, 1 for a spike, ≥ 2 for a fault) as a severity."""
+        return cls.CLEARED if level <= 0 else cls.WARNING if level == 1 else cls.CRITICAL
+
 
 LEVEL_COLOUR: dict[Level, str] = {
     Level.CLEARED: "green",

@@ -47,8 +47,13 @@ drill_app = typer.Typer(
         "the alerts and report what fired when against the scenario's expectations."
     ),
     no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
-simulate_app = typer.Typer(help="Synthetic load over MQTT for benchmarks.", no_args_is_help=True)
+simulate_app = typer.Typer(
+    help="Synthetic load over MQTT for benchmarks.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:

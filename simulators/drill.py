@@ -48,6 +48,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from alerting.cap import cap_wanted
 from alerting.feed import build_index
 from gyeongbo.events import decode_alert
+from gyeongbo.kafka_security import aiokafka_security
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
 from gyeongbo.stack.procs import port_open
@@ -205,6 +206,7 @@ class Followed:
     """What the followers saw, with receive times (wall clock, seconds)."""
 
     alerts: list[tuple[float, bytes]] = field(default_factory=list)
+    dq: list[tuple[float, bytes]] = field(default_factory=list)
     hq: list[tuple[float, bytes]] = field(default_factory=list)
     rejected: list[tuple[float, bytes]] = field(default_factory=list)
 
@@ -215,8 +217,14 @@ class _Followers:
 
     def __init__(self, settings: Settings) -> None:
         t = settings.kafka.topics
-        self.topics = {t.alerts.name: "alerts", t.hq_stages.name: "hq", t.rejected.name: "rejected"}
+        self.topics = {
+            t.alerts.name: "alerts",
+            t.dq_alerts.name: "dq",
+            t.hq_stages.name: "hq",
+            t.rejected.name: "rejected",
+        }
         self.bootstrap = settings.kafka.bootstrap
+        self.security = aiokafka_security(settings.kafka)
         self.seen = Followed()
         self._consumer: Any = None
 
@@ -228,6 +236,7 @@ class _Followers:
             group_id=None,
             enable_auto_commit=False,
             client_id="gyeongbo-drill-follower",
+            **self.security,
         )
         await c.start()
         parts = []
@@ -282,8 +291,10 @@ def observe_alerts(
     stations: set[str],
     findings: list[str],
 ) -> list[Observed]:
-    """Alert events → observations in scenario time. Events that are not JSON, or that name a
-    drill station without ``exercise: true``, become findings."""
+    """Alert events (``alerts``) and data-quality alerts (``dq.alerts``: a ``severity`` where
+    an alert has its ``level``) → observations in scenario time. Events that are not JSON, that
+    name a drill station without ``exercise: true``, or a sensor-health event on the public
+    ``alerts`` topic, become findings."""
     out: list[Observed] = []
     for recv, data in raw:
         try:
@@ -291,6 +302,13 @@ def observe_alerts(
         except ValueError:
             findings.append(f"an alert event is not JSON: {data[:120]!r}")
             continue
+        if isinstance(ev, dict) and "severity" in ev and "level" not in ev:
+            ev = {**ev, "hazard": "sensor_health", "level": ev["severity"]}
+        elif isinstance(ev, dict) and ev.get("hazard") == "sensor_health":
+            findings.append(
+                f"a sensor-health event on the public alerts topic: {data[:120]!r} (operators' "
+                "data-quality alerts go to dq.alerts, with a severity)"
+            )
         if not isinstance(ev, dict) or "level" not in ev or "zone" not in ev:
             findings.append(f"an alert event lacks level/zone: {data[:120]!r}")
             continue
@@ -368,7 +386,8 @@ def fetch_exercise_clock(settings: Settings, timeout_s: float = 5.0) -> int | _N
     when no worker answers or it does not report one."""
     url = f"http://{settings.worker.web_host}:{settings.worker.web_port}/metrics"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        req = urllib.request.Request(url, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             doc = json.loads(resp.read())
     except (urllib.error.URLError, OSError, ValueError):
         return NO_WORKER
@@ -663,7 +682,9 @@ async def _drill(
                         break
                     continue
                 scratch: list[str] = []
-                obs = observe_alerts(followers.seen.alerts, clock, stations, scratch)
+                obs = observe_alerts(
+                    followers.seen.alerts + followers.seen.dq, clock, stations, scratch
+                )
                 outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
                 if rejections_done and not any(o.status == "missed" for o in outcomes):
                     # everything decided; a short grace for late never-rule violations
@@ -679,7 +700,7 @@ async def _drill(
     report.readings = stats.readings
     report.publish_elapsed_s = round(stats.elapsed_s, 3)
     findings: list[str] = []
-    obs = observe_alerts(followers.seen.alerts, clock, stations, findings)
+    obs = observe_alerts(followers.seen.alerts + followers.seen.dq, clock, stations, findings)
     report.outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
     report.transitions, report.duplicate_alerts = transitions_of(obs)
     report.observed_rejections = len(followers.seen.rejected)

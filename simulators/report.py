@@ -52,13 +52,20 @@ Status = Literal["met", "late", "early", "missed", "unexpected", "extra", "other
 FAILING: frozenset[str] = frozenset({"late", "early", "missed", "unexpected"})
 
 
+#: Operators' data-quality severities, ranked like the sensor-health levels they stand for
+#: (a dropped spike like 관심, a held-out station like 경계) — for ordering only.
+_SEVERITY_RANK = {"warning": int(Level.ATTENTION), "critical": int(Level.ALERT)}
+
+
 def _rank(level: str) -> int:
-    return int(Level.parse(level))
+    """Rank of a crisis level, or of a data-quality alert's severity (``dq.alerts``)."""
+    return _SEVERITY_RANK[level] if level in _SEVERITY_RANK else int(Level.parse(level))
 
 
 @dataclass(frozen=True)
 class Observed:
-    """One observed transition on ``alerts``, timed in scenario seconds."""
+    """One observed transition on ``alerts`` (or ``dq.alerts``, whose ``level`` is the data-quality
+    alert's severity), timed in scenario seconds."""
 
     hazard: str
     zone: str

@@ -120,6 +120,8 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 LevelName = Literal["cleared", "attention", "caution", "alert", "serious"]
+#: Operators' data-quality alerts (``sensor_health``) have a severity, never a crisis level.
+SeverityName = Literal["warning", "critical"]
 
 
 class ScenarioError(ConfigError):
@@ -296,7 +298,8 @@ class Expectation(_Model):
     hazard: Hazard
     zone: str | list[str] | None = None
     station: str | None = None
-    level: LevelName
+    #: A crisis level; for ``sensor_health`` (``dq.alerts``) a severity, warning or critical.
+    level: LevelName | SeverityName
     at_least: bool = False
     earliest: Duration = 0.0
     latest: Duration
@@ -313,6 +316,14 @@ class Expectation(_Model):
             )
         if self.at_least and self.level == "cleared":
             raise ValueError("'at_least' makes no sense with level 'cleared'")
+        dq = self.hazard == Hazard.SENSOR_HEALTH
+        if dq != (self.level in ("warning", "critical")):
+            raise ValueError(
+                "sensor_health is an operators' data-quality alert: its 'level' is a severity, "
+                "warning or critical"
+                if dq
+                else f"'{self.level}' is a data-quality severity; {self.hazard} needs a level"
+            )
         return self
 
 

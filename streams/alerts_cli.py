@@ -18,10 +18,14 @@ from rich.console import Console
 from rich.table import Table
 
 from gyeongbo.settings import Settings
-from gyeongbo.vocab import LEVEL_KO, Level
+from gyeongbo.vocab import LEVEL_KO, Level, Severity
 
 app = typer.Typer(
-    help="Operators: list, acknowledge, silence, escalate and clear alerts.", no_args_is_help=True
+    help="Operators: list, acknowledge, silence, escalate and clear alerts. Every command "
+    "sends your token (GYEONGBO_OPERATOR__TOKEN, from `gyeongbo operators add`); the audit "
+    "log records the operator the token belongs to.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 console = Console()
 err = Console(stderr=True)
@@ -34,7 +38,6 @@ UrlOpt = Annotated[
         "Default: http://GYEONGBO_WORKER__WEB_HOST:GYEONGBO_WORKER__WEB_PORT",
     ),
 ]
-ActorOpt = Annotated[str, typer.Option(help="Who acts (recorded in the audit log).")]
 ReasonOpt = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
 
 
@@ -45,11 +48,24 @@ def _urls(urls: list[str] | None) -> list[str]:
     return [f"http://{w.web_host}:{w.web_port}"]
 
 
+def _headers() -> dict[str, str]:
+    token = Settings().operator.token
+    if token is None:
+        err.print(
+            "[red]no operator token[/red]: set GYEONGBO_OPERATOR__TOKEN (an administrator "
+            "issues one with `gyeongbo operators add`)"
+        )
+        raise typer.Exit(2)
+    return {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "Authorization": f"Bearer {token.get_secret_value()}",
+    }
+
+
 def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    req = urllib.request.Request(url, data=data, method=method, headers=_headers())
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             raw = r.read()
@@ -77,6 +93,13 @@ def parse_duration(text: str) -> int:
     return h * 3600 + m * 60 + s
 
 
+def _rank(a: dict[str, Any]) -> tuple[int, int, str]:
+    """Public alerts first, most severe first; data-quality alerts (``severity``) after."""
+    if "severity" in a:
+        return (1, -int(Severity.parse(a["severity"])), a["alert_id"])
+    return (0, -int(Level.parse(a["level"])), a["alert_id"])
+
+
 @app.command("list")
 def list_alerts(
     url: UrlOpt = None,
@@ -90,7 +113,8 @@ def list_alerts(
     alerts: list[dict[str, Any]] = []
     for u in _urls(url):
         alerts += _call("GET", f"{u}/alerts{q}") or []
-    alerts.sort(key=lambda a: (-int(Level.parse(a["level"])), a["alert_id"]))
+    # public alerts by level, then operators' data-quality alerts (a severity, no level)
+    alerts.sort(key=_rank)
     if as_json:
         print(json.dumps(alerts, ensure_ascii=False, indent=2))
         return
@@ -98,12 +122,16 @@ def list_alerts(
     for col in ("alert", "hazard", "zone", "level", "since", "stations", "acked", "drill"):
         t.add_column(col)
     for a in alerts:
-        lv = Level.parse(a["level"])
+        if "severity" in a:
+            checks = sorted({c for cs in (a.get("checks") or {}).values() for c in cs})
+            shown = f"operators: {a['severity']} ({', '.join(checks)})"
+        else:
+            shown = f"{LEVEL_KO[Level.parse(a['level'])]} {a['level']}"
         t.add_row(
             a["alert_id"],
             a["hazard"],
             f"{a.get('zone_name', '')} ({a['zone']})",
-            f"{LEVEL_KO[lv]} {a['level']}",
+            shown,
             str(a.get("since", "")),
             ",".join(a.get("stations", {}) or []),
             "yes" if a.get("acked") else "",
@@ -113,17 +141,14 @@ def list_alerts(
 
 
 @app.command()
-def ack(alert_id: str, actor: ActorOpt, reason: ReasonOpt, url: UrlOpt = None) -> None:
+def ack(alert_id: str, reason: ReasonOpt, url: UrlOpt = None) -> None:
     """Acknowledge an alert: stops repeat notifications, keeps the alert and its stage."""
-    _print(
-        _call("POST", f"{_urls(url)[0]}/alerts/{alert_id}/ack", {"actor": actor, "reason": reason})
-    )
+    _print(_call("POST", f"{_urls(url)[0]}/alerts/{alert_id}/ack", {"reason": reason}))
 
 
 @app.command()
 def clear(
     alert_id: str,
-    actor: ActorOpt,
     reason: ReasonOpt,
     cancel: Annotated[
         bool, typer.Option(help="Issued in error: a CAP Cancel, no all-clear.")
@@ -135,7 +160,7 @@ def clear(
         _call(
             "POST",
             f"{_urls(url)[0]}/alerts/{alert_id}/clear",
-            {"actor": actor, "reason": reason, "cancel": cancel},
+            {"reason": reason, "cancel": cancel},
         )
     )
 
@@ -144,7 +169,6 @@ def clear(
 def silence(
     zone: str,
     duration: Annotated[str, typer.Option(help="How long: 30m, 2h, 1h30m.")],
-    actor: ActorOpt,
     reason: ReasonOpt,
     hazard: Annotated[str | None, typer.Option(help="Only this hazard (default: all).")] = None,
     exercise: Annotated[bool, typer.Option(help="Silence the drill namespace.")] = False,
@@ -152,7 +176,6 @@ def silence(
 ) -> None:
     """Hold public transitions of a zone for a window (a rise to 심각 still breaks through)."""
     body = {
-        "actor": actor,
         "reason": reason,
         "duration_s": parse_duration(duration),
         "hazard": hazard,
@@ -166,14 +189,12 @@ def escalate(
     zone: str,
     hazard: Annotated[str, typer.Option(help="Hazard, e.g. flood, pm25, structural.")],
     level: Annotated[str, typer.Option(help="attention, caution, alert or serious.")],
-    actor: ActorOpt,
     reason: ReasonOpt,
     exercise: Annotated[bool, typer.Option(help="Escalate in the drill namespace.")] = False,
     url: UrlOpt = None,
 ) -> None:
     """Escalate a zone by hand; the level is a floor until the alert is cleared."""
     body = {
-        "actor": actor,
         "reason": reason,
         "hazard": hazard,
         "level": level,

@@ -76,11 +76,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from gyeongbo.kafka_security import aiokafka_security
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
 from gyeongbo.stack.credentials import mqtt_password
 from streams.bridge_config import BridgeSettings
-from streams.bridge_metrics import Metrics, serve_metrics
+from streams.bridge_metrics import InfluxReporter, Metrics, serve_metrics
 from streams.codec import encode_batch
 from streams.partitioning import Partitioner
 from streams.validate import (
@@ -356,6 +357,7 @@ class Bridge:
                 max_request_size=c.producer_max_request_bytes,
                 request_timeout_ms=c.request_timeout_ms,
                 compression_type=c.compression,
+                **aiokafka_security(k),
             )
             try:
                 await producer.start()
@@ -565,6 +567,7 @@ class Bridge:
             server = await serve_metrics(self.metrics, self.cfg.metrics_host, self.cfg.metrics_port)
             self.metrics_port = self.cfg.metrics_port
         logger = asyncio.create_task(self._log_metrics())
+        reporter = InfluxReporter.start(self.settings, self.metrics, self.cfg.influx_interval_s)
         client = None
         try:
             self._producer = await self._start_producer()
@@ -602,6 +605,8 @@ class Bridge:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._producer.stop(), 10)
             logger.cancel()
+            if reporter is not None:
+                reporter.close()
             if server is not None:
                 server.close()
             log.info("bridge stopped: %s", json.dumps(self.metrics.snapshot()))

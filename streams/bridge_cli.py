@@ -39,6 +39,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 
 
@@ -88,6 +89,13 @@ def mqtt_auth(
             help="Also grant the plain {kind}/_batch topic when several gateways share a kind."
         ),
     ] = False,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="Group (name or id) that may read the files: mosquitto's, which reads them "
+            "after dropping to its own user (compose: 1883). Files are then 0640, else 0600."
+        ),
+    ] = None,
     dev_passwords: Annotated[
         bool,
         typer.Option(
@@ -125,6 +133,15 @@ def mqtt_auth(
         raise typer.Exit(1)
     generated = {u: secrets.token_urlsafe(18) for u in users if u not in creds}
     creds.update(generated)
+    gid = None
+    if group is not None:
+        import grp
+
+        try:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            typer.echo(f"no such group: {group}", err=True)
+            raise typer.Exit(2) from None
     pw, acl = write_auth_files(
         out,
         registry,
@@ -132,6 +149,7 @@ def mqtt_auth(
         root=settings.mqtt.topic_root,
         bridge_user=bridge_user,
         shared_batch=shared_batch,
+        group=gid,
     )
     if generated:
         dev = out / "dev-credentials.env"

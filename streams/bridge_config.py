@@ -62,9 +62,12 @@ class BridgeSettings(BaseSettings):
     #: Wait this long before re-sending a flush Kafka did not accept (doubles up to 10 s).
     retry_backoff_s: float = Field(default=0.5, gt=0)
     # -- metrics -------------------------------------------------------------------------
-    #: HTTP port for ``GET /metrics`` (JSON) and ``/metrics?format=prometheus``; 0 = off.
+    #: HTTP port for ``GET /metrics`` (Prometheus; JSON when asked) and ``/healthz``; 0 = off.
     metrics_port: int = Field(default=16067, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    #: Write the bridge's figures to InfluxDB's ``pipeline`` measurement this often
+    #: (the Operations dashboard's bridge series: throughput, lag, rejected); 0 = never.
+    influx_interval_s: float = Field(default=10.0, ge=0)
     #: Log a metrics line this often; 0 = never.
     log_interval_s: float = Field(default=30.0, ge=0)
 

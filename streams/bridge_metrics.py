@@ -1,9 +1,11 @@
-"""Bridge counters and gauges, logged periodically and served over HTTP.
+"""Bridge counters and gauges: logged periodically, served over HTTP, written to InfluxDB.
 
-``GET /metrics`` answers the snapshot as JSON; ``GET /metrics?format=prometheus`` (or an
-``Accept: text/plain`` request) answers Prometheus text exposition, one ``gyeongbo_bridge_*``
-series per counter and ``gyeongbo_bridge_rejected_total{reason="…"}`` per reject reason.
+``GET /metrics`` answers Prometheus text exposition (OpenMetrics when asked for it), one
+``gyeongbo_bridge_*`` family per figure below in base units (``…_seconds``, ``…_total``) and
+``gyeongbo_bridge_rejected_total{reason="…"}`` per reject reason; the JSON snapshot when the
+request prefers ``application/json`` (or says ``?format=json``): :mod:`streams.prom`.
 ``GET /healthz`` answers 200 once the bridge is connected to both sides, 503 before.
+:class:`InfluxReporter` writes the figures the Operations dashboard reads to InfluxDB.
 
 Counters (monotonic since start): ``messages_received`` (MQTT messages), ``readings_received``
 (valid + rejected + duplicate readings), ``readings_produced`` (valid readings Kafka accepted),
@@ -21,13 +23,17 @@ of the last flush), ``kafka_ok``, ``mqtt_connected``, ``ready``.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Metrics", "serve_metrics"]
+from aiohttp import web
+
+from gyeongbo.settings import Settings
+from streams.prom import Family, make_registry, pick_format, render
+
+__all__ = ["InfluxReporter", "Metrics", "serve_metrics"]
 
 
 @dataclass
@@ -76,73 +82,149 @@ class Metrics:
             "uptime_s": round(time.time() - self.started, 1),
         }
 
-    def prometheus(self) -> str:
-        snap = self.snapshot()
-        lines: list[str] = []
-        for name, value in snap.items():
-            if name in ("rejected", "rejected_total"):
-                continue
-            metric = f"gyeongbo_bridge_{name}"
-            is_counter = name in {
-                "messages_received",
-                "readings_received",
-                "readings_produced",
-                "records_produced",
-                "duplicates",
-                "messages_acked",
-                "kafka_send_failures",
-                "seismic_events",
-                "qos0_dropped",
-            }
-            if is_counter:
-                metric += "_total"
-            lines.append(f"# TYPE {metric} {'counter' if is_counter else 'gauge'}")
-            lines.append(f"{metric} {float(value)}")
-        lines.append("# TYPE gyeongbo_bridge_rejected_total counter")
-        for reason, n in sorted(self.rejected.items()):
-            lines.append(f'gyeongbo_bridge_rejected_total{{reason="{reason}"}} {n}')
-        return "\n".join(lines) + "\n"
+    def families(self) -> list[Family]:
+        """The snapshot as Prometheus families (:mod:`streams.prom`, names without prefix)."""
+        c: Literal["counter"] = "counter"
+        g: Literal["gauge"] = "gauge"
+        out: list[Family] = [
+            ("messages_received_total", c, "MQTT messages received.", {}, self.messages_received),
+            ("messages_acked_total", c, "MQTT messages acknowledged.", {}, self.messages_acked),
+            (
+                "readings_received_total",
+                c,
+                "Readings received (valid, rejected and duplicate).",
+                {},
+                self.readings_received,
+            ),
+            (
+                "readings_produced_total",
+                c,
+                "Valid readings Kafka accepted.",
+                {},
+                self.readings_produced,
+            ),
+            ("records_produced_total", c, "readings records written.", {}, self.records_produced),
+            (
+                "duplicates_total",
+                c,
+                "Readings dropped as duplicates (station + seq).",
+                {},
+                self.duplicates,
+            ),
+            (
+                "kafka_send_failures_total",
+                c,
+                "Readings whose flush Kafka did not accept (retried).",
+                {},
+                self.kafka_send_failures,
+            ),
+            ("seismic_events_total", c, "Earthquake catalogue events.", {}, self.seismic_events),
+            (
+                "qos0_dropped_total",
+                c,
+                "QoS 0 messages shed while backed up.",
+                {},
+                self.qos0_dropped,
+            ),
+            (
+                "inflight_messages",
+                g,
+                "MQTT messages received, not yet acknowledged.",
+                {},
+                self.inflight_messages,
+            ),
+            (
+                "ack_lag_seconds",
+                g,
+                "Oldest message of the last flush: received to acknowledged.",
+                {},
+                self.ack_lag_ms / 1000,
+            ),
+            (
+                "event_lag_seconds",
+                g,
+                "Received minus event time, median of the last flush.",
+                {},
+                self.event_lag_ms / 1000,
+            ),
+            ("kafka_connected", g, "1 while Kafka accepts writes.", {}, float(self.kafka_ok)),
+            ("mqtt_connected", g, "1 while connected to MQTT.", {}, float(self.mqtt_connected)),
+            ("ready", g, "1 once connected to both sides.", {}, float(self.ready)),
+        ]
+        doc = "Readings or payloads sent to readings.rejected, by reason."
+        out += [("rejected_total", c, doc, {"reason": r}, n) for r, n in self.rejected.items()]
+        if not self.rejected:  # the family exists from the start, so rate() sees its first 1
+            out.append(("rejected_total", c, doc, {"reason": "none"}, 0))
+        return out
+
+    def pipeline_values(self) -> dict[str, float]:
+        """The ``pipeline`` fields the Operations dashboard reads (component ``bridge``)."""
+        return {
+            "readings_total": float(self.readings_produced),
+            "rejected_total": float(sum(self.rejected.values())),
+            "duplicates_total": float(self.duplicates),
+            "messages_total": float(self.messages_received),
+            "lag_ms_p50": float(self.event_lag_ms),
+            "lag_ms_p99": float(self.ack_lag_ms_max),
+            "inflight_messages": float(self.inflight_messages),
+        }
 
 
-async def serve_metrics(metrics: Metrics, host: str, port: int) -> asyncio.Server:
-    """A minimal HTTP/1.0 server for ``/metrics`` and ``/healthz`` (no dependencies)."""
+class _Server:
+    """The listening server; ``close()`` stops listening at once (as ``asyncio.Server``)."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
-            request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            parts = request_line.split()
-            path = parts[1] if len(parts) > 1 else "/"
-            accept_text = b"accept: text/plain" in head.lower()
-            if path.startswith("/metrics"):
-                if "format=prometheus" in path or accept_text:
-                    body = metrics.prometheus().encode()
-                    ctype = "text/plain; version=0.0.4"
-                else:
-                    body = json.dumps(metrics.snapshot()).encode()
-                    ctype = "application/json"
-                status = "200 OK"
-            elif path.startswith("/healthz"):
-                ok = metrics.ready and metrics.kafka_ok and metrics.mqtt_connected
-                status = "200 OK" if ok else "503 Service Unavailable"
-                body = json.dumps({"ok": ok}).encode()
-                ctype = "application/json"
-            else:
-                status, body, ctype = "404 Not Found", b"not found\n", "text/plain"
-            writer.write(
-                f"HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        except (
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            TimeoutError,
-            ConnectionError,
-        ):
-            pass
-        finally:
-            writer.close()
+    def __init__(self, server: asyncio.Server) -> None:
+        self._server = server
 
-    return await asyncio.start_server(handle, host, port)
+    def close(self) -> None:
+        self._server.close()
+
+
+async def serve_metrics(metrics: Metrics, host: str, port: int) -> _Server:
+    """Serve ``/metrics`` (negotiated, :mod:`streams.prom`) and ``/healthz`` with aiohttp."""
+    registry = make_registry("gyeongbo_bridge", metrics.families)
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, text="method not allowed\n")
+        if request.path == "/metrics":
+            fmt = pick_format(request.headers.get("Accept", ""), request.query.get("format"))
+            body, ctype = render(registry, fmt, metrics.snapshot)
+            return web.Response(body=body, headers={"Content-Type": ctype})
+        if request.path == "/healthz":
+            ok = metrics.ready and metrics.kafka_ok and metrics.mqtt_connected
+            return web.json_response({"ok": ok}, status=200 if ok else 503)
+        return web.Response(status=404, text="not found\n")
+
+    server = await asyncio.get_running_loop().create_server(web.Server(handle), host, port)
+    return _Server(server)
+
+
+class InfluxReporter:
+    """Writes the bridge's figures to InfluxDB's ``pipeline`` measurement every
+    ``interval_s`` (component ``bridge``, instance = the MQTT client id), so the Operations
+    dashboard shows the bridge's throughput, lag and rejected readings."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, interval_s: float) -> None:
+        from streams.influx_sink import InfluxSink
+
+        self.metrics = metrics
+        self.interval_s = interval_s
+        self.sink = InfluxSink(settings.influx, instance=settings.mqtt.client_id)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @classmethod
+    def start(
+        cls, settings: Settings, metrics: Metrics, interval_s: float
+    ) -> InfluxReporter | None:
+        return cls(settings, metrics, interval_s) if interval_s > 0 else None
+
+    async def _run(self) -> None:
+        while True:
+            self.sink.write_metrics("bridge", self.metrics.pipeline_values())
+            await asyncio.sleep(self.interval_s)
+
+    def close(self) -> None:
+        self._task.cancel()
+        self.sink.write_metrics("bridge", self.metrics.pipeline_values())
+        self.sink.close(timeout_s=2.0)

@@ -33,9 +33,15 @@ measurement        tags                                        fields
                    ``exercise``                                (float); ``level_num`` (int 0–4),
                                                                ``projected_crossing_ms`` (int);
                                                                ``details`` (JSON string)
-``sensor_health``  ``station``, ``kind``, ``check`` (rule,     ``value`` (float), ``level_num``
-                   e.g. ``health.deadman``), ``level``,        (int), ``faults`` (string, comma
-                   ``exercise``                                separated), ``details`` (JSON)
+``sensor_health``  ``station``, ``kind``, ``check`` (rule,     ``value`` (float),
+                   e.g. ``health.deadman``), ``severity``,     ``severity_num`` (int 0–2),
+                   ``exercise``                                ``faults`` (string, comma
+                                                               separated), ``details`` (JSON)
+``dq_alert``       ``zone``, ``severity``, ``previous``,       ``severity_num``, ``previous_num``
+                   ``action``, ``exercise``                    (int); ``message``, ``zone_name``,
+                                                               ``alert_id``, ``event_id``,
+                                                               ``stations``, ``checks`` (JSON),
+                                                               ``actor``, ``reason`` (strings)
 ``alert``          ``hazard``, ``zone``, ``level``,            ``level_num``, ``previous_num``
                    ``previous``, ``action``, ``exercise``      (int); ``message``, ``level_ko``,
                                                                ``zone_name``, ``alert_id``,
@@ -56,6 +62,9 @@ measurement        tags                                        fields
 
 ``level`` is the wire name (``cleared``, ``attention``, ``caution``, ``alert``, ``serious``) and
 ``level_num`` its rank 0–4 (:class:`~gyeongbo.vocab.Level`), for colouring and ``max()``.
+Sensor health and data-quality alerts are operators' and never carry a crisis level: their
+``severity`` is ``cleared``, ``warning`` or ``critical`` (:class:`~gyeongbo.vocab.Severity`,
+``severity_num`` 0–2).
 Timestamps: readings and detections at their event time; alerts and HQ stages at ``ts``;
 station metadata and pipeline metrics at the time they are written.
 
@@ -86,9 +95,9 @@ import numpy as np
 import numpy.typing as npt
 
 from gyeongbo.batch import KINDS_BY_CODE, ReadingBatch
-from gyeongbo.events import AlertEvent, Detection, HQStageEvent
+from gyeongbo.events import AlertEvent, DataQualityAlert, Detection, HQStageEvent
 from gyeongbo.registry import Registry, Station
-from gyeongbo.vocab import Hazard, Level
+from gyeongbo.vocab import Hazard, Level, Severity
 
 __all__ = [
     "HAZARD_KEYWORD",
@@ -96,6 +105,7 @@ __all__ = [
     "alert_lines",
     "alert_message",
     "detection_lines",
+    "dq_alert_lines",
     "health_lines",
     "hq_lines",
     "line",
@@ -114,6 +124,7 @@ MEASUREMENTS: Final = (
     "detection",
     "sensor_health",
     "alert",
+    "dq_alert",
     "hq_stage",
     "station",
     "pipeline",
@@ -285,12 +296,12 @@ def _health_line(d: Detection, st: Station | None) -> str | None:
             "station": d.station,
             "kind": st.kind.value if st else "",
             "check": d.rule,
-            "level": d.level,
+            "severity": (sev := Severity.of_level(Level.parse(d.level))).wire,
             "exercise": _bool(d.exercise),
         },
         {
             "value": float(d.value),
-            "level_num": int(Level.parse(d.level)),
+            "severity_num": int(sev),
             "faults": ",".join(map(str, faults)) if isinstance(faults, list) else "",
             "details": _details(d.details),
         },
@@ -365,6 +376,48 @@ def alert_lines(events: Iterable[AlertEvent]) -> list[str]:
                 "event_id": a.event_id or None,
                 "stations": ",".join(a.stations),
                 "evidence": _details(a.evidence),
+                "actor": a.actor,
+                "reason": a.reason,
+            },
+            rfc3339_to_ms(a.ts),
+        )
+        if ln is not None:
+            out.append(ln)
+    return out
+
+
+def dq_alert_lines(events: Iterable[DataQualityAlert]) -> list[str]:
+    """Operators' data-quality alerts → ``dq_alert`` (a severity, never a crisis level).
+
+    >>> a = DataQualityAlert(alert_id="sensor_health:11030:x", zone="11030", zone_name="용산구",
+    ...     severity="critical", previous="cleared", ts="2020-08-06T11:00:00+09:00",
+    ...     action="raise", stations=["1018683"], checks={"1018683": ["flat_line"]})
+    >>> dq_alert_lines([a])[0].split(" ")[0]
+    'dq_alert,action=raise,exercise=false,previous=cleared,severity=critical,zone=11030'
+    """
+    out: list[str] = []
+    for a in events:
+        faults = "; ".join(f"{s} {','.join(c)}" for s, c in a.checks.items())
+        text = f"[{a.severity}] 센서 {a.zone_name} ({a.zone}): {a.action} {a.previous}→{a.severity}"
+        text = ("[훈련] " if a.exercise else "") + text + (f"; {faults}" if faults else "")
+        ln = line(
+            "dq_alert",
+            {
+                "zone": a.zone,
+                "severity": a.severity,
+                "previous": a.previous,
+                "action": a.action,
+                "exercise": _bool(a.exercise),
+            },
+            {
+                "severity_num": int(Severity.parse(a.severity)),
+                "previous_num": int(Severity.parse(a.previous)),
+                "message": text,
+                "zone_name": a.zone_name,
+                "alert_id": a.alert_id,
+                "event_id": a.event_id or None,
+                "stations": ",".join(a.stations),
+                "checks": _details(a.checks),
                 "actor": a.actor,
                 "reason": a.reason,
             },

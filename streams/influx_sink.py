@@ -64,8 +64,13 @@ measurement        tags                                               fields
                                                                       ``lon``; ``level_num`` (0–4),
                                                                       ``projected_crossing_ms``
                                                                       (int); ``details`` (JSON)
-``sensor_health``  ``station``, ``kind``, ``check``, ``level``,      ``value``; ``level_num``;
+``sensor_health``  ``station``, ``kind``, ``check``, ``severity``,   ``value``; ``severity_num``;
                    ``exercise``                                       ``faults``, ``details``
+``dq_alert``       ``zone``, ``severity``, ``previous``, ``action``,  ``severity_num``,
+                   ``exercise``                                       ``previous_num``;
+                                                                      ``message``, ``zone_name``,
+                                                                      ``alert_id``, ``event_id``,
+                                                                      ``stations``, ``checks``
 ``alert``          ``hazard``, ``zone``, ``level``, ``previous``,     ``level_num``,
                    ``action``, ``exercise``                           ``previous_num``;
                                                                       ``message``, ``level_ko``,
@@ -117,7 +122,7 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler import EventLoopScheduler
 
 from gyeongbo.batch import ReadingBatch
-from gyeongbo.events import AlertEvent, Detection, HQStageEvent
+from gyeongbo.events import AlertEvent, DataQualityAlert, Detection, HQStageEvent
 from gyeongbo.registry import Registry
 from gyeongbo.settings import InfluxSettings
 from streams import influx_lines
@@ -265,6 +270,10 @@ class InfluxSink:
     def write_alerts(self, events: Iterable[AlertEvent]) -> int:
         """Alert transitions and operator actions → ``alert``."""
         return self.write_lines(influx_lines.alert_lines(events))
+
+    def write_dq_alerts(self, events: Iterable[DataQualityAlert]) -> int:
+        """Operators' data-quality alerts → ``dq_alert``."""
+        return self.write_lines(influx_lines.dq_alert_lines(events))
 
     def write_hq(self, events: Iterable[HQStageEvent]) -> int:
         """Headquarters stage changes → ``hq_stage``."""

@@ -102,7 +102,7 @@ class LocalPipeline:
             **(extra_env or {}),
         }
         p = _spawn("bridge", ["bridge", "run"], env, self.logs, f"http://127.0.0.1:{port}")
-        _wait(p, lambda: bool(_get_json(p.url + "/metrics")), what="bridge /metrics")
+        _wait(p, lambda: bool(_get_json(p.url + "/metrics?format=json")), what="bridge /metrics")
         self.bridge = p
         return p
 

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import msgspec
-import numpy as np
 
 from alerting.model import Recipient as AlertRecipient
 from alerting.model import ZoneInfo
+from alerting.policy import StagePolicy, with_holds
 from alerting.templates import Templates, load_templates
-from detectors import seismic
-from geo.quake import QuakeEvent, target_zones
+from geo.kma_quake import kma_targets
+from geo.quake import QuakeEvent
 from geo.recipients import RecipientDirectory, load_recipients
 from geo.stations import StationZoneIndex, station_zones
-from geo.zones import ZoneKind, ZoneRegistry, load_zones
+from geo.zones import ZoneRegistry, load_zones
 from gyeongbo.events import Detection
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
@@ -76,6 +76,11 @@ class Services:
         return load_templates(
             self.settings.paths.templates, max_chars=self.settings.twilio.max_sms_chars
         )
+
+    @cached_property
+    def policies(self) -> dict[str, StagePolicy]:
+        """The stage policies, with the holds of ``settings.alerting`` (docs/design.md §4)."""
+        return with_holds(self.settings.alerting.hold_s.model_dump())
 
     @cached_property
     def station_names(self) -> dict[str, str]:
@@ -162,89 +167,45 @@ class Services:
 
 
 def catalogue_routes(det: Detection, zones: ZoneRegistry) -> list[tuple[str, Detection]]:
-    """Target an ``earthquake.catalogue`` detection by the KMA rules (docs/design.md §3.4).
-
-    1. Expected intensity per municipality from the event (``details``: ``magnitude``,
-       ``lat``, ``lon``, ``depth_km``) with Atkinson & Wald (2007), at each municipality's
-       point nearest the epicentre (:func:`geo.quake.target_zones`; magnitude clipped to
-       [0, 10] and depth to [0, 700] km, the relation's domain).
-    2. Message class :func:`detectors.seismic.message_class` of the magnitude and the
-       maximum expected intensity over the municipalities. For 2 ≤ M < 3.5 the rule wants the
-       *measured* intensity, which a catalogue does not carry: the class is then "none" and
-       the 안전안내 comes from the accelerometers' own (PGA) detections.
-    3. Targets: M ≥ 5 (위급/긴급, nationwide) → every province-level zone (시·도, 17; the zone
-       registry has no national zone). A resident's zones include their province, so
-       everyone hears the one nationwide message once; a drill handset subscribed to a
-       province hears it once, not once per 시·군·구. Otherwise (M < 5) → every municipality
-       (시·군·구) with expected intensity ≥ II. Below M 2 there is no message and no target.
-    4. Level, one for every target — a cell broadcast has one class for its whole area — on
-       the intensity lines of the PGA path (:func:`detectors.seismic.level_of`: II 관심, III–IV
-       주의, V–VI 경계, ≥ VII 심각) through :func:`detectors.seismic.class_level`:
-
-       =====================  ==================  ===========================
-       message class          level               reaches residents
-       =====================  ==================  ===========================
-       위급재난 (M ≥ 6)        심각 serious         yes (SMS, CAP)
-       긴급재난                경계 alert           yes
-       안전안내                주의 caution         yes
-       none (2 ≤ M < 3.5)      관심 attention       no (operators only)
-       =====================  ==================  ===========================
-
-       Stronger local shaking (a district at VII+ under a 긴급 class) is not guessed from the
-       relation: it is *measured* by the accelerometers, whose ``earthquake.pga_intensity``
-       detections stage their own districts (VII+ → 심각).
+    """Target an ``earthquake.catalogue`` detection by the KMA rules (:func:`geo.kma_quake.
+    kma_targets`, docs/design.md §3.4): expected intensity per municipality from the event
+    (``details``: ``magnitude``, ``lat``, ``lon``, ``depth_km``; magnitude clipped to [0, 10]
+    and depth to [0, 700] km), the event's message class, and per target zone its level.
 
     Each copy keeps the detection's station, time, exercise flag, value (magnitude) and rule,
-    and adds to ``details`` the ``message_class`` (``위급재난문자``, ``긴급재난문자``,
-    ``안전안내문자`` or ``""``), ``max_intensity`` and the zone's ``intensity``, ``mmi``
-    and ``distance_km``. The ``earthquake`` stage policy (raise at once, lapse 30 min after
-    the last detection) then applies per zone. Returns ``[]`` for a detection without the
-    event details.
+    takes the zone's level, and adds to ``details`` the zone's ``message_class``
+    (``위급재난문자``, ``긴급재난문자``, ``안전안내문자`` or ``""``), the event's
+    ``event_class`` and ``max_intensity``, and the zone's ``intensity``, ``mmi`` and
+    ``distance_km``. The ``earthquake`` stage policy (raise at once, lapse 30 min after the last
+    detection) then applies per zone. Returns ``[]`` for a detection without the event details
+    and below M 2.
     """
     d = det.details
     try:
-        mag = float(d["magnitude"])
         event = QuakeEvent(
             lat=float(d["lat"]),
             lon=float(d["lon"]),
-            magnitude=min(max(mag, 0.0), 10.0),
+            magnitude=min(max(float(d["magnitude"]), 0.0), 10.0),
             depth_km=min(max(float(d["depth_km"]), 0.0), 700.0),
         )
     except (KeyError, TypeError, ValueError):
         return []
-    if mag < 2.0:
-        return []
-    municipalities = target_zones(event, zones, min_intensity=1)  # most shaken first
-    max_intensity = municipalities[0].intensity if municipalities else 1
-    cls = int(
-        seismic.message_class(
-            np.array([mag]), np.array([max_intensity if mag >= 3.5 else 0], dtype=np.int64)
-        )[0]
-    )
-    level = Level(int(seismic.class_level(np.array([cls]))[0])).wire
-    if bool(seismic.nationwide(np.array([mag]))[0]):
-        targets = target_zones(event, zones, min_intensity=1, kinds=(ZoneKind.PROVINCE,))
-        targets = targets or municipalities
-    else:
-        targets = [t for t in municipalities if t.intensity >= 2]
-    common = {
-        **d,
-        "message_class": seismic.CLASS_KO[cls],
-        "max_intensity": max_intensity,
-    }
+    plan = kma_targets(event, zones)
+    common = {**d, "event_class": plan.event_class, "max_intensity": plan.max_intensity}
     return [
         (
             t.zone_id,
             msgspec.structs.replace(
                 det,
-                level=level,
+                level=Level(t.level).wire,
                 details={
                     **common,
+                    "message_class": t.message_class,
                     "intensity": t.intensity,
                     "mmi": t.mmi,
                     "distance_km": t.distance_km,
                 },
             ),
         )
-        for t in targets
+        for t in plan.targets
     ]

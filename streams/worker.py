@@ -72,13 +72,16 @@ from alerting.status import make_status_handler
 from detectors.engine import DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import (
-    AlertEvent,
+    DataQualityAlert,
     Detection,
     HQStageEvent,
+    StageEvent,
     decode_alert,
     encode,
 )
-from gyeongbo.settings import Settings
+from gyeongbo.kafka_security import faust_credentials
+from gyeongbo.settings import Settings, Topic
+from gyeongbo.topics import topic_configs
 from gyeongbo.vocab import Level
 from streams import kafka_compat
 from streams.codec import decode_batch
@@ -94,6 +97,7 @@ from streams.detector_state import StateBook, release_payload
 from streams.influx_sink import InfluxSink
 from streams.partitioning import partition_of
 from streams.services import Services
+from streams.worker_web import web_options
 
 log = logging.getLogger("gyeongbo.worker")
 
@@ -171,8 +175,10 @@ class GyeongboApp(faust.App):
     """A Faust app that lets the worker mount plain aiohttp routes on its web server."""
 
     web_routes: list[tuple[str, str, Any]]
+    web_middlewares: list[Any]
 
     def on_webserver_init(self, web: Any) -> None:
+        web.web_app.middlewares.extend(getattr(self, "web_middlewares", []))
         for method, path, handler in getattr(self, "web_routes", []):
             web.web_app.router.add_route(method, path, handler)
 
@@ -194,13 +200,12 @@ class Worker:
             broker=f"kafka://{settings.kafka.bootstrap}",
             store="memory://",
             processing_guarantee="at_least_once",
-            topic_replication_factor=1,
-            table_standby_replicas=0,
+            topic_replication_factor=settings.kafka.replication_factor,
+            table_standby_replicas=w.standby_replicas,
+            broker_credentials=faust_credentials(settings.kafka),
             broker_session_timeout=w.session_timeout_s,
             broker_heartbeat_interval=min(3.0, w.session_timeout_s / 3),
-            web_host=w.web_host,
-            web_port=w.web_port,
-            web_enabled=True,
+            **web_options(settings),
             datadir=str(w.data_dir / "faust"),
             consumer_auto_offset_reset="earliest",
             consumer_group_instance_id=w.instance_id,
@@ -225,7 +230,16 @@ class Worker:
         self.hq_stages = self.app.topic(
             topics.hq_stages.name, partitions=topics.hq_stages.partitions, **raw
         )
-        tbl: dict[str, Any] = {"key_type": str, "value_type": bytes}
+        self.dq_alerts = self.app.topic(
+            topics.dq_alerts.name, partitions=topics.dq_alerts.partitions, **raw
+        )
+        tbl: dict[str, Any] = {
+            "key_type": str,
+            "value_type": bytes,
+            "extra_topic_configs": topic_configs(
+                Topic(name="changelog", partitions=1), settings.kafka
+            ),
+        }
         self.detector_state = self.app.Table(
             "detector-state", partitions=topics.readings.partitions, **tbl
         )
@@ -254,10 +268,12 @@ class Worker:
         self._hq: HQMachine | None = None
         self._hq_applied = -1
         self.sink = (
-            InfluxSink(settings.influx, registry=self.services.registry, instance=w.app_id)
+            InfluxSink(settings.influx, registry=self.services.registry, instance=w.instance())
             if sink
             else None
         )
+        self._stations_written = 0.0
+        self._write_stations()
         self.cap = CapFeed(settings.paths.cap_feed, sender=settings.twilio.cap_sender)
         self.sentlog = SqliteSentLog(settings.paths.sent_log)
         provider = provider_from_settings(settings.twilio)
@@ -290,8 +306,9 @@ class Worker:
         app.timer(self.settings.worker.log_every_s, name="report")(self._report)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        from streams.worker_web import routes
+        from streams.worker_web import middlewares, routes
 
+        app.web_middlewares = middlewares(self)
         app.web_routes.extend(routes(self))
         app.web_routes.append(
             (
@@ -431,9 +448,10 @@ class Worker:
             lat = now_ms() - batch.received_ms
         self.metrics.observe_batch(len(batch), lat, dt)
         await self._send_detections(dets)
-        # The drill clock moves on once the detections up to it are sent: a tick carrying it
-        # then follows them in every zone.commands partition.
         if batch.exercise.any():
+            # The drill clock moves only once these readings' detections are on their way:
+            # a tick carrying it then follows them on every zone.commands partition, and can
+            # never end a hold before a detection of an earlier time is staged.
             ex_max = int(batch.ts_ms[batch.exercise].max())
             self._exercise_watermark = max(self._exercise_watermark, ex_max)
         if self.sink is not None:
@@ -522,7 +540,8 @@ class Worker:
         if m is None:
             blob = self.alert_state.get(str(partition))
             applied, raw = unpack_state(blob) if blob else (-1, b"")
-            m = AlertMachine.from_bytes(raw) if raw else AlertMachine()
+            policies = self.services.policies
+            m = AlertMachine.from_bytes(raw, policies) if raw else AlertMachine(policies)
             self._machines[partition] = m
             self._applied[partition] = applied
         return m
@@ -547,10 +566,10 @@ class Worker:
             if offset <= self._applied.get(p, -1):
                 self.metrics.counters["replayed_commands_skipped"] += 1
                 continue
-            out: list[AlertEvent] = []
+            out: list[StageEvent] = []
             changed = False
             for cmd in cmds:
-                step: list[AlertEvent] = []
+                step: list[StageEvent] = []
                 if cmd.kind == "detection" and cmd.detection is not None:
                     det = cmd.detection
                     step = m.feed(det, [self.services.zone_info(cmd.zone, det.hazard)])
@@ -569,7 +588,7 @@ class Worker:
                 self.alert_state[str(p)] = pack_state(offset, m.to_bytes())
                 self._applied[p] = offset
 
-    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[AlertEvent]:
+    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[StageEvent]:
         try:
             if a.action == "ack" and a.alert_id:
                 return m.acknowledge(a.alert_id, actor=a.actor, ts_ms=a.ts_ms, reason=a.reason)
@@ -605,16 +624,28 @@ class Worker:
         log.warning("operator action %s by %s is incomplete", a.action, a.actor)
         return []
 
-    async def _send_alerts(self, events: list[AlertEvent], partition: int) -> list[Any]:
-        """Send alert events to ``alerts`` and ``hq.inputs``; return the delivery futures."""
+    async def _send_alerts(self, events: list[StageEvent], partition: int) -> list[Any]:
+        """Public transitions to ``alerts`` (and the HQ machine); operators' data-quality
+        alerts to ``dq.alerts`` and straight to InfluxDB — never to SMS, CAP or HQ. Returns
+        the delivery futures (the caller waits for them before it records the machine)."""
+        dq: list[DataQualityAlert] = []
         futs: list[Any] = []
         for ev in events:
             raw = encode(ev)
+            if isinstance(ev, DataQualityAlert):
+                dq.append(ev)
+                futs.append(
+                    await self.dq_alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
+                )
+                continue
             futs.append(
                 await self.alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
             )
             futs.append(await self.hq_inputs.send(key=ev.zone.encode(), value=raw, partition=0))
-        self.metrics.counters["alert_events"] += len(events)
+        if dq and self.sink is not None:
+            self.sink.write_dq_alerts(dq)
+        self.metrics.counters["alert_events"] += len(events) - len(dq)
+        self.metrics.counters["dq_alert_events"] += len(dq)
         return futs
 
     async def _deliver(self, stream: Any) -> None:
@@ -741,7 +772,16 @@ class Worker:
         }
         return {**self.metrics.snapshot(), **stats, **sink, **drill, **state}
 
+    def _write_stations(self) -> None:
+        """The registry's stations → InfluxDB ``station`` (the situation map's station layer):
+        at start (a changed registry is a restart) and daily, within the dashboards' window."""
+        if self.sink is not None:
+            self.sink.write_stations()
+            self._stations_written = time.monotonic()
+
     async def _report(self) -> None:
+        if time.monotonic() - self._stations_written >= 86_400:
+            self._write_stations()
         snap = self.snapshot()
         log.info("worker metrics %s", snap)
         if self.sink is not None:

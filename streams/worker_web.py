@@ -2,12 +2,15 @@
 
 ==========================================  ===================================================
 ``GET  /health``                             ``{"status": "ok"|"starting", "assigned": [...]}``
-``GET  /metrics``                            counters, readings/s, lag and alert latency p50/p99,
-                                              readings set aside by the detectors (late,
-                                              duplicate, unknown station), the InfluxDB
-                                              sink's written/dropped/buffered lines
+``GET  /metrics``                            Prometheus exposition of the worker's counters
+                                              (:mod:`streams.worker_metrics`); JSON when the
+                                              request prefers ``application/json`` or says
+                                              ``?format=json``: counters, readings/s, lag
+                                              p50/p99, readings set aside by the detectors,
+                                              the InfluxDB sink's lines, ``exercise_clock_ms``
 ``GET  /alerts?exercise=true|false``         active alerts (of the zones this worker owns)
 ``GET  /audit``                              operator audit log (who, when, what, why, result)
+``GET  /operators``                          operators' token ids and roles (admin)
 ``POST /alerts/{alert_id}/ack``              acknowledge: stops repeats, keeps the alert
 ``POST /alerts/{alert_id}/clear``            clear (``{"cancel": true}`` = issued in error)
 ``POST /zones/{zone}/silence``               ``{"hazard"?, "duration_s", "exercise"?}``
@@ -16,10 +19,16 @@
 ``POST /twilio/status``                      Twilio delivery-status callbacks
 ==========================================  ===================================================
 
-Every action needs ``actor`` and ``reason`` in its JSON body. Actions are queued on
-``zone.commands`` (the zone's partition), applied by the worker that owns the zone, recorded in
-the audit log and answered ``202 {"request_id": …}``. With several workers, each lists the
-alerts of the zones it owns; ``gyeongbo alerts list`` asks every worker URL it is given.
+Access (:mod:`streams.web_auth`): ``/health``, ``/metrics`` and ``/twilio/status`` (signed by
+Twilio) are open; everything else needs an operator's bearer token — ``viewer`` to read,
+``operator`` to act, ``admin`` for ``/operators`` — and POSTs must be JSON. The server binds
+to ``worker.web_host`` (loopback by default).
+
+Every action needs a ``reason`` in its JSON body; who acted is the token's operator (a body's
+``actor`` is refused). Actions are queued on ``zone.commands`` (the zone's partition),
+applied by the worker that owns the zone, recorded in the audit log and answered
+``202 {"request_id": …}``. With several workers, each lists the alerts of the zones it owns;
+``gyeongbo alerts list`` asks every worker URL it is given.
 """
 
 from __future__ import annotations
@@ -33,7 +42,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from alerting.feed import build_index
+from gyeongbo.settings import Settings
 from streams.commands import OperatorAction, zone_of_alert
+from streams.operators import TokenEntry, TokenFileWatcher
+from streams.prom import make_registry, pick_format, render
+from streams.web_auth import auth_middleware
+from streams.worker_metrics import families
 
 if TYPE_CHECKING:
     from streams.worker import Worker
@@ -61,13 +75,41 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def _who(body: dict[str, Any]) -> tuple[str, str]:
-    actor, reason = body.get("actor"), body.get("reason")
-    if not actor or not isinstance(actor, str):
-        raise web.HTTPBadRequest(text="'actor' (who acts) is required")
+def _who(request: web.Request, body: dict[str, Any]) -> tuple[str, str]:
+    """The authenticated operator's id and the body's ``reason``."""
+    entry: TokenEntry = request["operator"]
+    if "actor" in body and body["actor"] != entry.operator:
+        raise web.HTTPBadRequest(
+            text="'actor' is not accepted: the audit log records the token's operator "
+            f"({entry.operator})"
+        )
+    reason = body.get("reason")
     if not reason or not isinstance(reason, str):
         raise web.HTTPBadRequest(text="'reason' (why) is required")
-    return actor, reason
+    return entry.operator, reason
+
+
+def web_options(settings: Settings) -> dict[str, Any]:
+    """Faust's web settings: bind to ``web_host`` (Faust would bind every interface), and
+    none of Faust's own views (tables, graph, stats, router)."""
+    w = settings.worker
+    return {
+        "web_enabled": True,
+        "web_bind": w.web_host,
+        "web_host": w.web_host,
+        "web_port": w.web_port,
+        "web_tables_enabled": False,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
+        "web_router_enabled": False,
+        "web_metrics_enabled": False,
+    }
+
+
+def middlewares(worker: Worker) -> list[Any]:
+    """The web server's middlewares: operators' authentication (:mod:`streams.web_auth`)."""
+    op = worker.settings.operator
+    return [auth_middleware(TokenFileWatcher(op.tokens_file), op)]
 
 
 def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
@@ -75,8 +117,16 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
         h = worker.health()
         return _json(h, 200 if h["status"] == "ok" else 503)
 
+    registry = make_registry("gyeongbo_worker", lambda: families(worker.snapshot()))
+
     async def metrics(request: web.Request) -> web.Response:
-        return _json(worker.snapshot())
+        fmt = pick_format(request.headers.get("Accept", ""), request.query.get("format"))
+        body, ctype = render(registry, fmt, worker.snapshot)
+        return web.Response(body=body, headers={"Content-Type": ctype})
+
+    async def operators(request: web.Request) -> web.Response:
+        store = TokenFileWatcher(worker.settings.operator.tokens_file).store()
+        return _json([e.public() for e in store.entries.values()])
 
     async def alerts(request: web.Request) -> web.Response:
         ex = request.query.get("exercise")
@@ -98,7 +148,7 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
 
     async def ack(request: web.Request) -> web.Response:
         alert_id = request.match_info["alert_id"]
-        actor, reason = _who(await _body(request))
+        actor, reason = _who(request, await _body(request))
         return await submit(
             _alert_zone(alert_id),
             OperatorAction(
@@ -114,7 +164,7 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
     async def clear(request: web.Request) -> web.Response:
         alert_id = request.match_info["alert_id"]
         body = await _body(request)
-        actor, reason = _who(body)
+        actor, reason = _who(request, body)
         return await submit(
             _alert_zone(alert_id),
             OperatorAction(
@@ -130,7 +180,7 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
 
     async def silence(request: web.Request) -> web.Response:
         body = await _body(request)
-        actor, reason = _who(body)
+        actor, reason = _who(request, body)
         duration = body.get("duration_s")
         if not isinstance(duration, int) or duration <= 0:
             raise web.HTTPBadRequest(text="'duration_s' (positive integer seconds) is required")
@@ -150,7 +200,7 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
 
     async def escalate(request: web.Request) -> web.Response:
         body = await _body(request)
-        actor, reason = _who(body)
+        actor, reason = _who(request, body)
         hazard, level = body.get("hazard"), body.get("level")
         if not hazard or level not in {"attention", "caution", "alert", "serious"}:
             raise web.HTTPBadRequest(
@@ -187,6 +237,7 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
         ("GET", "/metrics", metrics),
         ("GET", "/alerts", alerts),
         ("GET", "/audit", audit),
+        ("GET", "/operators", operators),
         ("POST", "/alerts/{alert_id}/ack", ack),
         ("POST", "/alerts/{alert_id}/clear", clear),
         ("POST", "/zones/{zone}/silence", silence),

@@ -15,11 +15,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from gyeongbo.events import AlertEvent, decode_alert
+from gyeongbo.events import AlertEvent, DataQualityAlert, decode_alert, decode_dq_alert
 from gyeongbo.settings import Settings, Topics, WorkerSettings
 from gyeongbo.stack.procs import free_port
 from gyeongbo.stack.stack import Stack
 from gyeongbo.topics import create_topics
+from streams.operators import TokenStore
 from tests.kafka_helpers import consume_all, end_offsets, run
 
 
@@ -48,6 +49,7 @@ def isolated_settings(stack: Stack, tmp: Path, *, tick_s: float = 1.0) -> Settin
         update={
             "kafka": base.kafka.model_copy(update={"topics": topics}),
             "worker": worker,
+            "operator": base.operator.model_copy(update={"tokens_file": tmp / "tokens.json"}),
             "paths": base.paths.model_copy(
                 update={"cap_feed": tmp / "cap", "sent_log": tmp / "sms-sent.sqlite"}
             ),
@@ -84,6 +86,19 @@ def alert_events(settings: Settings, *, timeout_s: float = 10.0) -> list[AlertEv
     return sorted((decode_alert(r.value) for r in recs), key=lambda e: e.event_id)
 
 
+def dq_alert_events(settings: Settings, *, timeout_s: float = 10.0) -> list[DataQualityAlert]:
+    """Every operators' data-quality alert on the test's ``dq.alerts`` topic so far."""
+    recs = run(
+        consume_all(
+            settings.kafka.bootstrap,
+            settings.kafka.topics.dq_alerts.name,
+            None,
+            timeout_s=timeout_s,
+        )
+    )
+    return sorted((decode_dq_alert(r.value) for r in recs), key=lambda e: e.event_id)
+
+
 def wait_for(pred: Any, timeout_s: float, what: str, every_s: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout_s
     last = None
@@ -95,17 +110,32 @@ def wait_for(pred: Any, timeout_s: float, what: str, every_s: float = 0.5) -> An
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}; last={last!r}")
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as r:
+def issue_token(settings: Settings, operator: str, role: str = "operator") -> str:
+    """A new token for ``operator`` in the test's tokens file (as `gyeongbo operators add`)."""
+    path = settings.operator.tokens_file
+    store = TokenStore.load(path)
+    token, _ = store.issue(operator, role, now_ms=int(time.time() * 1000))
+    store.save(path)
+    return token
+
+
+def _auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def get_json(url: str, token: str | None = None) -> Any:
+    """GET ``url`` asking for JSON (``/metrics`` answers Prometheus text otherwise)."""
+    req = urllib.request.Request(url, headers={"Accept": "application/json", **_auth(token)})
+    with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())
 
 
-def post_json(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+def post_json(url: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
     req = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
         method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **_auth(token)},
     )
     try:
         with urllib.request.urlopen(req, timeout=5) as r:

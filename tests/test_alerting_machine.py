@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -168,8 +169,9 @@ def test_ozone_steps_down_one_level_at_a_time() -> None:
         (120, "deescalate", "serious", "alert"),
         (180, "deescalate", "alert", "caution"),
     ]
-    assert [(_min(e), e.action, e.level) for e in m.advance(T0 + 181 * MIN)] == [
-        (181, "clear", "cleared")
+    assert m.advance(T0 + 239 * MIN) == []  # each stage stands an hour
+    assert [(_min(e), e.action, e.level) for e in m.advance(T0 + 250 * MIN)] == [
+        (240, "clear", "cleared")
     ]
 
 
@@ -516,7 +518,8 @@ def test_exercise_alerts_follow_the_drill_clock_not_the_wall_clock() -> None:
     assert m.advance(wall) == []  # off-delay (30 min of drill time) has not passed
     down = m.feed(det("attention", t0 + 7200_000 + 3600_000), z) + m.advance(wall)
     assert [e.level for e in down] == ["attention"]
-    assert down[0].ts == "2020-08-06T13:40:00+09:00"  # when the drill clock passed it
+    # stamped when the hold ran out in drill time (12:40 + 30 min), not when it was noticed
+    assert down[0].ts == "2020-08-06T13:10:00+09:00"
 
 
 def test_a_wide_event_fits_one_kafka_record_and_old_plain_state_still_loads() -> None:
@@ -561,11 +564,11 @@ def test_replayed_sensor_health_changes_nothing_and_a_deadman_recovers() -> None
     zones = [YONGSAN]
 
     def feed(level: str, minute: float, rule: str) -> list[tuple[str, str]]:
-        d = det("A", "sensor_health", level, minute, rule=rule)
-        return [(e.action, e.level) for e in m.feed(d, zones)]
+        d = det("A", "sensor_health", level, minute, rule=rule, public=False)
+        return [(e.action, e.severity) for e in m.feed(d, zones)]  # type: ignore[union-attr]
 
     assert [e.level for e in m.feed(det("A", "flood", "caution", 0), zones)] == ["caution"]
-    assert feed("caution", 5, "health.stuck") == [("raise", "caution")]
+    assert feed("caution", 5, "health.stuck") == [("raise", "critical")]  # held out
     assert feed("cleared", 30, "health.stuck") == []
     assert m.feed(det("A", "flood", "caution", 31), zones) == []  # trusted again
     before = m.to_bytes()
@@ -573,13 +576,46 @@ def test_replayed_sensor_health_changes_nothing_and_a_deadman_recovers() -> None
     # the recovery would forget the gauge's caution of minute 31, and the flood would clear)
     assert feed("caution", 5, "health.stuck") == [] and feed("cleared", 30, "health.stuck") == []
     assert m.to_bytes() == before
-    assert [e.hazard for e in m.advance(T0 + 80 * MIN)] == ["sensor_health"]
+    assert [e.hazard for e in m.advance(T0 + 80 * MIN)] == ["sensor_health"]  # its clear
     # a deadman fault carries the clock's time (minute 90); the reading that ends the
     # silence carries its own, earlier time (minute 85, a gateway's buffered reading): it
     # still recovers the station, and its replay does nothing
-    assert feed("alert", 90, "health.deadman") == [("raise", "alert")]
+    assert feed("alert", 90, "health.deadman") == [("raise", "critical")]
     assert m.feed(det("A", "flood", "alert", 86), zones) == []  # held out
     assert feed("cleared", 85, "health.deadman") == []
     assert [e.level for e in m.feed(det("A", "flood", "alert", 87), zones)] == ["alert"]
     assert feed("cleared", 85, "health.deadman") == []
     assert "real|A" not in m._s.faulty
+
+
+def test_sensor_health_is_an_operators_data_quality_alert_with_a_severity() -> None:
+    """Never a crisis level: ``warning`` for a dropped spike (the station stays trusted),
+    ``critical`` while a station is held out, with the checks it fails."""
+    import json
+
+    from gyeongbo.events import DataQualityAlert, encode
+
+    m = AlertMachine()
+    zones = [YONGSAN]
+    spike = det("A", "sensor_health", "attention", 0, rule="health.level_m")
+    spike = msgspec.structs.replace(spike, details={"faults": ["spike"]}, public=False)
+    (w,) = m.feed(spike, zones)
+    assert isinstance(w, DataQualityAlert) and (w.severity, w.previous) == ("warning", "cleared")
+    flat = det("A", "sensor_health", "alert", 5, rule="health.level_m", public=False)
+    flat = msgspec.structs.replace(flat, details={"faults": ["flat_line"]})
+    (c,) = m.feed(flat, zones)
+    assert (c.action, c.severity, c.previous) == ("escalate", "critical", "warning")
+    assert c.stations == ["A"] and c.checks == {"A": ["flat_line"]}
+    dead = det("B", "sensor_health", "alert", 6, rule="health.deadman", public=False)
+    m.feed(dead, zones)
+    (row,) = m.active()
+    assert (row.hazard, row.severity, row.checks) == (  # type: ignore[union-attr]
+        "sensor_health",
+        "critical",
+        {"A": ["flat_line"], "B": ["deadman"]},
+    )
+    wire = json.loads(encode(c))
+    assert "level" not in wire and "level_ko" not in wire
+    words = json.dumps(wire, ensure_ascii=False)
+    for public in ("attention", "caution", '"alert"', "serious", "관심", "주의", "경계", "심각"):
+        assert public not in words

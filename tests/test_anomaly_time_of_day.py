@@ -144,7 +144,8 @@ def test_the_residual_record_waits_a_day_after_the_profile_completes() -> None:
         return np.array(out)
 
     with_record, without = alarms(AnomalyParams()), alarms(AnomalyParams(sp_tod=1e9))
-    complete, armed = 144, 2 * 144  # the last bin is filled at 24 h, the record arms at 48 h
+    # the last bin is filled at 23:00, and the record arms 24 clock hours later (47:00)
+    complete, armed = 144, 2 * 144 - 6
     assert np.array_equal(with_record[:armed], without[:armed])
     assert with_record[complete:armed].any()  # (there were alarms to compare)
     assert not np.array_equal(with_record, without)  # armed, it adds alarms of its own

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gyeongbo.batch import KIND_CODES
 from gyeongbo.registry import load_registry
@@ -271,16 +272,38 @@ def test_retried_readings_are_dropped_by_seq_and_counted(running: Running) -> No
 
 def test_metrics_are_served_as_json_and_prometheus(running: Running) -> None:
     port = running.bridge.cfg.metrics_port
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        snap = json.loads(resp.read())
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def get(accept: str | None, suffix: str = "") -> tuple[str, str]:
+        req = urllib.request.Request(url + suffix, headers={"Accept": accept} if accept else {})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.headers["Content-Type"], resp.read().decode()
+
+    ctype, body = get("application/json")
+    snap = json.loads(body)
+    assert ctype == "application/json"
     assert snap["ready"] and snap["kafka_ok"] and snap["mqtt_connected"]
     assert snap["messages_received"] >= 1 and snap["messages_acked"] == snap["messages_received"]
     assert snap["inflight_messages"] == 0
-    url = f"http://127.0.0.1:{port}/metrics?format=prometheus"
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        text = resp.read().decode()
-    assert "gyeongbo_bridge_readings_produced_total" in text
-    assert "# TYPE gyeongbo_bridge_rejected_total counter" in text
+    assert json.loads(get(None, "?format=json")[1])["ready"] is True
+    # What Prometheus sends: OpenMetrics first, then the text format.
+    prom_accept = (
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+        "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    )
+    ctype, om = get(prom_accept)
+    assert ctype.startswith("application/openmetrics-text") and om.endswith("# EOF\n")
+    ctype, text = get(None)  # curl, a browser: the text exposition format
+    assert ctype.startswith("text/plain; version=0.0.4")
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    assert fams["gyeongbo_bridge_readings_produced"].type == "counter"
+    (produced,) = fams["gyeongbo_bridge_readings_produced"].samples
+    assert produced.name == "gyeongbo_bridge_readings_produced_total"
+    assert produced.value >= snap["readings_produced"]
+    rejected = {s.labels["reason"]: s.value for s in fams["gyeongbo_bridge_rejected"].samples}
+    assert rejected and set(rejected) >= set(snap["rejected"])
+    assert fams["gyeongbo_bridge_ack_lag_seconds"].type == "gauge"
+    assert "process_cpu_seconds" in fams
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
         assert json.loads(resp.read()) == {"ok": True}
 

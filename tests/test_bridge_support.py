@@ -242,7 +242,7 @@ class BridgeProc:
 
     def metrics(self) -> dict[str, Any]:
         with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
+            f"http://127.0.0.1:{self.metrics_port}/metrics?format=json", timeout=2
         ) as r:
             return dict(json.loads(r.read()))
 

@@ -4,15 +4,17 @@ The drill (30 minutes up to now, one step a minute, all ``exercise=true``) cover
 of record the dashboards read: readings of every registry station (a flood wave at the staged
 gauges, rain, a fine-dust episode, structural drift, ground motion), public and
 operators-only detections, sensor-health faults (one open, one recovered), alert transitions
-at every level including an operator ack and a clear, a headquarters stage, station
-metadata, and worker/bridge metrics with the sink's own counters. A little live data
-(``exercise=false``) shows the drill toggle filters.
+at every level including an operator ack and a clear, and a headquarters stage. The station
+layer and the pipeline figures (throughput, lag, rejected readings, the sink's counters) are
+not written by the test: a real bridge and worker write them to the same database, the worker
+its registry's stations at start, the bridge its counters after a gateway sent one good and
+one malformed batch. A little live data (``exercise=false``) shows the drill toggle filters.
 
 Each query is taken from the committed JSON, its variables substituted as Grafana would
 (``$exercise``, ``$timeFilter`` → the drill's range, ``$__interval`` → the panel's minimum
-interval or 1m), and must return what :class:`dashboards.gyeongbo.Expect` says: at least one
-series, exactly the expected columns (each with a value somewhere), series grouped by exactly
-the expected tags.
+interval or 10 s, the datasource's shortest), and must return what
+:class:`dashboards.gyeongbo.Expect` says: at least one series, exactly the expected columns
+(each with a value somewhere), series grouped by exactly the expected tags.
 """
 
 from __future__ import annotations
@@ -20,20 +22,32 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from dashboards.build import JSON_DIR, generate
 from dashboards.gyeongbo import Expect
 from gyeongbo.batch import KIND_CODES, ReadingBatch
-from gyeongbo.events import ActionName, AlertEvent, Detection, HQStageEvent, LevelName
+from gyeongbo.events import (
+    ActionName,
+    AlertEvent,
+    DataQualityAlert,
+    Detection,
+    HQStageEvent,
+    LevelName,
+)
 from gyeongbo.registry import REPO_ROOT, load_registry
 from gyeongbo.stack import influx
 from gyeongbo.stack.stack import Stack
 from gyeongbo.vocab import Kind, Level
 from streams.influx_sink import InfluxSink
+from streams.pipeline import LocalPipeline
+from tests.pipeline_support import isolated_settings, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -138,7 +152,8 @@ def _alert(
 
 
 def write_drill(sink: InfluxSink, t0: int) -> None:
-    sink.write_stations(ts_ms=t0)
+    """The drill's events (the station layer and the pipeline figures come from a real
+    bridge and worker: :func:`run_pipeline`)."""
     sink.write_readings(_readings(t0))
     # A little live data: the toggle must tell it apart.
     sink.write_readings(
@@ -238,6 +253,22 @@ def write_drill(sink: InfluxSink, t0: int) -> None:
             ),
         ]
     )
+    sink.write_dq_alerts(
+        [
+            DataQualityAlert(
+                alert_id="exercise:sensor_health:11010:x",
+                zone="11010",
+                zone_name="종로구",
+                severity="critical",
+                previous="cleared",
+                ts=_iso(t0 + 20 * STEP_MS),
+                action="raise",
+                exercise=True,
+                stations=["108"],
+                checks={"108": ["deadman"]},
+            )
+        ]
+    )
     sink.write_hq(
         [
             HQStageEvent(
@@ -250,35 +281,67 @@ def write_drill(sink: InfluxSink, t0: int) -> None:
             )
         ]
     )
-    for k in range(STEPS):
-        ts = t0 + k * STEP_MS
-        sink.write_metrics(
-            "bridge",
+
+
+def run_pipeline(stack: Stack, tmp: Path, db: str) -> None:
+    """A real bridge and worker writing to ``db``: the worker writes the registry's stations
+    at start and its figures every second; the bridge its own, including a rejected payload
+    that a gateway sends, every second. Returns once InfluxDB holds them."""
+    settings = isolated_settings(stack, tmp)
+    settings = settings.model_copy(
+        update={
+            "influx": settings.influx.model_copy(update={"bucket": db}),
+            "worker": settings.worker.model_copy(update={"log_every_s": 1.0}),
+        }
+    )
+    pipe = LocalPipeline(settings=settings, logs=tmp / "logs")
+    try:
+        pipe.start_bridge({"GYEONGBO_BRIDGE__INFLUX_INTERVAL_S": "1"})
+        pipe.start_worker()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+        client.connect(settings.mqtt.host, settings.mqtt.port)
+        client.loop_start()
+        root = settings.mqtt.topic_root
+        now = time.time_ns() // 1_000_000
+        good = [
             {
-                "readings_total": 900 * k,
-                "rejected_total": k // 3,
-                "lag_ms_p50": 8.0,
-                "lag_ms_p99": 40.0 + k,
-            },
-            ts_ms=ts,
-            instance="bridge-0",
-        )
-        sink.write_metrics(
-            "worker",
-            {
-                "readings_total": 900 * k,
-                "detections_total": 2 * k,
-                "alerts_total": k // 5,
-                "lag_ms_p50": 20.0,
-                "lag_ms_p99": 90.0,
-                "influx_written_total": 950 * k,
-                "influx_dropped_total": 0,
-                "influx_retries_total": 0,
-                "influx_buffered": 10.0 * (k % 4),
-            },
-            ts_ms=ts,
-            instance="worker-0",
-        )
+                "station": "1018683",
+                "ts": now - 1000 * (5 - i),
+                "seq": i,
+                "values": {"level_m": 3.1},
+                "exercise": True,
+            }
+            for i in range(5)
+        ]
+        for payload in (json.dumps(good), "{not json"):
+            client.publish(
+                f"{root}/water_level/_batch/hrfco-seoul", payload, qos=1
+            ).wait_for_publish(10)
+        client.loop_stop()
+        client.disconnect()
+
+        def written() -> bool:
+            def one(q: str) -> list[Any]:
+                ans = influx.query(stack.influx_url, q, db=db)["results"][0]
+                return [row for s in ans.get("series", []) for row in s["values"]]
+
+            return bool(
+                one('SELECT count("lat") FROM "station"')
+                and one(
+                    'SELECT max("rejected_total") FROM "pipeline" WHERE "component" = \'bridge\' '
+                    'AND "rejected_total" >= 1'
+                )
+                and one(
+                    'SELECT max("readings_total") FROM "pipeline" WHERE "component" = \'worker\' '
+                    'AND "readings_total" >= 5'
+                )
+            )
+
+        wait_for(written, 60, "the stations and both components' figures in InfluxDB", 1.0)
+        # 20 s more: two 10 s intervals (the datasource's shortest) for the rates to compare
+        time.sleep(21)
+    finally:
+        pipe.stop()
 
 
 _VARS = re.compile(r"\$\{?\w|\[\[")
@@ -295,7 +358,7 @@ def substitute(q: str, *, exercise: str, start_ms: int, end_ms: int, interval: s
 
 
 @pytest.fixture(scope="module")
-def drill(stack: Stack) -> tuple[str, int, int]:
+def drill(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int, int]:
     db = f"dash_{time.monotonic_ns()}"
     assert "error" not in str(influx.query(stack.influxd_url, f'CREATE DATABASE "{db}"'))
     now = time.time_ns() // 1_000_000
@@ -307,7 +370,8 @@ def drill(stack: Stack) -> tuple[str, int, int]:
         assert sink.flush(30)
         st = sink.stats()
         assert st.dropped == 0 and st.written == st.accepted
-    return db, t0 - STEP_MS, now + STEP_MS
+    run_pipeline(stack, tmp_path_factory.mktemp("dash"), db)
+    return db, t0 - STEP_MS, time.time_ns() // 1_000_000 + STEP_MS
 
 
 def _cases() -> list[tuple[str, tuple[int, str], str, str | None]]:
@@ -352,7 +416,7 @@ def test_query_returns_the_series_the_panel_expects(
 ) -> None:
     db, start, end = drill
     exp: Expect = EXPECTS[(uid, *key)]
-    q = substitute(query, exercise="true", start_ms=start, end_ms=end, interval=interval or "1m")
+    q = substitute(query, exercise="true", start_ms=start, end_ms=end, interval=interval or "10s")
     series = run(stack, db, q)
     assert series, f"no series for {q}"
     for s in series:

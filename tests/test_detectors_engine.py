@@ -209,26 +209,33 @@ def test_import_rejects_a_blob_of_another_format_version(registry: Registry) -> 
         DetectorSet(registry).import_state({HANGANG: old})
 
 
-def _as_version_4(blob: bytes) -> bytes:
-    """A version 5 blob as version 4 wrote it: no held bin, the profiles always current."""
+def _as_version(blob: bytes, version: int) -> bytes:
+    """A version 6 blob as version 5 (or 4) wrote it: the anomaly record in float32 with
+    its refractory a count, without the settling and run fields (and, for 4, without the held
+    bin: the profiles always current)."""
     recs = np.frombuffer(blob, STATE_DTYPE, offset=12)
-    old = np.zeros(len(recs), engine._STATE_V4)
-    for name in engine._STATE_V4.names or ():
+    dt = engine._STATE_V5 if version == 5 else engine._STATE_V4
+    anom = engine._ANOM_V5 if version == 5 else engine._ANOM_V4
+    old = np.zeros(len(recs), dt)
+    for name in dt.names or ():
         if name != "anom":
             old[name] = recs[name]
-    for f in engine._ANOM_V4.names or ():
-        old["anom"][f] = recs["anom"][f]
-    t_last = recs["anom"]["t_last"]
-    for i, c in zip(*np.nonzero(t_last), strict=True):
-        old["anom_tod"][i, c, (int(t_last[i, c]) // 3600) % 24] = recs["anom"]["pbin"][i, c]
-    return struct.pack("<4sHHI", b"GBDS", 4, len(old), old.dtype.itemsize) + old.tobytes()
+    for f in anom.names or ():
+        if not f.startswith("_"):
+            old["anom"][f] = recs["anom"][f]
+    if version == 4:
+        t_last = recs["anom"]["t_last"]
+        for i, c in zip(*np.nonzero(t_last), strict=True):
+            old["anom_tod"][i, c, (int(t_last[i, c]) // 3600) % 24] = recs["anom"]["pbin"][i, c]
+    return struct.pack("<4sHHI", b"GBDS", version, len(old), old.dtype.itemsize) + old.tobytes()
 
 
-def test_a_version_4_state_is_migrated_and_goes_on_as_if_never_stopped(
-    registry: Registry,
-) -> None:
+@pytest.mark.parametrize("version", [4, 5])
+def test_an_older_state_is_migrated_and_goes_on_as_before(registry: Registry, version: int) -> None:
     # Readings every 10 min for two days (the profile complete, bins held and handed back):
-    # a worker restarted on version 4 blobs detects exactly what the running one does.
+    # a worker restarted on version 4 or 5 blobs raises and clears the same alarms at the
+    # same times as the running one (the baseline, widened to float64, differs only in its
+    # last float32 digits).
     rng = np.random.default_rng(3)
     pts = [(10 * k, 5.0 + np.sin(k / 72 * np.pi) + rng.normal(0, 0.02)) for k in range(600)]
     pts[450] = (4500, 9.0)  # something to detect after the restart
@@ -237,21 +244,50 @@ def test_a_version_4_state_is_migrated_and_goes_on_as_if_never_stopped(
     running.process(water(pts[:300]))
     migrated = DetectorSet(registry)
     blobs = running.export_state()
-    assert migrated.import_state({k: _as_version_4(v) for k, v in blobs.items()}) == len(blobs)
+    old = {k: _as_version(v, version) for k, v in blobs.items()}
+    assert migrated.import_state(old) == len(blobs)
     after = water(pts[300:])
     want = running.process(after)
-    assert len(want) >= 2 and migrated.process(after) == want
+    got = migrated.process(after)
+    assert len(want) >= 2 and brief(got) == brief(want)
+    assert [d.value for d in got] == [d.value for d in want]
     mine = np.frombuffer(migrated.export_state([HANGANG])[HANGANG], STATE_DTYPE, offset=12)
     ref = np.frombuffer(running.export_state([HANGANG])[HANGANG], STATE_DTYPE, offset=12)
-    assert mine["anom"].tobytes() == ref["anom"].tobytes()  # the held bins too
+    assert mine["anom"]["pbin"].tobytes() == ref["anom"]["pbin"].tobytes()  # the held bins
+    assert np.allclose(mine["anom"]["mu"], ref["anom"]["mu"], rtol=1e-6)
+
+
+def test_a_version_5_alarm_standing_at_the_upgrade_settles_and_no_run_alarm_follows(
+    registry: Registry,
+) -> None:
+    # A version 5 blob written while the alarm stood: after the upgrade the alarm stays
+    # raised until the gauge has settled (its settling mean seeded by the next reading), and
+    # a gauge that repeats its value raises no stuck-run alarm (the run record starts unknown).
+    rng = np.random.default_rng(4)
+    pts = [(10 * k, 5.0 + rng.normal(0, 0.02)) for k in range(451)]
+    pts[450] = (4500, 9.0)
+    running = DetectorSet(registry)
+    assert brief(running.process(water(pts)))[-1][1:3] == ("anomaly.level_m", "attention")
+    blob = _as_version(running.export_state([HANGANG])[HANGANG], 5)
+    restored = DetectorSet(registry)
+    restored.import_state({HANGANG: blob})
+    rec = np.frombuffer(restored.export_state([HANGANG])[HANGANG], STATE_DTYPE, offset=12)
+    an = rec["anom"][0, 0]
+    assert an["level"] == 1 and an["flags"] & 1 and an["rmax"] == -1.0
+    run = np.frombuffer(running.export_state([HANGANG])[HANGANG], STATE_DTYPE, offset=12)
+    assert an["mu"] == np.float32(run["anom"][0, 0]["mu"])  # float32 in version 5
+    later = [(4510 + 10 * k, 9.0 + (0.01 if k % 2 else 0.0)) for k in range(12)]
+    dets = brief(restored.process(water(later)))
+    assert [d[1:3] for d in dets if d[1].startswith("anomaly")] == [("anomaly.level_m", "cleared")]
 
 
 def test_a_restored_worker_keeps_the_anomaly_alarm_standing_in_its_blob(
     registry: Registry,
 ) -> None:
     # A jump raises the operators' anomaly alarm at 450; the worker is restarted while it
-    # stands, from a blob written before the anomaly record kept the alarm itself (its
-    # ``level`` byte 0, the alarm only in ``anom_lv``): the new worker clears it at 451.
+    # stands, from a blob whose anomaly record has ``level`` 0 and the alarm only in
+    # ``anom_lv`` (as written before the record kept the alarm): the restored worker keeps it
+    # standing and clears it when the running one does.
     rng = np.random.default_rng(3)
     pts = [(10 * k, 5.0 + np.sin(k / 72 * np.pi) + rng.normal(0, 0.02)) for k in range(600)]
     pts[450] = (4500, 9.0)
@@ -267,15 +303,16 @@ def test_a_restored_worker_keeps_the_anomaly_alarm_standing_in_its_blob(
     recs["anom"]["level"] = 0
     restored = DetectorSet(registry)
     restored.import_state(
-        {HANGANG: struct.pack("<4sHHI", b"GBDS", 5, 1, recs.itemsize) + recs.tobytes()}
+        {
+            HANGANG: struct.pack("<4sHHI", b"GBDS", engine._VERSION, 1, recs.itemsize)
+            + recs.tobytes()
+        }
     )
     rest = water(pts[451:])
     want = running.process(rest)
-    assert next(b for b in brief(want) if b[1].startswith("anomaly")) == (
-        4510,
+    assert next(b[1:3] for b in brief(want) if b[1].startswith("anomaly")) == (
         "anomaly.level_m",
         "cleared",
-        False,
     )
     assert restored.process(rest) == want
 

@@ -107,22 +107,11 @@ def test_seismic_pga_intensity_level_is_held_then_cleared(registry: Registry) ->
     assert got == [(1, "caution", 3.18), (2, "alert", 5.92), (63, "cleared", 1.0)]
 
 
-def test_kma_message_classes_at_the_boundaries() -> None:
-    mags = np.array([6.0, 5.99, 5.0, 4.99, 4.99, 3.5, 3.49, 3.49, 2.0, 1.99])
-    inten = np.array([1, 1, 1, 5, 4, 4, 3, 2, 3, 9])
-    assert seismic.message_class(mags, inten).tolist() == [
-        seismic.EMERGENCY,
-        seismic.URGENT,
-        seismic.URGENT,
-        seismic.URGENT,
-        seismic.SAFETY,
-        seismic.SAFETY,
-        seismic.SAFETY,
-        seismic.NONE,
-        seismic.SAFETY,
-        seismic.NONE,
-    ]
-    assert seismic.nationwide(mags).tolist() == [True] * 3 + [False] * 7
+def test_catalogue_magnitude_lines() -> None:
+    """The catalogue detection's own level and nationwide flag (KMA classes: geo.kma_quake)."""
+    mags = np.array([6.0, 5.99, 5.0, 4.99, 3.5, 3.49, 2.0, 1.99])
+    assert seismic.magnitude_level(mags).tolist() == [4, 3, 3, 2, 2, 1, 1, 0]
+    assert seismic.nationwide(mags).tolist() == [True] * 3 + [False] * 5
 
 
 def test_wald_1999_relation_is_continuous_at_intensity_v() -> None:

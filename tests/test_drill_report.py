@@ -98,7 +98,7 @@ def test_never_rules_and_sensor_health_is_not_public() -> None:
     ]
     observed = [
         _o("serious", 2.0, zone="11230", stations=("1018658",)),
-        _o("attention", 2.1, zone="11230", hazard="sensor_health", stations=("1018658",)),
+        _o("warning", 2.1, zone="11230", hazard="sensor_health", stations=("1018658",)),
         _o("attention", 2.2, zone="11230", stations=("1018658",)),  # below caution: not public
         _o("caution", 3.0, zone="11250", hazard="pm25", stations=("111274",)),
         _o("alert", 5.0, zone="11250", hazard="pm25", stations=("111274",)),
@@ -107,7 +107,7 @@ def test_never_rules_and_sensor_health_is_not_public() -> None:
     assert [(o.status, o.rule, o.level, o.observed.zone if o.observed else "") for o in out] == [
         ("unexpected", "never", "serious", "11230"),
         ("unexpected", "never", "alert", "11250"),
-        ("other", "none", "attention", "11230"),
+        ("other", "none", "warning", "11230"),
         ("other", "none", "attention", "11230"),
         ("other", "none", "caution", "11250"),
     ]
@@ -120,7 +120,7 @@ def test_station_expectations_at_least_and_zone_lists() -> None:
             {
                 "hazard": "sensor_health",
                 "station": "1019630",
-                "level": "attention",
+                "level": "warning",  # a data-quality severity, never a crisis level
                 "at_least": True,
                 "earliest": 3600,
                 "latest": 3 * 3600,
@@ -137,7 +137,7 @@ def test_station_expectations_at_least_and_zone_lists() -> None:
         ),
     ]
     observed = [
-        _o("caution", 2.0, zone="11160", hazard="sensor_health", stations=("1019630",)),
+        _o("warning", 2.0, zone="11160", hazard="sensor_health", stations=("1019630",)),
         _o("caution", 7.0, zone="seoul-southwest", hazard="pm25", stations=("111212",)),
     ]
     assert [o.status for o in evaluate(expect, [], observed)] == ["met", "met"]
@@ -155,10 +155,18 @@ def test_station_expectations_at_least_and_zone_lists() -> None:
     assert evaluate(exact, [], [_o("alert", 1.0)])[0].status == "missed"
     # a second zone of the same station alerting higher is extra, not unexpected, under at_least
     two_zones = [
-        _o("alert", 2.0, zone="11160", hazard="sensor_health", stations=("1019630",)),
-        _o("alert", 2.0, zone="31101", hazard="sensor_health", stations=("1019630",)),
+        _o("critical", 2.0, zone="11160", hazard="sensor_health", stations=("1019630",)),
+        _o("critical", 2.0, zone="31101", hazard="sensor_health", stations=("1019630",)),
     ]
     assert [o.status for o in evaluate(expect[:1], [], two_zones)] == ["met", "extra"]
+
+
+def test_sensor_health_expectations_take_severities_and_public_ones_levels() -> None:
+    base = {"station": "1019630", "earliest": 0, "latest": 3600}
+    with pytest.raises(ValueError, match="severity"):
+        Expectation.model_validate({**base, "hazard": "sensor_health", "level": "attention"})
+    with pytest.raises(ValueError, match="needs a level"):
+        Expectation.model_validate({**base, "hazard": "flood", "level": "critical"})
 
 
 def test_lead_time_is_truth_minus_observed() -> None:

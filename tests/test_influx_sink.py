@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from gyeongbo.batch import ReadingBatch
-from gyeongbo.events import AlertEvent, Detection, HQStageEvent
+from gyeongbo.events import AlertEvent, DataQualityAlert, Detection, HQStageEvent
 from gyeongbo.registry import REPO_ROOT, load_registry
 from gyeongbo.stack import influx
 from gyeongbo.stack.procs import stop
@@ -145,6 +145,18 @@ def test_every_record_reads_back_exactly(stack: Stack) -> None:
         event_id="ev-1",
         reason='said "now"\nthen',
     )
+    dq = DataQualityAlert(
+        alert_id="sensor_health:11010:x",
+        zone="11010",
+        zone_name="종로구",
+        severity="critical",
+        previous="cleared",
+        ts="2020-08-06T10:50:00.025+09:00",
+        action="raise",
+        stations=["108"],
+        checks={"108": ["range", "stuck"]},
+        event_id="dq-1",
+    )
     hq = HQStageEvent(
         hazard_group="storm_flood",
         stage=1,
@@ -158,6 +170,7 @@ def test_every_record_reads_back_exactly(stack: Stack) -> None:
         assert sink.write_readings(batch) == 5
         assert sink.write_detections([det, health]) == 2
         assert sink.write_alerts([alert]) == 1
+        assert sink.write_dq_alerts([dq]) == 1
         assert sink.write_hq([hq]) == 1
         assert (
             sink.write_metrics(
@@ -168,7 +181,7 @@ def test_every_record_reads_back_exactly(stack: Stack) -> None:
         assert sink.write_stations(ts_ms=T0 + 50) == len(REGISTRY.stations)
         assert sink.flush(20)
         st = sink.stats()
-    n = 10 + len(REGISTRY.stations)
+    n = 11 + len(REGISTRY.stations)
     assert (st.accepted, st.written, st.dropped, st.buffered, st.inflight) == (n, n, 0, 0, 0)
 
     assert rows(stack, db, 'SELECT * FROM "reading"') == [
@@ -240,10 +253,10 @@ def test_every_record_reads_back_exactly(stack: Stack) -> None:
             "station": "108",
             "kind": "rainfall",
             "check": "health.rain_mm",
-            "level": "alert",
+            "severity": "critical",  # an operators' severity, never a crisis level
             "exercise": "false",
             "value": 499.0,
-            "level_num": 3,
+            "severity_num": 2,
             "faults": "range,stuck",
             "details": '{"faults":["range","stuck"],"channel":"rain_mm"}',
         },
@@ -268,6 +281,24 @@ def test_every_record_reads_back_exactly(stack: Stack) -> None:
             "reason": 'said "now" then',
             "message": "[주의] Flood 용산구 (11030): raise attention→caution; 1018683 8.36 / 8.5 "
             '(said "now" then)',
+        },
+    ]
+    assert rows(stack, db, 'SELECT * FROM "dq_alert"') == [
+        {
+            "time": T0 + 25,
+            "zone": "11010",
+            "severity": "critical",
+            "previous": "cleared",
+            "action": "raise",
+            "exercise": "false",
+            "severity_num": 2,
+            "previous_num": 0,
+            "zone_name": "종로구",
+            "alert_id": "sensor_health:11010:x",
+            "event_id": "dq-1",
+            "stations": "108",
+            "checks": '{"108":["range","stuck"]}',
+            "message": "[critical] 센서 종로구 (11010): raise cleared→critical; 108 range,stuck",
         },
     ]
     assert rows(stack, db, 'SELECT * FROM "hq_stage"') == [

@@ -32,9 +32,11 @@ from streams.pipeline import start_local_pipeline
 from tests.kafka_helpers import run
 from tests.pipeline_support import (
     alert_events,
+    dq_alert_events,
     fake_sms,
     get_json,
     isolated_settings,
+    issue_token,
     post_json,
     topic_total,
     wait_for,
@@ -229,6 +231,14 @@ def test_sensor_faults_are_rejected_or_flagged_and_never_alert_the_public(
     assert report.passed, (failed, report.findings)
     assert report.expected_rejections > 0
     assert report.observed_rejections == report.expected_rejections
+    # operators' data-quality alerts: on dq.alerts with a severity and the failing checks,
+    # never on the public alerts topic, never with a crisis level
+    dq = dq_alert_events(settings)
+    assert {e.severity for e in dq} >= {"warning", "critical"}
+    checks = {c for e in dq for cs in e.checks.values() for c in cs}
+    assert {"spike", "deadman"} <= checks, checks
+    assert all(e.exercise for e in dq)
+    assert not [e for e in alert_events(settings) if e.hazard == "sensor_health"]
 
 
 def test_a_second_drill_with_older_readings_is_refused_before_it_publishes(
@@ -291,25 +301,30 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
         assert_flood_and_pm25_transitions(events)
         assert not any(e.exercise for e in events)
 
-        active = wait_for(lambda: get_json(url + "/alerts?exercise=false"), 10, "active alerts")
+        kim, lee = issue_token(settings, "op-kim"), issue_token(settings, "op-lee")
+        park = issue_token(settings, "op-park")
+        active = wait_for(
+            lambda: get_json(url + "/alerts?exercise=false", kim), 10, "active alerts"
+        )
         flood = next(a for a in active if a["hazard"] == "flood" and a["zone"] == "11030")
         assert flood["level"] == "alert"
         # operator actions: acknowledge, silence another zone, escalate by hand, clear
-        st, body = post_json(f"{url}/alerts/{flood['alert_id']}/ack", {"actor": "op-kim"})
-        assert st == 400 and "reason" in body  # who and why are required
-        st, _ = post_json(
+        st, body = post_json(f"{url}/alerts/{flood['alert_id']}/ack", {}, kim)
+        assert st == 400 and "reason" in body  # why is required
+        st, body = post_json(
             f"{url}/alerts/{flood['alert_id']}/ack",
-            {"actor": "op-kim", "reason": "patrols dispatched"},
+            {"actor": "director-of-HQ", "reason": "patrols dispatched"},
+            kim,
+        )
+        assert st == 400 and "actor" in body  # who is the token's operator, nobody else
+        st, _ = post_json(
+            f"{url}/alerts/{flood['alert_id']}/ack", {"reason": "patrols dispatched"}, kim
         )
         assert st == 202
         st, _ = post_json(
             f"{url}/zones/11200/escalate",
-            {
-                "actor": "op-lee",
-                "hazard": "flood",
-                "level": "serious",
-                "reason": "levee seepage reported",
-            },
+            {"hazard": "flood", "level": "serious", "reason": "levee seepage reported"},
+            lee,
         )
         assert st == 202
         wait_for(
@@ -318,19 +333,22 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
             "the manual escalation of 11200",
         )
         audit = wait_for(
-            lambda: [a for a in get_json(url + "/audit") if a["actor"] == "op-kim"],
+            lambda: [a for a in get_json(url + "/audit", kim) if a["actor"] == "op-kim"],
             30,
             "the acknowledgement in the audit log",
         )
         assert audit[0]["reason"] == "patrols dispatched"
-        acked = next(a for a in get_json(url + "/alerts") if a["alert_id"] == flood["alert_id"])
+        acked = next(
+            a for a in get_json(url + "/alerts", kim) if a["alert_id"] == flood["alert_id"]
+        )
         assert acked["acked"] is True
-        # the same through the operators' CLI
+        # the same through the operators' CLI, with the token from settings
         from typer.testing import CliRunner
 
         from gyeongbo.cli import app as cli
 
-        out = CliRunner().invoke(cli, ["alerts", "list", "--url", url, "--real", "--json"])
+        env = {"GYEONGBO_OPERATOR__TOKEN": park}
+        out = CliRunner().invoke(cli, ["alerts", "list", "--url", url, "--real", "--json"], env=env)
         assert out.exit_code == 0, out.output
         listed = {a["alert_id"]: a for a in json.loads(out.output)}
         assert listed[flood["alert_id"]]["acked"] is True
@@ -344,19 +362,18 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
                 "1h",
                 "--hazard",
                 "flood",
-                "--actor",
-                "op-park",
                 "--reason",
                 "duplicate of 11030",
                 "--url",
                 url,
             ],
+            env=env,
         )
         assert out.exit_code == 0, out.output
         wait_for(
             lambda: [
                 a
-                for a in get_json(url + "/audit")
+                for a in get_json(url + "/audit", kim)
                 if a["actor"] == "op-park" and a["result"] == "ok"
             ],
             30,
@@ -379,6 +396,11 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
     assert not any(m["body"].startswith("[훈련]") for m in sms)
     assert all(len(m["body"]) <= settings.twilio.max_sms_chars for m in sms)
     assert max(Counter(m["idempotency_token"] for m in sms).values()) == 1
+    # the manual escalation of 11200 (동작구): says it was decided by hand and by whom
+    manual = [m for m in sms if "대홍수경보" in m["body"] and "동작구" in m["body"]]
+    assert manual, [m["body"] for m in sms]
+    assert all("재난안전상황실 수동 발령" in m["body"] for m in manual), manual
+    assert not any("-m." in m["body"] or "  " in m["body"] for m in sms)
     with sqlite3.connect(sent_log) as db:
         rows = db.execute("select state from deliveries").fetchall()
     assert [r[0] for r in rows].count("sent") == len(sms)

@@ -134,7 +134,7 @@ def test_every_bad_entry_is_reported_not_just_the_first() -> None:
     assert len(probs) == 3
     assert probs[0].startswith("stations[0] (station='1018683'): values.level_m: ")
     assert "exactly one of points, curve, constant" in probs[0]
-    assert probs[1].startswith("expect[1] (hazard='flood', zone='11030', level='red'): level:")
+    assert probs[1].startswith("expect[1] (hazard='flood', zone='11030', level='red'): level")
     assert probs[2].startswith(
         "expect[2] (hazard='flood', zone='11030', level='attention'): latest:"
     )

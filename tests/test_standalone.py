@@ -55,7 +55,8 @@ def test_every_design_reference_resolves() -> None:
         text = _text(p)
         if text is None:
             continue
-        assert "DESIGN.md" not in text, f"{p.relative_to(REPO_ROOT)} cites DESIGN.md"
+        if p.name != Path(__file__).name:
+            assert "DESIGN.md" not in text, f"{p.relative_to(REPO_ROOT)} cites DESIGN.md"
         for m in _REF.finditer(text):
             refs.setdefault(m.group(1).rstrip("."), []).append(str(p.relative_to(REPO_ROOT)))
     assert refs, "no design references found: the pattern is wrong"

@@ -21,6 +21,7 @@ app = typer.Typer(
         "Logs and data under .gyeongbo/ (GYEONGBO_STACK__HOME)."
     ),
     no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 console = Console(stderr=True)
 
