@@ -39,6 +39,13 @@ Scaling out
     of them. A gateway's messages can then reach Kafka through different bridges, so
     per-station order is guaranteed only within one bridge (downstream orders by ts, seq).
 
+Nothing stops the front door
+    Any payload becomes readings or rejections with a reason (``streams.validate``), and
+    every rejection becomes a record (:func:`rejection_bytes`: UTF-8 JSON, ASCII escapes if a
+    text cannot be encoded, else a minimal record with the payload in base64). A rejection
+    Kafka refuses for good is logged and counted (``rejections_unwritten``), not retried
+    ahead of every later message: one bad payload never holds the MQTT session.
+
 Duplicates
     A reading with a ``seq`` whose (station, seq) was seen in the last ``dedup_window``
     readings is dropped and counted (``duplicates``). Marking at parse time is safe: a flush
