@@ -40,6 +40,9 @@ from gyeongbo.vocab import Level
 __all__ = ["HQMachine", "HQRecord", "compute_stage"]
 
 _HISTORY_MAX = 500
+#: Alert events remembered per namespace to recognise a replayed one (a worker that crashed
+#: after sending an alert transition and before recording it sends it again).
+_APPLIED_MAX = 4096
 
 
 def compute_stage(levels: Mapping[str, str]) -> int:
@@ -79,6 +82,8 @@ class _NS(msgspec.Struct):
     zones: dict[str, dict[str, str]] = {}
     seq: int = 0
     history: list[HQRecord] = []
+    #: The last alert events applied (``event_id``), oldest first: a repeat is a replay.
+    applied: list[str] = []
 
 
 class _HQState(msgspec.Struct):
@@ -135,6 +140,10 @@ class HQMachine:
         if prov is None:
             return []
         ns = self._ns(event.exercise)
+        if event.event_id in ns.applied:
+            return []  # a replay: applied already
+        ns.applied.append(event.event_id)
+        del ns.applied[:-_APPLIED_MAX]
         zones = ns.zones.setdefault(prov, {})
         if event.level == "cleared":
             zones.pop(event.zone, None)

@@ -11,7 +11,12 @@ table value, restored after a restart or rebalance).
 
 How a zone's stage moves (docs/design.md §4; :mod:`alerting.policy` for the per-hazard knobs):
 
-1. Each station keeps its latest public level (older, out-of-order detections are ignored).
+1. Each station keeps its latest public level per rule. A detection no newer than the rule's
+   latest at that station is ignored: out of order, or a replay (after a crash the worker
+   sends the detections of the readings since its last checkpoint again; applied twice,
+   they would add N-of-M samples twice). Sensor-health detections are ordered per rule and
+   per direction (a fault, a recovery), since a deadman fault carries the clock's time and
+   its recovery the time of the reading that ends the silence, which may be earlier.
    Stations flagged by a ``sensor_health`` detection (level ≥ 주의) are held out of public
    stages until they recover; their zone gets an operators' data-quality alert
    (:class:`~gyeongbo.events.DataQualityAlert`: ``warning`` for a dropped implausible reading,
@@ -93,6 +98,8 @@ SENSOR_HEALTH = "sensor_health"
 #: sensor health still passes them on, and they survive its recovery.
 RELAYED_RULES = frozenset({"earthquake.catalogue"})
 _HISTORY_MAX = 200
+#: Before any event time.
+_NEVER = -(2**62)
 _AUDIT_MAX = 2000
 _STATE_VERSION = 1
 
@@ -262,6 +269,8 @@ class _State(msgspec.Struct):
     audit: list[AuditEntry] = []
     #: Newest event time any exercise detection carried: the drill's own clock.
     exercise_watermark_ms: int = 0
+    #: ``ns|station|rule`` → [time of the newest fault, of the newest recovery] applied.
+    health_seen: dict[str, list[int]] = {}
 
 
 def track_key(hazard: str, zone: str, exercise: bool = False) -> str:
@@ -330,9 +339,12 @@ class AlertMachine:
         if not det.public and det.hazard != SENSOR_HEALTH:
             return []  # anomaly scores and other operator-only signals never stage publicly
         out: list[StageEvent] = []
+        health = det.hazard == SENSOR_HEALTH
+        if health and self._health_replayed(det):
+            return []
         if det.exercise and det.ts_ms > self._s.exercise_watermark_ms:
             self._s.exercise_watermark_ms = det.ts_ms
-        if det.hazard == SENSOR_HEALTH:
+        if health:
             out += self._update_faulty(det)
         elif (
             det.rule not in RELAYED_RULES
@@ -356,8 +368,8 @@ class AlertMachine:
             prev = tr.stations.get(det.station)
             rules = dict(prev.rules) if prev is not None else {}
             old = rules.get(det.rule)
-            if old is not None and det.ts_ms < old.ts_ms:
-                continue  # out of order: the rule's newer level stands
+            if old is not None and det.ts_ms <= old.ts_ms and not health:
+                continue  # out of order or a replay: the rule's newer level stands
             # timers that ran out before this detection, on the levels that stood until it
             out += self._catch_up(tr, det.ts_ms, self._policy(tr.hazard))
             rules[det.rule] = RuleLevel(
@@ -664,6 +676,17 @@ class AlertMachine:
         if extra:
             ev.update(extra)
         return ev
+
+    def _health_replayed(self, det: Detection) -> bool:
+        """Whether a sensor-health detection is no newer than the last one of its rule and
+        direction at the station (a replay, or out of order); otherwise note it."""
+        key = f"{'exercise' if det.exercise else 'real'}|{det.station}|{det.rule}"
+        seen = self._s.health_seen.setdefault(key, [_NEVER, _NEVER])
+        side = 0 if Level.parse(det.level) >= Level.CAUTION else 1
+        if det.ts_ms <= seen[side]:
+            return True
+        seen[side] = det.ts_ms
+        return False
 
     def _update_faulty(self, det: Detection) -> list[StageEvent]:
         key = f"{'exercise' if det.exercise else 'real'}|{det.station}"

@@ -69,17 +69,18 @@ def _groups() -> list[tuple[str, str, list[str], dict[str, float]]]:
 
 def make_messages(
     root: str, mode: str, n: int, batch_size: int, base: int
-) -> list[tuple[str, bytes]]:
+) -> list[tuple[str, str, bytes]]:
+    """(gateway, topic, payload): each message is published as its station's gateway."""
     ts = time.time_ns() // 1_000_000
     groups = _groups()
-    msgs: list[tuple[str, bytes]] = []
+    msgs: list[tuple[str, str, bytes]] = []
     seq = base
     if mode == "single":
-        flat = [(k, sid, vals) for k, _, ids, vals in groups for sid in ids]
+        flat = [(k, gw, sid, vals) for k, gw, ids, vals in groups for sid in ids]
         for i in range(n):
-            kind, sid, vals = flat[i % len(flat)]
+            kind, gw, sid, vals = flat[i % len(flat)]
             doc = {"station": sid, "ts": ts, "seq": seq, "values": vals}
-            msgs.append((f"{root}/{kind}/{sid}", json.dumps(doc).encode()))
+            msgs.append((gw, f"{root}/{kind}/{sid}", json.dumps(doc).encode()))
             seq += 1
         return msgs
     g = 0
@@ -94,7 +95,7 @@ def make_messages(
         ]
         seq += size
         left -= size
-        msgs.append((f"{root}/{kind}/_batch/{gw}", json.dumps(items).encode()))
+        msgs.append((gw, f"{root}/{kind}/_batch/{gw}", json.dumps(items).encode()))
     return msgs
 
 
@@ -117,26 +118,33 @@ def publisher_main(args: argparse.Namespace) -> None:
             if acked == len(msgs):
                 done.set()
 
-    c = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
-        protocol=MQTTProtocolVersion.MQTTv5,
-    )
-    c.max_inflight_messages_set(args.pub_inflight)
-    c.max_queued_messages_set(0)
-    c.on_publish = on_publish
-    c.connect("127.0.0.1", args.mqtt_port)
-    c.loop_start()
+    from gyeongbo.settings import Settings
+    from gyeongbo.stack.credentials import mqtt_password
+
+    settings = Settings()
+    clients: dict[str, Any] = {}
+    for gw in sorted({gw for gw, _, _ in msgs}):  # one connection per gateway, as in service
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=gw, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        c.username_pw_set(gw, mqtt_password(settings, gw))
+        c.max_inflight_messages_set(args.pub_inflight)
+        c.max_queued_messages_set(0)
+        c.on_publish = on_publish
+        c.connect("127.0.0.1", args.mqtt_port)
+        c.loop_start()
+        clients[gw] = c
     print(json.dumps({"ready": len(msgs)}), flush=True)
     sys.stdin.readline()  # go
     t0 = time.time()
-    for topic, payload in msgs:
-        c.publish(topic, payload, qos=1)
+    for gw, topic, payload in msgs:
+        clients[gw].publish(topic, payload, qos=1)
     t_sent = time.time()
     ok = done.wait(600)
     t_acked = time.time()
-    c.loop_stop()
-    c.disconnect()
+    for c in clients.values():
+        c.loop_stop()
+        c.disconnect()
     print(
         json.dumps(
             {
@@ -213,6 +221,7 @@ def run_mode(
     n: int,
     args: argparse.Namespace,
     mqtt_port: int,
+    bridge_port: int,
     bootstrap: str,
     env: dict[str, str],
 ) -> dict[str, Any]:
@@ -224,7 +233,7 @@ def run_mode(
     benv = {
         **os.environ,
         **env,
-        "GYEONGBO_MQTT__PORT": str(mqtt_port),
+        "GYEONGBO_MQTT__PORT": str(bridge_port),
         "GYEONGBO_KAFKA__BOOTSTRAP": bootstrap,
         "GYEONGBO_MQTT__TOPIC_ROOT": root,
         "GYEONGBO_MQTT__CLIENT_ID": f"bench-bridge-{uuid.uuid4().hex[:6]}",
@@ -376,7 +385,6 @@ def main() -> None:
         return
 
     from gyeongbo.settings import Settings, StackSettings
-    from gyeongbo.stack import mosquitto
     from gyeongbo.stack.procs import free_port, port_open
     from gyeongbo.stack.stack import Stack
 
@@ -388,27 +396,37 @@ def main() -> None:
         if not st.healthy():
             sys.exit(f"stack at {args.stack_home} is not healthy: {st.status()}")
         mqtt_port, bootstrap = st.config.mqtt_port, st.kafka_bootstrap
+        bridge_port = st.bridge_mqtt_port
         args.log_dir = st.home / "logs"
         progress(f"using the stack at {st.home}")
     else:
         tmp = tempfile.TemporaryDirectory(prefix="gyeongbo-bench-", ignore_cleanup_errors=True)
         home = Path(tmp.name)
         cfg = StackSettings(
-            home=home, broker=args.broker, mqtt_port=free_port(), kafka_port=free_port()
+            home=home,
+            broker=args.broker,
+            mqtt_port=free_port(),
+            mqtt_bridge_port=free_port(),
+            kafka_port=free_port(),
         )
         private = Stack(config=cfg, settings=Settings(_env_file=None))
         progress(f"starting a private mosquitto + {args.broker} under {home}")
-        private.procs["mosquitto"] = mosquitto.start(home, cfg.mqtt_port)
+        private.start_mosquitto()  # authenticated gateways, the bridge's own listener
         private.start_broker()
         mqtt_port, bootstrap = cfg.mqtt_port, private.kafka_bootstrap
+        bridge_port = private.bridge_mqtt_port
         args.log_dir = home / "logs"
     env = {"GYEONGBO_STACK__HOME": str(args.log_dir.parent)}
     try:
         results: dict[str, dict[str, Any]] = {}
         if args.mode in ("batch", "both"):
-            results["batch"] = run_mode("batch", args.n, args, mqtt_port, bootstrap, env)
+            results["batch"] = run_mode(
+                "batch", args.n, args, mqtt_port, bridge_port, bootstrap, env
+            )
         if args.mode in ("single", "both"):
-            results["single"] = run_mode("single", args.single_n, args, mqtt_port, bootstrap, env)
+            results["single"] = run_mode(
+                "single", args.single_n, args, mqtt_port, bridge_port, bootstrap, env
+            )
     finally:
         if private is not None:
             progress("stopping the private stack")

@@ -45,11 +45,15 @@ import paho.mqtt.client as mqtt
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gyeongbo.settings import Settings, StackSettings, Topics, WorkerSettings
-from gyeongbo.stack.procs import free_port
+from gyeongbo.stack.credentials import mqtt_password
+from gyeongbo.stack.procs import free_port, stop
 from gyeongbo.stack.stack import Stack
 from gyeongbo.topics import create_topics
 from simulators.load import LoadPlan, synthetic_registry
 from streams.pipeline import settings_env, start_local_pipeline
+
+#: The probe gauges' gateway (the load is published as the registry's drill gateway).
+PROBE_GATEWAY = "bench-probe"
 
 
 def log(msg: str) -> None:
@@ -66,7 +70,7 @@ def municipality_codes(settings: Settings, n: int) -> list[str]:
 
 def write_registry(path: Path, stations: int, probes: list[str]) -> None:
     doc = synthetic_registry(LoadPlan(stations=stations))
-    doc["gateways"].append({"id": "bench-probe", "name": "benchmark probe gauges"})
+    doc["gateways"].append({"id": PROBE_GATEWAY, "name": "benchmark probe gauges"})
     for i, zone in enumerate(probes):
         doc["stations"].append(
             {
@@ -76,7 +80,7 @@ def write_registry(path: Path, stations: int, probes: list[str]) -> None:
                 "name_en": f"probe gauge {i}",
                 "lat": 37.0,
                 "lon": 127.0,
-                "gateway": "bench-probe",
+                "gateway": PROBE_GATEWAY,
                 "interval_s": 600,
                 "zones": [zone],
                 "levels": {"caution": 1.0, "alert": 2.0, "serious": 3.0},
@@ -88,6 +92,7 @@ def write_registry(path: Path, stations: int, probes: list[str]) -> None:
 def bench_settings(stack: Stack, tmp: Path, registry: Path, checkpoint_s: float) -> Settings:
     uid = uuid.uuid4().hex[:8]
     base = stack.app_settings()
+    stack.lend_credentials(tmp)  # the run's files are under tmp: its passwords too
     topics = Topics.model_validate(
         {
             name: {**t, "name": f"{t['name']}-{uid}"}
@@ -200,7 +205,7 @@ def start_load(settings: Settings, args: argparse.Namespace, duration: float) ->
         ],
         env={**os.environ, **settings_env(settings)},
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=open(Path(settings.stack.home) / "load.log", "ab"),
         text=True,
     )
 
@@ -249,9 +254,23 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="gyeongbo-bench-"))
+    # The stack's mosquitto admits the gateways of its station registry: the benchmark's (the
+    # load publishes as its drill gateway, the probes as bench-probe).
+    registry = tmp / "registry.json"
+    base = Settings(_env_file=None)
+    probes = [] if args.drain else municipality_codes(base, args.probes)
+    write_registry(registry, args.stations, probes)
+    log(f"registry: {args.stations} synthetic stations + {len(probes)} probe gauges")
+    reg = base.model_copy(update={"paths": base.paths.model_copy(update={"stations": registry})})
+    restore: Stack | None = None
     if args.stack_home:
-        stack = Stack(config=StackSettings(home=args.stack_home), settings=Settings(_env_file=None))
+        stack = Stack(config=StackSettings(home=args.stack_home), settings=reg)
         stack.load()
+        log("restarting the stack's mosquitto with the benchmark's gateways (restored after)")
+        stop(stack.procs["mosquitto"].pid)
+        stack.start_mosquitto(log)
+        restore = Stack(config=stack.config, settings=Settings(_env_file=None))
+        restore.procs = stack.procs
         own_stack = False
     else:
         from gyeongbo.stack.procs import free_port as fp
@@ -260,32 +279,34 @@ def main() -> None:
             home=tmp / "stack",
             broker=args.broker,
             mqtt_port=fp(),
+            mqtt_bridge_port=fp(),
             kafka_port=fp(),
             influxd_port=fp(),
             influx_compat_port=fp(),
             fake_twilio_port=fp(),
         )
-        stack = Stack(config=cfg, settings=Settings(_env_file=None))
+        stack = Stack(config=cfg, settings=reg)
         log(f"starting a private stack under {cfg.home}")
         stack.up(report=log)
         own_stack = True
     try:
         if args.drain:
-            run_drain(args, stack, tmp)
+            run_drain(args, stack, tmp, registry)
         else:
-            run(args, stack, tmp)
+            run(args, stack, tmp, registry, probes)
     finally:
         if own_stack:
             stack.down()
+        elif restore is not None:
+            stop(restore.procs["mosquitto"].pid)
+            restore.start_mosquitto(log)
+            restore.save()
 
 
-def run(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
-    registry = tmp / "registry.json"
-    base = stack.app_settings()
-    probes = municipality_codes(base, args.probes)
-    write_registry(registry, args.stations, probes)
+def run(
+    args: argparse.Namespace, stack: Stack, tmp: Path, registry: Path, probes: list[str]
+) -> None:
     settings = bench_settings(stack, tmp, registry, args.checkpoint_s)
-    log(f"registry: {args.stations} synthetic stations + {len(probes)} probe gauges")
     with start_local_pipeline(settings, workers=args.workers, logs=tmp / "logs") as pipe:
         follower = AlertFollower(settings)
         follower.start()
@@ -297,10 +318,11 @@ def run(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
         load = start_load(settings, args, args.duration)
         cpu0 = [cpu_seconds(w.proc.pid) for w in pipe.workers]
         t0 = time.time()
-        pub = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:6]}"
-        )
-        pub.connect(settings.mqtt.host, settings.mqtt.port)
+        # The probe gauges' gateway publishes them (the load is the drill gateway's), on the
+        # gateways' listener.
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=PROBE_GATEWAY)
+        pub.username_pw_set(PROBE_GATEWAY, mqtt_password(settings, PROBE_GATEWAY))
+        pub.connect(settings.gateway.host, settings.gateway.port)
         pub.loop_start()
         sent_at: dict[str, float] = {}
         gap = args.duration / max(1, len(probes))
@@ -324,6 +346,8 @@ def run(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
                     f"alerts seen {follower.events}"
                 )
         out, _ = load.communicate(timeout=args.duration + 600)
+        if not out.strip():
+            raise SystemExit(f"the load generator failed; see {tmp / 'load.log'}")
         load_result = json.loads(out.strip().splitlines()[-1])
         published = int(load_result["readings"]) + len(probes)
         log(f"load done: {load_result}")
@@ -386,16 +410,11 @@ def bridge_metrics(pipe: Any) -> dict[str, Any]:
         return dict(json.loads(r.read()))
 
 
-def run_drain(args: argparse.Namespace, stack: Stack, tmp: Path) -> None:
+def run_drain(args: argparse.Namespace, stack: Stack, tmp: Path, registry: Path) -> None:
     """Capacity: a backlog of ``--drain`` readings in ``readings``, then the workers."""
-    registry = tmp / "registry.json"
-    write_registry(registry, args.stations, [])
     settings = bench_settings(stack, tmp, registry, args.checkpoint_s)
     n = args.drain
-    log(
-        f"registry: {args.stations} synthetic stations; "
-        f"backlog of {n} readings at {args.rate:.0f}/s"
-    )
+    log(f"backlog of {n} readings at {args.rate:.0f}/s")
     with start_local_pipeline(settings, workers=0, logs=tmp / "logs") as pipe:
         load = start_load(settings, args, n / args.rate)
         out, _ = load.communicate(timeout=n / args.rate + 600)

@@ -599,8 +599,8 @@ class DetectorSet:
         out: dict[str, bytes] = {}
         for i in idx.tolist():
             exs = int(self._ex_slot[i])
-            if a["n"][i] == 0 and exs < 0:
-                continue
+            if a["n"][i] == 0 and (exs < 0 or a["n"][exs] == 0):
+                continue  # no reading (or forgotten): nothing to keep
             slots = [i] if exs < 0 else [i, exs]
             recs = self._records(np.array(slots, dtype=np.int64))
             header = _HEADER.pack(_MAGIC, _VERSION, len(recs), STATE_DTYPE.itemsize)
@@ -641,6 +641,32 @@ class DetectorSet:
                 col[slots] = recs[name][: len(slots)].view(col.dtype)
             loaded += 1
         return loaded
+
+    def forget(self, stations: npt.NDArray[np.int64]) -> None:
+        """Reset the state of ``stations`` (registry indices), real and drill, to that of a
+        station that has seen no reading.
+
+        A worker forgets the stations of the partitions it is (re)assigned before it loads
+        their checkpointed state and replays the readings after it: state it held in memory
+        may include readings the replay brings again, which would count twice."""
+        if not len(stations):
+            return
+        ex = self._ex_slot[stations]
+        slots = np.concatenate([stations, ex[ex >= 0]]).astype(np.int64)
+        fresh = _alloc(len(slots))
+        nslots = len(self._a["n"])
+        for name in _FIELDS:
+            shape = STATE_DTYPE[name].shape
+            col = self._a[name].reshape(nslots, *shape)
+            col[slots] = fresh[name].reshape(len(slots), *shape)
+
+    def positions(self, batch: ReadingBatch) -> tuple[I64, npt.NDArray[np.bool_]]:
+        """Registry index of each reading's station (clipped) and whether it is known."""
+        return self._positions(batch)
+
+    def index_of(self, station_ids: Iterable[str]) -> I64:
+        """Registry indices of the known ids among ``station_ids`` (unknown ones left out)."""
+        return self._index_of(list(station_ids))
 
     def drain_hourly_means(self) -> HourlyMeans:
         """Hourly means closed since the last call (for 권역 averages in ``geo/``)."""

@@ -82,6 +82,9 @@ class Gateway(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     name: str
     operator: str | None = None
+    #: A drill gateway (the simulators, the drill runner) publishes readings for any station,
+    #: only on its own batch topics, and every reading it publishes is an exercise.
+    drill: bool = False
 
 
 class Station(_Model):

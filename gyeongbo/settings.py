@@ -85,14 +85,30 @@ class Topics(_Frozen):
 
 
 class MqttSettings(_Frozen):
+    """The bridge's MQTT connection (the local stack gives bridges a listener of their own,
+    ``stack.mqtt_port + 1``; gateways use ``stack.mqtt_port``: :class:`GatewaySettings`)."""
+
     host: str = "127.0.0.1"
-    port: int = 18831
-    username: str | None = None
+    port: int = 18832
+    username: str | None = "gyeongbo-bridge"
+    #: None: ``GYEONGBO_MQTT_PASSWORD__<USERNAME>``, else the local stack's development
+    #: password (``gyeongbo.stack.credentials``).
     password: SecretStr | None = None
     tls: bool = False
     topic_root: str = "gyeongbo/v1/readings"
     client_id: str = "gyeongbo-bridge"
     keepalive_s: int = 30
+
+
+class GatewaySettings(_Frozen):
+    """Where the drill runner, the simulators and the benchmarks publish, as gateways do (the
+    gateways' listener). Each publishes as a gateway of the registry: the drill runner as the
+    registry's drill gateway; a gateway's password comes from
+    ``GYEONGBO_MQTT_PASSWORD__<GATEWAY>``, else from the local stack's development passwords."""
+
+    host: str = "127.0.0.1"
+    port: int = 18831
+    tls: bool = False
 
 
 class KafkaSettings(_Frozen):
@@ -201,7 +217,11 @@ class StackSettings(_Frozen):
 
     home: Path = Path(".gyeongbo")
     broker: Literal["noida", "tansu"] = "noida"
+    #: The gateways' MQTT listener (password file and ACL from the registry; a client's id is
+    #: its user name, so no gateway can take the bridge's).
     mqtt_port: int = 18831
+    #: The bridges' MQTT listener (the bridge user only); None = ``mqtt_port + 1``.
+    mqtt_bridge_port: int | None = None
     kafka_port: int = 19092
     influxd_port: int = 18086
     influx_compat_port: int = 18087
@@ -352,6 +372,7 @@ class Settings(BaseSettings):
     )
 
     mqtt: MqttSettings = MqttSettings()
+    gateway: GatewaySettings = GatewaySettings()
     kafka: KafkaSettings = KafkaSettings()
     influx: InfluxSettings = InfluxSettings()
     twilio: TwilioSettings = TwilioSettings()

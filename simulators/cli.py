@@ -25,9 +25,9 @@ from gyeongbo.registry import RegistryError, load_registry
 from gyeongbo.settings import Settings
 from gyeongbo.stack.procs import StackError
 from simulators.drill import DrillError, DrillOptions, run_drill
-from simulators.generator import Clock, batch_publications, generate
+from simulators.generator import Clock, as_gateway, batch_publications, generate
 from simulators.load import LoadPlan, run_load, write_registry
-from simulators.publisher import MqttPublisher, PublishError
+from simulators.publisher import PublishError, drill_gateway, gateway_publisher
 from simulators.scenario import (
     ScenarioError,
     check_against_registry,
@@ -87,6 +87,15 @@ def drill_run(
     settle: Annotated[
         float, typer.Option(help="Seconds to keep following alerts after the last reading.")
     ] = 30.0,
+    until_quiet: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            help=(
+                "Keep following until no alert has arrived for this many seconds (at most "
+                "--settle), so the report holds every transition: for `drill compare`."
+            )
+        ),
+    ] = None,
     start_pipeline: Annotated[
         Optional[bool],  # noqa: UP045
         typer.Option(
@@ -141,6 +150,7 @@ def drill_run(
                 faults=tuple(faults or ()),
                 batch=batch,
                 settle_s=settle,
+                quiet_s=until_quiet,
                 start_pipeline=start_pipeline,
                 clock=clock,  # type: ignore[arg-type]
                 check_clock=clock_check,
@@ -173,13 +183,54 @@ def _dry_run(
     gen = generate(
         sc, reg, seed=seed, anchor_ms=clock.anchor_ms, topic_root=settings.mqtt.topic_root
     )
-    pubs = gen.publications
+    gateway = drill_gateway(reg)
+    pubs, _ = as_gateway(gen.publications, gateway, topic_root=settings.mqtt.topic_root)
     if batch:
-        pubs = batch_publications(pubs, topic_root=settings.mqtt.topic_root)
+        pubs = batch_publications(pubs, topic_root=settings.mqtt.topic_root, gateway=gateway)
     out = sys.stdout.buffer
     for p in pubs:
         out.write(p.topic.encode() + b"\t" + p.payload + b"\n")
     out.flush()
+
+
+@drill_app.command("compare")
+def drill_compare(
+    reference: Annotated[
+        Path, typer.Argument(help="Report of the reference run (drill run --report).")
+    ],
+    runs: Annotated[list[Path], typer.Argument(help="Reports of the runs to compare with it.")],
+) -> None:
+    """Compare drill runs with a reference run of the same scenario, seed and speed: every
+    transition (hazard, zone, n-th: action, previous → level), the SMS as handsets receive
+    them, the CAP documents and the headquarters stages. Times, alert and event ids are
+    left out: they follow the moment a decision was taken, not the decision. Exit 1 on any
+    difference."""
+    import json
+
+    from simulators.compare import compare_reports
+
+    def load(p: Path) -> dict[str, object]:
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise _fail(f"cannot read the report {p}: {err}") from None
+        if not isinstance(doc, dict) or "transitions" not in doc:
+            raise _fail(f"{p} is not a drill report with transitions (drill run --report)")
+        return doc
+
+    ref = load(reference)
+    differ = 0
+    for path in runs:
+        diffs = compare_reports(ref, load(path))
+        n = len(ref["transitions"])  # type: ignore[arg-type]
+        if diffs:
+            differ += 1
+            console.print(f"[red]differs[/red] {path} from {reference}: {len(diffs)} difference(s)")
+            for d in diffs:
+                console.print(f"  {d}")
+        else:
+            console.print(f"[green]same[/green] {path}: {n} transitions, SMS, CAP and HQ stages")
+    raise typer.Exit(1 if differ else 0)
 
 
 @drill_app.command("list")
@@ -253,19 +304,15 @@ def simulate_load(
     ] = "water_level,air_quality,structural,rainfall",
     seed: Annotated[int, typer.Option(help="Random seed for values.")] = 0,
 ) -> None:
-    """Publish synthetic readings in gateway batches at a target rate; the last stdout line is
-    a JSON summary with the achieved rate."""
+    """Publish synthetic readings in gateway batches at a target rate, as the registry's drill
+    gateway (load is an exercise: it never reaches a resident); the last stdout line is a JSON
+    summary with the achieved rate. The bridge needs the synthetic stations in its registry
+    (`gyeongbo simulate registry`), which has a drill gateway of its own."""
     settings = Settings()
     plan = LoadPlan(stations=stations, kinds=tuple(k.strip() for k in kinds.split(",")), seed=seed)
-    publisher = MqttPublisher(
-        settings.mqtt.host,
-        settings.mqtt.port,
-        client_id="gyeongbo-load",
-        username=settings.mqtt.username,
-        password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
-        max_in_flight=200,
-    )
     try:
+        gateway = drill_gateway(load_registry(settings.paths.stations))
+        publisher = gateway_publisher(settings, gateway, max_in_flight=200)
         publisher.connect()
         try:
             result = run_load(
@@ -275,10 +322,11 @@ def simulate_load(
                 duration_s=duration,
                 batch_size=batch_size,
                 topic_root=settings.mqtt.topic_root,
+                gateway=gateway,
             )
         finally:
             publisher.close()
-    except (PublishError, ValueError) as err:
+    except (PublishError, ValueError, RegistryError) as err:
         raise _fail(str(err)) from None
     print(result.to_json(), flush=True)
 

@@ -56,12 +56,13 @@ from gyeongbo.vocab import Level
 from simulators.generator import (
     Clock,
     Generated,
+    as_gateway,
     batch_publications,
     crossing_time,
     generate,
     rfc3339,
 )
-from simulators.publisher import MqttPublisher, play
+from simulators.publisher import drill_gateway, gateway_publisher, play
 from simulators.report import (
     DrillReport,
     Observed,
@@ -71,6 +72,7 @@ from simulators.report import (
     print_report,
     recipient_counts,
     reraise_cycles,
+    transitions_of,
 )
 from simulators.scenario import Scenario, load_checked, stage_threshold
 from streams.cap_feed import build_index
@@ -111,11 +113,15 @@ class DrillOptions:
     #: Epoch ms of scenario t=0 instead of the clock mode's choice (reproduces a payload stream
     #: byte for byte; timestamps in the past must stay within the bridge's backfill window).
     anchor_ms: int | None = None
-    client_id: str = "gyeongbo-drill"
     show_progress: bool = True
     #: Refuse to run when the worker already holds drill readings newer than this drill's
     #: first one (they would be set aside as late and nothing would fire).
     check_clock: bool = True
+    #: None: stop following once every expectation is decided (and a short grace). A number:
+    #: keep following until no alert or headquarters stage has arrived for this many seconds
+    #: (at most ``settle_s``), so that the report holds every transition of the run, not
+    #: only the expected ones (what ``gyeongbo drill compare`` needs).
+    quiet_s: float | None = None
 
 
 # -- the stack and the pipeline ---------------------------------------------------------------
@@ -125,9 +131,11 @@ def _host_port(addr: str, default_port: int) -> tuple[str, int]:
 
 
 def stack_reachable(settings: Settings) -> bool:
-    """The MQTT broker and the first Kafka bootstrap server accept TCP connections."""
+    """The gateways' MQTT listener and the first Kafka bootstrap server accept TCP
+    connections."""
     k_host, k_port = _host_port(settings.kafka.bootstrap.split(",")[0], 9092)
-    return port_open(settings.mqtt.port, settings.mqtt.host) and port_open(k_port, k_host)
+    g = settings.gateway
+    return port_open(g.port, g.host) and port_open(k_port, k_host)
 
 
 def pipeline_running(settings: Settings) -> bool:
@@ -163,8 +171,8 @@ def stack_context(settings: Settings, console: Console) -> Iterator[tuple[Settin
             left.down()
     shutil.rmtree(home, ignore_errors=True)
     console.print(
-        f"[cyan]drill[/cyan] no stack at mqtt {settings.mqtt.host}:{settings.mqtt.port} / kafka "
-        f"{settings.kafka.bootstrap}: starting an empty local one under {home}"
+        f"[cyan]drill[/cyan] no stack at mqtt {settings.gateway.host}:{settings.gateway.port} / "
+        f"kafka {settings.kafka.bootstrap}: starting an empty local one under {home}"
     )
     stack = Stack(config=config, settings=settings)
     stack.up(report=lambda m: console.print(f"[cyan]stack[/cyan] {m}"))
@@ -511,6 +519,29 @@ def cap_statuses(folder: Path) -> dict[str, str] | None:
     }
 
 
+def cap_entries(folder: Path, before: dict[str, str] | None) -> list[dict[str, Any]] | None:
+    """The CAP documents of this drill (not in ``before``): identifier, status, msgType,
+    severity and the number of documents each references; None when the folder is not on
+    this machine."""
+    if not folder.is_dir():
+        return None
+    out = []
+    for e in build_index(folder)["entries"]:
+        ident = str(e.get("identifier") or "")
+        if not ident.startswith("exercise:") or ident in (before or {}):
+            continue
+        out.append(
+            {
+                "identifier": ident,
+                "status": e.get("status"),
+                "msgType": e.get("msgType"),
+                "severity": e.get("severity"),
+                "references": len(str(e.get("references") or "").split()),
+            }
+        )
+    return sorted(out, key=lambda d: d["identifier"])
+
+
 def check_cap_documents(
     alerts: Sequence[tuple[float, bytes]],
     folder: Path,
@@ -638,11 +669,16 @@ async def _drill(
         seq_base=int(wall_start * 1000) * 1000,
         topic_root=settings.mqtt.topic_root,
     )
-    pubs = gen.publications
+    gateway = drill_gateway(reg)
+    pubs, unsendable = as_gateway(gen.publications, gateway, topic_root=settings.mqtt.topic_root)
     if options.batch:
         pubs = batch_publications(
-            pubs, max_readings=options.max_batch, topic_root=settings.mqtt.topic_root
+            pubs,
+            max_readings=options.max_batch,
+            topic_root=settings.mqtt.topic_root,
+            gateway=gateway,
         )
+    expected_rejections = sum(1 for p in pubs if p.expect_rejected)
     report = DrillReport(
         scenario=sc.name,
         seed=seed,
@@ -650,15 +686,15 @@ async def _drill(
         overlays=list(sc.overlays),
         anchor=rfc3339(clock.anchor_ms),
         wall_start=rfc3339(round(wall_start * 1000)),
-        expected_rejections=gen.expected_rejections,
+        expected_rejections=expected_rejections,
     )
-    publisher = MqttPublisher(
-        settings.mqtt.host,
-        settings.mqtt.port,
-        client_id=f"{options.client_id}-{int(wall_start)}",
-        username=settings.mqtt.username,
-        password=settings.mqtt.password.get_secret_value() if settings.mqtt.password else None,
-    )
+    if unsendable:
+        report.notes.append(
+            f"{len(unsendable)} malformed payload(s) not sent: the drill gateway {gateway} "
+            "publishes on batch topics, which name no station for a payload to contradict "
+            f"({', '.join(sorted({p.tag for p in unsendable}))})"
+        )
+    publisher = gateway_publisher(settings, gateway)
     stop = threading.Event()
     progress = Progress(
         TextColumn("[cyan]{task.description}"),
@@ -690,15 +726,23 @@ async def _drill(
                 progress.update(task, alerts=len(followers.seen.alerts))
             stats = await fut
             deadline = time.time() + options.settle_s
+            heard, heard_at = -1, time.time()
             while time.time() < deadline:
                 await followers.poll()
                 progress.update(task, alerts=len(followers.seen.alerts))
+                rejections_done = len(followers.seen.rejected) >= expected_rejections
+                if options.quiet_s is not None:
+                    now_heard = len(followers.seen.alerts) + len(followers.seen.hq)
+                    if now_heard != heard:
+                        heard, heard_at = now_heard, time.time()
+                    if rejections_done and time.time() - heard_at >= options.quiet_s:
+                        break
+                    continue
                 scratch: list[str] = []
                 obs = observe_alerts(
                     followers.seen.alerts + followers.seen.dq, clock, stations, scratch
                 )
                 outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
-                rejections_done = len(followers.seen.rejected) >= gen.expected_rejections
                 if rejections_done and not any(o.status == "missed" for o in outcomes):
                     # everything decided; a short grace for late never-rule violations
                     grace_end = time.time() + min(3.0, options.settle_s)
@@ -715,10 +759,11 @@ async def _drill(
     findings: list[str] = []
     obs = observe_alerts(followers.seen.alerts + followers.seen.dq, clock, stations, findings)
     report.outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
+    report.transitions, report.duplicate_alerts = transitions_of(obs)
     report.observed_rejections = len(followers.seen.rejected)
-    if report.observed_rejections < gen.expected_rejections:
+    if report.observed_rejections < expected_rejections:
         findings.append(
-            f"{gen.expected_rejections} payloads should have been dead-lettered to "
+            f"{expected_rejections} payloads should have been dead-lettered to "
             f"{settings.kafka.topics.rejected.name}, {report.observed_rejections} were"
         )
     reasons: dict[str, int] = {}
@@ -730,12 +775,17 @@ async def _drill(
         reasons[reason] = reasons.get(reason, 0) + 1
     if reasons:
         report.notes.append(f"rejection reasons: {reasons}")
+    hq_seen: set[str] = set()
     for _, data in followers.seen.hq:
         try:
             doc = json.loads(data)
         except ValueError:
             continue
         if isinstance(doc, dict) and doc.get("exercise", False):
+            eid = str(doc.get("event_id") or "")
+            if eid and eid in hq_seen:
+                continue  # delivered twice (a replay after a crash): one stage change
+            hq_seen.add(eid)
             report.hq_stages.append(doc)
     sms_after = fetch_sms(settings.twilio.api_base)
     if sms_before is not None and sms_after is not None:
@@ -772,6 +822,7 @@ async def _drill(
         followers.seen.alerts, Path(settings.paths.cap_feed), cap_before
     )
     findings += cap_findings
+    report.cap = cap_entries(Path(settings.paths.cap_feed), cap_before)
     if report.cap_documents is None:
         report.notes.append(
             f"{len(public)} public transitions observed; CAP not checked (the worker's feed "

@@ -37,6 +37,7 @@ not change when another station is added.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from collections.abc import Iterable, Sequence
@@ -60,6 +61,7 @@ __all__ = [
     "Generated",
     "Publication",
     "Reading",
+    "as_gateway",
     "batch_publications",
     "crossing_time",
     "evaluate_signal",
@@ -338,11 +340,45 @@ def generate(
     return Generated(publications=[p for _, _, p in pubs], series=series)
 
 
+#: Malformed variants whose fault is the topic (it names another station than the payload):
+#: a batch topic names no station, so a drill gateway cannot send them.
+TOPIC_VARIANTS = frozenset({"malformed:station_mismatch"})
+
+
+def as_gateway(
+    pubs: Iterable[Publication], gateway: str, *, topic_root: str = TOPIC_ROOT
+) -> tuple[list[Publication], list[Publication]]:
+    """The publications as ``gateway`` (the drill gateway) sends them, each on its batch topic
+    ``{root}/{kind}/_batch/{gateway}`` (the only topics the ACL gives it); and apart, those it
+    cannot send (:data:`TOPIC_VARIANTS`).
+
+    >>> p = Publication(t_s=0, topic="r/water_level/1018683", payload=b"{}", station="1018683",
+    ...                 kind="water_level", gateway="hrfco-seoul")
+    >>> [q.topic for q in as_gateway([p], "drill-lab", topic_root="r")[0]]
+    ['r/water_level/_batch/drill-lab']
+    """
+    sent: list[Publication] = []
+    skipped: list[Publication] = []
+    for p in pubs:
+        if p.tag in TOPIC_VARIANTS:
+            skipped.append(p)
+            continue
+        topic = f"{topic_root}/{p.kind}/_batch/{gateway}"
+        sent.append(dataclasses.replace(p, topic=topic, gateway=gateway))
+    return sent, skipped
+
+
 def batch_publications(
-    pubs: Iterable[Publication], *, max_readings: int = 500, topic_root: str = TOPIC_ROOT
+    pubs: Iterable[Publication],
+    *,
+    max_readings: int = 500,
+    topic_root: str = TOPIC_ROOT,
+    gateway: str | None = None,
 ) -> list[Publication]:
     """Pack readings due at the same scenario time, from the same gateway and of the same kind,
-    into gateway batches (a JSON array on ``{root}/{kind}/_batch``, docs/design.md §11.1).
+    into gateway batches (a JSON array on ``{root}/{kind}/_batch``, docs/design.md §11.1); with
+    ``gateway`` (the drill gateway, which publishes every station), per kind on
+    ``{root}/{kind}/_batch/{gateway}``.
 
     Malformed payloads, duplicates and readings that must be rejected stay single messages,
     so a test can tell exactly what the bridge did with each.
@@ -359,10 +395,11 @@ def batch_publications(
                     out.append(chunk[0])
                     continue
                 objs = [p.obj for p in chunk]
+                suffix = f"/{gateway}" if gateway is not None else ""
                 out.append(
                     Publication(
                         t_s=chunk[0].t_s,
-                        topic=f"{topic_root}/{kind}/_batch",
+                        topic=f"{topic_root}/{kind}/_batch{suffix}",
                         payload=_enc.encode(objs),
                         station="_batch",
                         kind=kind,
@@ -380,7 +417,7 @@ def batch_publications(
             current_t = p.t_s
         batchable = p.obj is not None and not p.expect_rejected and p.tag != "duplicate"
         if batchable:
-            pending.setdefault((p.gateway, p.kind), []).append(p)
+            pending.setdefault((gateway or p.gateway, p.kind), []).append(p)
         else:
             flush()
             out.append(p)

@@ -3,14 +3,15 @@
 ``gyeongbo simulate load --stations 100000 --rate 10000 --duration 30`` cycles through
 ``stations`` synthetic stations (``SIM000000`` …, contiguous blocks per kind), so each station
 reads once every ``stations / rate`` seconds (100 000 at 10 000/s = every 10 s, docs/design.md §8),
-and publishes the readings in gateway batches (a JSON array on ``{root}/{kind}/_batch``) of
-``batch_size``. Readings carry the wall-clock time (epoch milliseconds), an increasing
-``seq`` per station and ``exercise: true`` — load must never reach a resident. Values are
-calm (no stage is ever crossed), from a seeded generator.
+and publishes the readings in gateway batches (a JSON array on
+``{root}/{kind}/_batch/{gateway}``) of ``batch_size``, as the drill gateway: load is an
+exercise, it must never reach a resident (the readings say ``exercise: true`` too). Readings
+carry the wall-clock time (epoch milliseconds) and an increasing ``seq`` per station. Values
+are calm (no stage is ever crossed), from a seeded generator.
 
 The bridge accepts only registry stations: :func:`synthetic_registry` writes a registry with
-the same stations (``gyeongbo simulate registry --stations 100000 --out sim.yaml``; point the
-bridge and worker at it with ``GYEONGBO_PATHS__STATIONS``).
+the same stations and a drill gateway (``gyeongbo simulate registry --stations 100000 --out
+sim.yaml``; point the bridge and worker at it with ``GYEONGBO_PATHS__STATIONS``).
 
 Progress lines go to stderr once a second; the last line on stdout is a JSON summary with the
 achieved rate.
@@ -42,6 +43,8 @@ __all__ = ["LoadPlan", "LoadResult", "run_load", "synthetic_registry"]
 
 DEFAULT_KINDS: tuple[str, ...] = ("water_level", "air_quality", "structural", "rainfall")
 GATEWAY_SIZE = 1000  # stations per synthetic gateway
+#: The drill gateway of the synthetic registry, which the load is published as.
+DRILL_GATEWAY = "drill-lab"
 TICK_S = 0.05  # pacing interval
 
 _enc = msgspec.json.Encoder()
@@ -122,7 +125,10 @@ def synthetic_registry(plan: LoadPlan) -> dict[str, Any]:
         stations.append(st)
     return {
         "version": f"sim-load-{plan.stations}",
-        "gateways": [{"id": g, "name": f"synthetic load gateway {g}"} for g in gateways],
+        "gateways": [
+            *({"id": g, "name": f"synthetic load gateway {g}"} for g in gateways),
+            {"id": DRILL_GATEWAY, "name": "load and drills (exercise only)", "drill": True},
+        ],
         "stations": stations,
     }
 
@@ -175,6 +181,7 @@ def run_load(
     duration_s: float,
     batch_size: int = 500,
     topic_root: str = "gyeongbo/v1/readings",
+    gateway: str = "drill-lab",
     log: TextIO = sys.stderr,
 ) -> LoadResult:
     """Publish at ``rate`` readings/s for ``duration_s`` (paced every 50 ms), then flush.
@@ -215,7 +222,7 @@ def run_load(
                 for n, i in enumerate(chunk)
             ]
             payload = _enc.encode(objs)
-            publisher.publish(f"{topic_root}/{kind}/_batch", payload)
+            publisher.publish(f"{topic_root}/{kind}/_batch/{gateway}", payload)
             sent += len(chunk)
             messages += 1
             nbytes += len(payload)

@@ -1,10 +1,17 @@
-"""Publish over MQTT exactly like a gateway: paho-mqtt 2.x, QoS 1, docs/design.md §11.1 topics.
+"""Publish over MQTT exactly like a gateway: paho-mqtt 2.x, MQTT v5, QoS 1, docs/design.md
+§11.1 topics, authenticated as a gateway of the registry.
 
 :class:`MqttPublisher` wraps one paho client (callback API version 2, its network loop in a
 background thread) and counts broker acknowledgements (PUBACK), so :meth:`flush` can wait
 until every QoS 1 message is in the broker's hands and :meth:`publish` can bound the number
-in flight. :func:`play` sends a list of publications on a :class:`~simulators.generator.Clock`:
-each one when its scenario time comes round at the chosen speed.
+in flight. MQTT v5, so that a publish the broker refuses (the topic ACL: reason 0x87 *Not
+authorized*) is a failure here, not a silent loss: :meth:`flush` raises on any. :func:`play`
+sends a list of publications on a :class:`~simulators.generator.Clock`: each one when its
+scenario time comes round at the chosen speed.
+
+The drill runner and the load mode publish as the registry's drill gateway
+(:func:`drill_gateway`): the ACL lets it publish only on ``{kind}/_batch/{gateway}`` and the
+bridge takes everything it publishes as an exercise.
 """
 
 from __future__ import annotations
@@ -16,12 +23,49 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gyeongbo.registry import Registry
+from gyeongbo.settings import Settings
+from gyeongbo.stack.credentials import mqtt_password
 from simulators.generator import Clock, Publication
 
-__all__ = ["MqttPublisher", "PlayStats", "PublishError", "play"]
+__all__ = [
+    "MqttPublisher",
+    "PlayStats",
+    "PublishError",
+    "drill_gateway",
+    "gateway_publisher",
+    "play",
+]
+
+
+def drill_gateway(registry: Registry) -> str:
+    """The registry's drill gateway (``drill: true``): what drills and load publish as."""
+    for gid, gw in sorted(registry.gateways.items()):
+        if gw.drill:
+            return gid
+    raise PublishError(
+        "the station registry has no drill gateway (a gateway with `drill: true`): drills and "
+        "load publish as one, and the bridge marks everything it sends as an exercise"
+    )
+
+
+def gateway_publisher(settings: Settings, gateway: str, **kw: Any) -> MqttPublisher:
+    """A publisher for ``gateway`` on the gateways' listener (``settings.gateway``), with its
+    password from ``GYEONGBO_MQTT_PASSWORD__<GATEWAY>`` or the local stack."""
+    password = mqtt_password(settings, gateway)
+    if password is None:
+        raise PublishError(
+            f"no MQTT password for gateway {gateway!r}: set "
+            f"GYEONGBO_MQTT_PASSWORD__{gateway.upper().replace('-', '_')}, or run against a "
+            "local stack (its passwords are under GYEONGBO_STACK__HOME)"
+        )
+    g = settings.gateway
+    return MqttPublisher(
+        g.host, g.port, client_id=gateway, username=gateway, password=password, **kw
+    )
 
 
 class PublishError(RuntimeError):
@@ -51,11 +95,12 @@ class MqttPublisher:
         self.sent = 0
         self.acked = 0
         self.failed = 0
+        self.refusal = ""
         self._cond = threading.Condition()
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
         if username is not None:
             self._client.username_pw_set(username, password)
@@ -83,6 +128,7 @@ class MqttPublisher:
         with self._cond:
             if rc.is_failure:
                 self.failed += 1
+                self.refusal = str(rc)
             self.acked += 1
             self._cond.notify_all()
 
@@ -118,12 +164,17 @@ class MqttPublisher:
             raise PublishError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")
 
     def flush(self, timeout_s: float = 60.0) -> None:
-        """Wait until the broker acknowledged every message sent."""
+        """Wait until the broker acknowledged every message sent; raise if it refused any."""
         with self._cond:
             if not self._cond.wait_for(lambda: self.acked >= self.sent, timeout=timeout_s):
                 raise PublishError(
                     f"{self.sent - self.acked} of {self.sent} messages unacknowledged "
                     f"after {timeout_s:g}s"
+                )
+            if self.failed:
+                raise PublishError(
+                    f"the broker refused {self.failed} of {self.sent} messages "
+                    f"({self.refusal}): is the topic this gateway's?"
                 )
 
     def close(self) -> None:

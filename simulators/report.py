@@ -50,6 +50,7 @@ __all__ = [
     "print_report",
     "recipient_counts",
     "reraise_cycles",
+    "transitions_of",
 ]
 
 Status = Literal["met", "late", "early", "missed", "unexpected", "extra", "other"]
@@ -243,6 +244,51 @@ def evaluate(
     return out
 
 
+def transitions_of(observed: Sequence[Observed]) -> tuple[list[dict[str, Any]], int]:
+    """Every observed transition once, with its comparison key; and how many deliveries
+    repeated an ``event_id`` already seen.
+
+    After a crash the pipeline may deliver a transition twice (same ``event_id``: SMS and CAP
+    de-duplicate on it), so a transition is counted once. ``key`` is ``hazard|zone|n``: the
+    n-th transition of that hazard in that zone, in the order the zone's alert partition
+    holds them. What a transition *is* is its ``action``, ``previous`` and ``level``;
+    ``t_s`` and ``event_id`` are kept for people to read (see :mod:`simulators.compare`
+    for why they are not compared).
+
+    >>> o = [Observed("flood", "11030", "caution", "cleared", 60.0, event_id="a#1"),
+    ...      Observed("flood", "11030", "caution", "cleared", 60.0, event_id="a#1"),
+    ...      Observed("flood", "11030", "alert", "caution", 90.0, event_id="a#2")]
+    >>> rows, dups = transitions_of(o)
+    >>> [(r["key"], r["level"]) for r in rows], dups
+    ([('flood|11030|1', 'caution'), ('flood|11030|2', 'alert')], 1)
+    """
+    seen: set[str] = set()
+    count: dict[tuple[str, str], int] = {}
+    rows: list[dict[str, Any]] = []
+    dups = 0
+    for o in observed:
+        if o.event_id and o.event_id in seen:
+            dups += 1
+            continue
+        seen.add(o.event_id)
+        n = count[(o.hazard, o.zone)] = count.get((o.hazard, o.zone), 0) + 1
+        rows.append(
+            {
+                "key": f"{o.hazard}|{o.zone}|{n}",
+                "hazard": o.hazard,
+                "zone": o.zone,
+                "n": n,
+                "action": o.action,
+                "previous": o.previous,
+                "level": o.level,
+                "t_s": round(o.t_s, 3),
+                "event_id": o.event_id,
+                "stations": list(o.stations),
+            }
+        )
+    return rows, dups
+
+
 @dataclass
 class DrillReport:
     """Everything a drill officer needs afterwards; :meth:`to_json` is the machine report."""
@@ -262,6 +308,13 @@ class DrillReport:
     hq_stages: list[dict[str, Any]] = field(default_factory=list)
     sms: list[dict[str, Any]] | None = None
     cap_documents: int | None = None
+    #: Every observed transition once (:func:`transitions_of`), in each zone's order.
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    #: Deliveries of a transition already seen (same ``event_id``; e.g. after a crash).
+    duplicate_alerts: int = 0
+    #: This drill's CAP documents (identifier, status, msgType, severity, references), or
+    #: None when the feed folder is not on this machine.
+    cap: list[dict[str, Any]] | None = None
     #: Problems outside the expectation list (each fails the drill), e.g. a lost exercise
     #: flag, an SMS without the [훈련] prefix, missing rejections.
     findings: list[str] = field(default_factory=list)
@@ -368,6 +421,8 @@ def print_report(report: DrillReport, console: Console) -> None:
         f"{report.publish_elapsed_s:.1f}s (speed ×{report.speed:g}, seed {report.seed}); "
         f"rejections: {report.expected_rejections} expected, {rej}"
     )
+    dup = f", {report.duplicate_alerts} delivered twice" if report.duplicate_alerts else ""
+    console.print(f"transitions: {len(report.transitions)}{dup}")
     if report.hq_stages:
         console.print(
             "HQ stages: "

@@ -39,6 +39,13 @@ Scaling out
     of them. A gateway's messages can then reach Kafka through different bridges, so
     per-station order is guaranteed only within one bridge (downstream orders by ts, seq).
 
+Nothing stops the front door
+    Any payload becomes readings or rejections with a reason (``streams.validate``), and
+    every rejection becomes a record (:func:`rejection_bytes`: UTF-8 JSON, ASCII escapes if a
+    text cannot be encoded, else a minimal record with the payload in base64). A rejection
+    Kafka refuses for good is logged and counted (``rejections_unwritten``), not retried
+    ahead of every later message: one bad payload never holds the MQTT session.
+
 Duplicates
     A reading with a ``seq`` whose (station, seq) was seen in the last ``dedup_window``
     readings is dropped and counted (``duplicates``). Marking at parse time is safe: a flush
@@ -56,6 +63,7 @@ one station would be misleading.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -78,11 +86,13 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from gyeongbo.kafka_security import aiokafka_security
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
+from gyeongbo.stack.credentials import mqtt_password
 from streams.bridge_config import BridgeSettings
 from streams.bridge_metrics import InfluxReporter, Metrics, serve_metrics
 from streams.codec import encode_batch
 from streams.partitioning import Partitioner
 from streams.validate import (
+    MAX_STORED_RAW,
     Parsed,
     Reading,
     Reason,
@@ -92,7 +102,7 @@ from streams.validate import (
     rejection_record,
 )
 
-__all__ = ["Bridge", "SeenWindow", "run_in_thread"]
+__all__ = ["Bridge", "SeenWindow", "rejection_bytes", "run_in_thread"]
 
 log = logging.getLogger("gyeongbo.bridge")
 
@@ -322,9 +332,14 @@ class Bridge:
             manual_ack=True,
         )
         if s.username:
-            client.username_pw_set(
-                s.username, s.password.get_secret_value() if s.password else None
+            # a configured password, else GYEONGBO_MQTT_PASSWORD__<USER> or the local
+            # stack's development password
+            password = (
+                s.password.get_secret_value()
+                if s.password
+                else mqtt_password(self.settings, s.username)
             )
+            client.username_pw_set(s.username, password)
         if s.tls:
             client.tls_set()
         client.on_connect = self._on_connect
@@ -461,9 +476,7 @@ class Bridge:
             lags = batch.received_ms - batch.ts_ms  # type: ignore[operator]
             self.metrics.event_lag_ms = float(np.median(lags))
         for rej, m in flush.rejected:
-            doc = rejection_record(rej, topic=m.topic, payload=m.payload, received_ms=m.received_ms)
-            key = (rej.station or m.topic).encode()
-            value = json.dumps(doc, ensure_ascii=False).encode()
+            key, value = rejection_bytes(rej, m.topic, m.payload, m.received_ms)
             out.append(_Record(self.rejected_topic, value, key, None, 0))
         return out
 
@@ -486,11 +499,21 @@ class Bridge:
                     fut.set_exception(err)
                 futs.append(fut)
             results = await asyncio.gather(*futs, return_exceptions=True)
-            failed = [
-                rec
-                for rec, res in zip(pending, results, strict=True)
-                if isinstance(res, BaseException)
-            ]
+            failed = []
+            for rec, res in zip(pending, results, strict=True):
+                if not isinstance(res, BaseException):
+                    continue
+                if rec.partition is None and not getattr(res, "retriable", True):
+                    # A rejection Kafka refuses for good (too large, invalid): retried, it
+                    # would hold every message behind it. Logged with what identifies it.
+                    self.metrics.rejections_unwritten += 1
+                    log.error(
+                        "readings.rejected refused a rejection record for good (%r): %s",
+                        res,
+                        rec.value[:512].decode("utf-8", "replace"),
+                    )
+                    continue
+                failed.append(rec)
             if not failed:
                 break
             errors = {type(res).__name__ for res in results if isinstance(res, BaseException)}
@@ -625,6 +648,40 @@ class Bridge:
                 inflight.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await inflight
+
+
+def rejection_bytes(
+    rej: Rejection, topic: str, payload: bytes, received_ms: int
+) -> tuple[bytes, bytes]:
+    """The ``readings.rejected`` record (key, value) of one rejection, whatever the payload.
+
+    The document is UTF-8 JSON (:func:`streams.validate.rejection_record`). Should a text
+    in it not be encodable (a lone surrogate, say), it is written with ASCII escapes, which
+    keep it exact; should building it fail at all, a minimal record still says why and
+    carries the raw payload in base64: a rejection that cannot be written would otherwise
+    never be acknowledged, and hold the MQTT session.
+    """
+    key_text = rej.station or topic
+    key = key_text.encode("utf-8", "backslashreplace")
+    try:
+        doc = rejection_record(rej, topic=topic, payload=payload, received_ms=received_ms)
+        try:
+            return key, json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return key, json.dumps(doc, ensure_ascii=True).encode("ascii")
+    except Exception as err:  # a bug must not stop the front door; keep the payload
+        log.exception("building the rejection record of a payload on %r failed", topic)
+        doc = {
+            "reason": rej.reason.value,
+            "message": f"{rej.message} (record rebuilt after {err!r})",
+            "topic": topic,
+            "received_ms": received_ms,
+            "scope": "payload",
+            "payload_bytes": len(payload),
+            "payload": base64.b64encode(payload[:MAX_STORED_RAW]).decode("ascii"),
+            "payload_encoding": "base64",
+        }
+        return key, json.dumps(doc, ensure_ascii=True).encode("ascii")
 
 
 def run_in_thread(bridge: Bridge, timeout_s: float = 30.0) -> threading.Thread:

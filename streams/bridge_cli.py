@@ -110,7 +110,7 @@ def mqtt_auth(
     {kind}/_batch/{gateway} topics) and the bridge user (reads {topic_root}/#). Passwords
     are read from GYEONGBO_MQTT_PASSWORD__<USER> (upper case, '-' → '_') and stored hashed.
     """
-    from streams.mqtt_auth import credentials_from_env, password_env_var, write_auth_files
+    from gyeongbo.mqtt_auth import credentials_from_env, password_env_var, write_auth_files
 
     settings = Settings()
     try:

@@ -12,7 +12,9 @@ Counters (monotonic since start): ``messages_received`` (MQTT messages), ``readi
 ``records_produced`` (``readings`` records), ``rejected`` by reason (readings or payloads sent
 to ``readings.rejected``), ``duplicates`` (dropped by station + seq), ``messages_acked``,
 ``kafka_send_failures``, ``seismic_events``, ``qos0_dropped`` (QoS 0 messages shed while
-the bridge was backed up; the contract is QoS 1). Gauges: ``inflight_messages`` (received, not yet
+the bridge was backed up; the contract is QoS 1), ``rejections_unwritten`` (rejection records
+Kafka refused for good, e.g. too large: logged with their reason and payload digest, then
+given up so that they never hold the MQTT session). Gauges: ``inflight_messages`` (received, not yet
 acknowledged), ``ack_lag_ms`` (oldest message of the last flush: received → acknowledged),
 ``ack_lag_ms_max`` (since the last log line), ``event_lag_ms`` (received − event time, median
 of the last flush), ``kafka_ok``, ``mqtt_connected``, ``ready``.
@@ -46,6 +48,7 @@ class Metrics:
     kafka_send_failures: int = 0
     seismic_events: int = 0
     qos0_dropped: int = 0
+    rejections_unwritten: int = 0
     inflight_messages: int = 0
     ack_lag_ms: float = 0.0
     ack_lag_ms_max: float = 0.0
@@ -68,6 +71,7 @@ class Metrics:
             "kafka_send_failures": self.kafka_send_failures,
             "seismic_events": self.seismic_events,
             "qos0_dropped": self.qos0_dropped,
+            "rejections_unwritten": self.rejections_unwritten,
             "inflight_messages": self.inflight_messages,
             "ack_lag_ms": round(self.ack_lag_ms, 1),
             "ack_lag_ms_max": round(self.ack_lag_ms_max, 1),

@@ -20,23 +20,31 @@ partitions line up with their source topic's (a table write goes to the partitio
 being processed):
 
 * ``detector-state``: per-station blobs (``DetectorSet.export_state``) in chunks (key
-  ``<partition>/<chunk>``, see ``Worker._checkpoint``), written at most every
-  ``state_checkpoint_s`` for the chunks whose stations changed; imported lazily when a station
-  is first seen after an assignment; beside them (``<partition>/drill-clock``) each
-  partition's drill clock (the newest drill reading's event time, for the
-  drill runner's check on ``/metrics``);
+  ``<partition>/<chunk>``, :mod:`streams.detector_state`), written at most every
+  ``state_checkpoint_s`` for the chunks whose stations changed, each with the readings offset
+  it includes; imported lazily when a station is first seen after an assignment; beside them
+  (``<partition>/drill-clock``) each partition's drill clock (the newest drill reading's event
+  time, for the drill runner's check on ``/metrics``). A readings record is acknowledged
+  only once a checkpoint that includes it is in Kafka, so the committed offset never runs
+  ahead of the durable state;
 * ``alert-state``: the whole :class:`~alerting.machine.AlertMachine` of one ``zone.commands``
-  partition, written after every change;
-* ``hq-state``: the :class:`~alerting.hq.HQMachine`;
+  partition with the offset of the last command it applied (:func:`pack_state`), written
+  after every change once its alert events are in Kafka;
+* ``hq-state``: the :class:`~alerting.hq.HQMachine`, the same way;
 * ``notify-state``: per namespace|hazard the zones' public stages and the event they form
   (:class:`alerting.delivery.Board`), written after the step's messages are planned in the
   sent log and before any is sent. The sent log itself (one row per person and stage
   change) lives in the subscriber store (PostgreSQL or SQLite, ``streams/store``).
 
-Guarantees: at-least-once processing (``processing_guarantee="at_least_once"``); every effect is
-idempotent by id — alert transitions carry a deterministic ``event_id``, a replayed transition
-plans no second SMS (the sent log holds its key) and finds its CAP document on disk — so
-correctness never rests on broker transactions.
+Guarantees: at-least-once processing (``processing_guarantee="at_least_once"``) with state
+that never lags the committed offsets (docs/design.md §9): after a crash or a rebalance each
+agent resumes from its committed offset, skips what its restored state already includes
+(readings by the chunk's offset, commands by the machine's), and redoes the rest. Redone
+work sends its outputs again, and every consumer takes a repeat as nothing: the alert machine
+ignores a detection it has applied (same station, rule and time), the HQ machine an alert
+event it has applied, and alert transitions carry a deterministic ``event_id`` — a replayed
+transition plans no second SMS (the sent log holds its key) and finds its CAP document on
+disk — so correctness never rests on broker transactions.
 
 The per-reading work stays in numpy: a ``readings`` record is one columnar batch (hundreds of
 readings); Python-level work per record is the decode call, the detector call, and a few
@@ -48,7 +56,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,19 +92,14 @@ from streams.commands import (
     encode_commands,
     encode_detections,
 )
+from streams.detector_state import StateBook, release_payload
 from streams.influx_sink import InfluxSink
 from streams.notify import Notifier
-from streams.partitioning import partition_of, partitions_for
+from streams.partitioning import partition_of
 from streams.services import Services
 from streams.worker_web import web_options
 
 log = logging.getLogger("gyeongbo.worker")
-
-#: Detector-state chunks per readings partition (see Worker._checkpoint).
-STATE_CHUNKS = 256
-_chunk_encoder = msgspec.msgpack.Encoder()
-_chunk_decoder = msgspec.msgpack.Decoder(dict[str, bytes])
-
 
 #: Event-loop turns the detect agent yields for, when its partition has a backlog, so that
 #: Faust's fetcher can deliver the records it already holds (≈ 3 turns per record).
@@ -110,9 +112,26 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _drill_clock_key(partition: int) -> str:
-    """The detector-state table key of a readings partition's drill clock (8 bytes, LE)."""
-    return f"{partition}/drill-clock"
+#: Prefix of a machine state value that carries the offset of the last command applied.
+_STATE_MAGIC = b"GBO1"
+
+
+def pack_state(offset: int, state: bytes) -> bytes:
+    """A stage or HQ machine's table value: the machine with the offset of the last input
+    record it applied, written together so that a replay skips exactly what it includes.
+
+    >>> unpack_state(pack_state(7, b"machine"))
+    (7, b'machine')
+    >>> unpack_state(b"GBZ1...")  # written before values carried their offset
+    (-1, b'GBZ1...')
+    """
+    return _STATE_MAGIC + offset.to_bytes(8, "little", signed=True) + state
+
+
+def unpack_state(value: bytes) -> tuple[int, bytes]:
+    if value[:4] != _STATE_MAGIC:
+        return -1, value
+    return int.from_bytes(value[4:12], "little", signed=True), value[12:]
 
 
 @dataclass
@@ -230,18 +249,23 @@ class Worker:
         self.hq_state = self.app.Table("hq-state", partitions=topics.hq_inputs.partitions, **tbl)
 
         self.detectors = DetectorSet(self.services.registry)
-        self._loaded_stations: set[str] = set()
-        self._loaded_chunks: set[str] = set()
-        self._chunks_loaded: dict[int, int] = {}  # partition → chunks read from the table
-        self._dirty: dict[int, set[int]] = {}  # partition → registry indices of stations
-        self._station_partition = partitions_for(
-            self.detectors.ids, settings.kafka.topics.readings.partitions
+        self.state = StateBook(
+            self.detectors, self.detector_state, settings.kafka.topics.readings.partitions
         )
-        self._last_checkpoint: dict[int, float] = {}
         self._checkpoint_s = settings.worker.state_checkpoint_s
+        #: Held while the detector state changes and its detections are sent, so that a
+        #: checkpoint never includes a change whose detections are not in Kafka yet.
+        self._state_lock = asyncio.Lock()
+        self._readings_stream: Any = None
+        #: Counts assignments: a group processed across one is not held (its records come
+        #: again). Faust's generation id cannot tell: a restarted noida-db starts it over.
+        self._assignment = 0
         self._exercise_watermark = 0
         self._machines: dict[int, AlertMachine] = {}
+        #: Per zone.commands partition: offset of the last command its machine includes.
+        self._applied: dict[int, int] = {}
         self._hq: HQMachine | None = None
+        self._hq_applied = -1
         self.sink = (
             InfluxSink(settings.influx, registry=self.services.registry, instance=w.instance())
             if sink
@@ -264,6 +288,8 @@ class Worker:
         app.agent(self.hq_inputs, name="headquarters")(self._headquarters)
         app.timer(self.settings.worker.tick_s, on_leader=True, name="tick")(self._tick)
         app.timer(self.settings.worker.deadman_every_s, name="deadman")(self._deadman)
+        idle_every = min(30.0, max(1.0, self.settings.worker.state_checkpoint_s))
+        app.timer(idle_every, name="checkpoint-idle")(self._checkpoint_idle)
         app.timer(self.settings.worker.log_every_s, name="report")(self._report)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -275,11 +301,12 @@ class Worker:
 
     async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned: set[TP] = args[0] if args else kwargs.get("assigned", set())
-        # Another worker may have changed these stations' state meanwhile: reload lazily.
-        self._loaded_stations.clear()
-        self._loaded_chunks.clear()
-        self._chunks_loaded.clear()
-        self._dirty.clear()
+        # The consumer resumes every assigned partition from its committed offset, which may
+        # be older than the state in memory (another worker may also have moved it on):
+        # forget it, reload it lazily from the checkpoints and replay what follows them.
+        readings = self.settings.kafka.topics.readings.name
+        self._assignment += 1
+        self.state.reset(tp.partition for tp in assigned if tp.topic == readings)
         zc = self.settings.kafka.topics.zone_commands.name
         for tp in assigned:
             if tp.topic == zc:
@@ -307,29 +334,35 @@ class Worker:
         worked through in big batches, where the numpy cost per reading is a fraction of
         that of a record of ~80 readings.
 
-        Events are acknowledged by hand, only once their group is processed and its
-        detections handed to Kafka: an event acked before could be committed and lost in a
-        crash, and a cancelled group (shutdown, rebalance) is not acked at all, so it is read
+        Events are acknowledged by hand, only once a detector-state checkpoint that includes
+        them is in Kafka (:mod:`streams.detector_state`): an event acknowledged before could
+        be committed, and a crash would then restore older state and never read it again.
+        A cancelled group (shutdown, rebalance) is not acknowledged at all, so it is read
         again. A group that fails is logged with its offsets, counted
         (``processing_errors``), and skipped like a poison record: its records stay in
-        ``readings``. Records of an earlier consumer generation (delivered before a
-        rebalance) are skipped, as Faust itself skips them.
+        ``readings``. Records received before the latest assignment are dropped unprocessed
+        (``stale_records``): the consumer reads them again from the committed offset, onto
+        the state reloaded for that assignment.
         """
         stream.enable_acks = False
+        self._readings_stream = stream
         queue = getattr(stream.channel, "queue", None)
         limit = self.settings.worker.coalesce_readings
-        group: list[tuple[Any, ReadingBatch | None]] = []
+        group: list[tuple[Any, ReadingBatch | None, int]] = []
         waiting = 0
         async for event in stream.events():
+            p, offset = event.message.partition, int(event.message.offset)
             try:
                 batch: ReadingBatch | None = decode_batch(event.value)
             except Exception as err:  # a poison record: count, log, skip, stay alive
                 self._poison(event, err)
                 batch = None
+            release_payload(event)  # decoded; a held event keeps no record bytes
             if batch is not None and len(batch):
-                self._load_station_state(event.message.partition, batch.station)
+                self.state.load(p, batch.station)
+                batch = self.state.skip_replayed(p, offset, batch)
                 waiting += len(batch)
-            group.append((event, batch))
+            group.append((event, batch, self._assignment))
             if waiting < limit and queue is not None:
                 if queue.empty() and self._behind(event):
                     # Faust hands the agent one record at a time (its fetcher yields to
@@ -341,31 +374,32 @@ class Worker:
                             break
                 if not queue.empty():
                     continue  # more records are already here: take them into this call
-            gen = self.app.consumer_generation_id
-            live = [(e, b) for e, b in group if e.message.generation_id == gen]
-            batches = [b for _, b in live if b is not None and len(b)]
-            if batches:
-                try:
-                    await self._process(
-                        batches[0] if len(batches) == 1 else ReadingBatch.concat(batches),
-                        stream,
-                        {e.message.partition: e for e, _ in live},
-                    )
-                except Exception:
-                    self.metrics.counters["processing_errors"] += 1
-                    log.exception(
-                        "detector batch of %d record(s) failed and is skipped (kept in "
-                        "readings): %s",
-                        len(live),
-                        ", ".join(
-                            f"{e.message.topic}[{e.message.partition}]@{e.message.offset}"
-                            for e, _ in live
-                        ),
-                    )
-                self.metrics.counters["records"] += len(live)
+            async with self._state_lock:
+                assignment = self._assignment
+                live = [(e, b) for e, b, a in group if a == assignment]
+                batches = [b for _, b in live if b is not None and len(b)]
+                if batches:
+                    try:
+                        await self._process(
+                            batches[0] if len(batches) == 1 else ReadingBatch.concat(batches)
+                        )
+                    except Exception:
+                        self.metrics.counters["processing_errors"] += 1
+                        log.exception(
+                            "detector batch of %d record(s) failed and is skipped (kept in "
+                            "readings): %s",
+                            len(live),
+                            ", ".join(
+                                f"{e.message.topic}[{e.message.partition}]@{e.message.offset}"
+                                for e, _ in live
+                            ),
+                        )
+                    self.metrics.counters["records"] += len(live)
+                if self._assignment == assignment:  # else reset meanwhile: they come again
+                    for e, _ in live:
+                        self.state.hold(e.message.partition, e)
+                    await self._checkpoint_due({e.message.partition for e, _ in live}, stream)
             self.metrics.counters["stale_records"] += len(group) - len(live)
-            for e, _ in group:
-                await stream.ack(e)
             group.clear()
             waiting = 0
 
@@ -378,19 +412,12 @@ class Worker:
             return False
         return hw is not None and int(m.offset) + 1 < int(hw)
 
-    async def _process(self, batch: ReadingBatch, stream: Any, last: dict[int, Any]) -> None:
-        """Detect on a joined batch; ``last``: partition → its last event in the batch."""
+    async def _process(self, batch: ReadingBatch) -> None:
+        """Detect on a joined batch and send what it detected (under the state lock)."""
         t0 = time.perf_counter()
         dets = self.detectors.process(batch)
         dt = time.perf_counter() - t0
-        self._mark_dirty()
-        for p, event in last.items():
-            if time.monotonic() - self._last_checkpoint.get(p, 0.0) >= self._checkpoint_s:
-                # A Faust table writes its changelog to the partition of the *current*
-                # event: make it one of partition p's, so the state lands where the worker
-                # that takes p over restores it from.
-                stream._set_current_event(event)
-                self._checkpoint(p)
+        self.state.mark_dirty()
         lat = None
         if batch.received_ms is not None:
             lat = now_ms() - batch.received_ms
@@ -407,15 +434,26 @@ class Worker:
             if dets:
                 self.sink.write_detections(dets)
 
-    def _mark_dirty(self) -> None:
-        """Note the stations the detectors just changed, per readings partition (station →
-        partition is computed once for the registry)."""
-        idx = self.detectors.touched_station_index()
-        if not len(idx):
+    async def _checkpoint_due(self, partitions: set[int], stream: Any) -> None:
+        """Checkpoint the partitions whose interval has passed and acknowledge what the
+        checkpoints include, once Kafka has them (under the state lock).
+
+        Kafka first gets every detection sent so far (a producer flush): a checkpoint in
+        Kafka never includes a reading whose detections could still be lost."""
+        due = self.state.due(partitions, self._checkpoint_s)
+        if not due:
             return
-        parts = self._station_partition[idx]
-        for p in np.unique(parts).tolist():
-            self._dirty.setdefault(int(p), set()).update(idx[parts == p].tolist())
+        await self.app.producer.flush()
+        futs: list[Any] = []
+        acks: list[Any] = []
+        for p in due:
+            f, events = self.state.checkpoint(p)
+            futs += f
+            acks += events
+        if futs:
+            await asyncio.gather(*futs)
+        for e in acks:
+            await stream.ack(e)
 
     def _poison(self, event: Any, err: BaseException) -> None:
         """A record no version of this code can decode: count it, log it, skip it."""
@@ -428,77 +466,14 @@ class Worker:
             err,
         )
 
-    # Detector state is checkpointed in chunks: table key "<partition>/<chunk>" holds the
-    # blobs of that chunk's stations (msgpack map station → blob), written at most every
-    # ``state_checkpoint_s`` per partition for the chunks whose stations changed. One
-    # changelog record per station per batch would cap a worker at the ~1–3k records/s Faust
-    # and the broker sustain; chunks keep it to a few records per second. The price: after a
-    # crash a station's detector state may be up to one checkpoint interval old (its alert
-    # stage is not: the stage machines are written on every change).
-    def _chunk_of(self, station: str) -> int:
-        return zlib.crc32(station.encode()) % STATE_CHUNKS
-
-    def _checkpoint(self, partition: int) -> None:
-        dirty = self._dirty.pop(partition, set())
-        self._last_checkpoint[partition] = time.monotonic()
-        if not dirty:
-            return
-        by_chunk: dict[int, list[str]] = {}
-        for i in dirty:
-            sid = str(self.detectors.ids[i])
-            by_chunk.setdefault(self._chunk_of(sid), []).append(sid)
-        for chunk, sids in by_chunk.items():
-            key = f"{partition}/{chunk}"
-            old = self.detector_state.get(key)
-            blobs: dict[str, bytes] = _chunk_decoder.decode(old) if old else {}
-            blobs.update(self.detectors.export_state(sids))
-            self.detector_state[key] = _chunk_encoder.encode(blobs)
-        # The partition's drill clock, kept apart from the chunks (which load lazily, station
-        # by station) so that a worker that takes the partition over reports it at once.
-        ex = self.detectors.exercise_clock_ms(np.fromiter(dirty, np.int64, len(dirty)))
-        if ex is not None and ex > self._drill_clock_stored(partition):
-            self.detector_state[_drill_clock_key(partition)] = ex.to_bytes(8, "little")
-        self.metrics.counters["state_checkpoints"] += 1
-        self.metrics.counters["state_chunks_written"] += len(by_chunk)
-
-    def _drill_clock_stored(self, partition: int) -> int:
-        raw = self.detector_state.get(_drill_clock_key(partition))
-        return int.from_bytes(raw, "little") if raw else 0
-
     def exercise_clock_ms(self) -> int | None:
         """The newest drill reading's event time this worker knows of: in its detector state,
         seen since it started, or checkpointed for any partition of ``readings``."""
         stored = (
-            self._drill_clock_stored(p)
-            for p in range(self.settings.kafka.topics.readings.partitions)
+            self.state.drill_clock(p) for p in range(self.settings.kafka.topics.readings.partitions)
         )
         ex = max(self.detectors.exercise_clock_ms() or 0, self._exercise_watermark, *stored)
         return ex or None
-
-    def _load_station_state(self, partition: int, stations: np.ndarray[Any, Any]) -> None:
-        # Once every chunk of the partition has been read there is nothing left to load:
-        # skip the per-batch set work (the steady state of a busy partition).
-        if self._chunks_loaded.get(partition, 0) >= STATE_CHUNKS:
-            return
-        new = set(np.unique(stations).tolist()) - self._loaded_stations
-        if not new:
-            return
-        for chunk in {self._chunk_of(sid) for sid in new}:
-            key = f"{partition}/{chunk}"
-            if key in self._loaded_chunks:
-                continue
-            self._loaded_chunks.add(key)
-            self._chunks_loaded[partition] = self._chunks_loaded.get(partition, 0) + 1
-            raw = self.detector_state.get(key)
-            if not raw:
-                continue
-            blobs = _chunk_decoder.decode(raw)
-            try:
-                self.detectors.import_state(blobs)
-            except ValueError as err:
-                log.error("detector state of chunk %s not restored: %s", key, err)
-            self._loaded_stations |= set(blobs)
-        self._loaded_stations |= new
 
     async def _send_detections(self, dets: list[Detection]) -> None:
         """Record detections on ``detections`` and stage them.
@@ -539,20 +514,33 @@ class Worker:
         m = self._machines.get(partition)
         if m is None:
             blob = self.alert_state.get(str(partition))
+            applied, raw = unpack_state(blob) if blob else (-1, b"")
             policies = self.services.policies
-            m = AlertMachine.from_bytes(blob, policies) if blob else AlertMachine(policies)
+            m = AlertMachine.from_bytes(raw, policies) if raw else AlertMachine(policies)
             self._machines[partition] = m
+            self._applied[partition] = applied
         return m
 
     async def _stage(self, stream: Any) -> None:
+        """Zone commands → the partition's alert machine → ``alerts`` and ``hq.inputs``.
+
+        A command that changes the machine is followed by a write of the machine with the
+        command's offset, once its alert events are in Kafka (their delivery is awaited):
+        a crash before the write replays the command against the older machine, which sends
+        the same events again (same ``event_id``: SMS, CAP and the HQ machine take the
+        repeat as nothing); written first, a crash between the two would lose them. A
+        command whose offset the restored machine includes is skipped."""
         async for event in stream.events():
-            p = event.message.partition
+            p, offset = event.message.partition, int(event.message.offset)
             try:
                 cmds = decode_commands(event.value)
             except msgspec.DecodeError as err:
                 self._poison(event, err)
                 continue
             m = self._machine(p)
+            if offset <= self._applied.get(p, -1):
+                self.metrics.counters["replayed_commands_skipped"] += 1
+                continue
             out: list[StageEvent] = []
             changed = False
             for cmd in cmds:
@@ -560,17 +548,20 @@ class Worker:
                 if cmd.kind == "detection" and cmd.detection is not None:
                     det = cmd.detection
                     step = m.feed(det, [self.services.zone_info(cmd.zone, det.hazard)])
+                    # operator-only signals (anomaly scores) never touch the machine
+                    changed = changed or det.public or det.hazard == "sensor_health"
                 elif cmd.kind == "tick":
                     step = m.advance(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms or None)
+                    changed = True
                 elif cmd.kind == "action" and cmd.action is not None:
                     step = self._apply_action(m, cmd.zone, cmd.action)
-                changed = changed or bool(step) or cmd.kind == "action"
+                    changed = True
                 out.extend(step)
-            # The machine is written before its events are sent: a crash between the two
-            # replays the record against the saved machine, which emits nothing twice.
+            if out:
+                await asyncio.gather(*await self._send_alerts(out, p))
             if changed:
-                self.alert_state[str(p)] = m.to_bytes()
-            await self._send_alerts(out, p)
+                self.alert_state[str(p)] = pack_state(offset, m.to_bytes())
+                self._applied[p] = offset
 
     def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[StageEvent]:
         try:
@@ -608,22 +599,29 @@ class Worker:
         log.warning("operator action %s by %s is incomplete", a.action, a.actor)
         return []
 
-    async def _send_alerts(self, events: list[StageEvent], partition: int) -> None:
+    async def _send_alerts(self, events: list[StageEvent], partition: int) -> list[Any]:
         """Public transitions to ``alerts`` (and the HQ machine); operators' data-quality
-        alerts to ``dq.alerts`` and straight to InfluxDB — never to SMS, CAP or HQ."""
+        alerts to ``dq.alerts`` and straight to InfluxDB — never to SMS, CAP or HQ. Returns
+        the delivery futures (the caller waits for them before it records the machine)."""
         dq: list[DataQualityAlert] = []
+        futs: list[Any] = []
         for ev in events:
             raw = encode(ev)
             if isinstance(ev, DataQualityAlert):
                 dq.append(ev)
-                await self.dq_alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
+                futs.append(
+                    await self.dq_alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
+                )
                 continue
-            await self.alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
-            await self.hq_inputs.send(key=ev.zone.encode(), value=raw, partition=0)
+            futs.append(
+                await self.alerts.send(key=ev.zone.encode(), value=raw, partition=partition)
+            )
+            futs.append(await self.hq_inputs.send(key=ev.zone.encode(), value=raw, partition=0))
         if dq and self.sink is not None:
             self.sink.write_dq_alerts(dq)
         self.metrics.counters["alert_events"] += len(events) - len(dq)
         self.metrics.counters["dq_alert_events"] += len(dq)
+        return futs
 
     async def _deliver(self, stream: Any) -> None:
         """Per zone transition: InfluxDB, its CAP document (one per public transition, as CAP
@@ -643,20 +641,31 @@ class Worker:
             await self.notifier.forward(ev, raw)
 
     async def _headquarters(self, stream: Any) -> None:
-        async for raw in stream:
-            ev = decode_alert(raw)
+        """Alert events → the HQ machine → ``hq.stages``, as :meth:`_stage` does: stages in
+        Kafka first, then the machine with the input's offset; replayed inputs skipped."""
+        async for event in stream.events():
+            offset = int(event.message.offset)
+            ev = decode_alert(event.value)
             if self._hq is None:
                 blob = self.hq_state.get("hq")
-                self._hq = HQMachine().restore(blob) if blob else HQMachine()
+                self._hq_applied, raw = unpack_state(blob) if blob else (-1, b"")
+                self._hq = HQMachine().restore(raw) if raw else HQMachine()
+            if offset <= self._hq_applied:
+                continue
             province = None
             if ev.zone in self.services.zones:
                 province = self.services.zone_info(ev.zone, ev.hazard).province
             out: list[HQStageEvent] = self._hq.feed(ev, province)
-            self.hq_state["hq"] = self._hq.to_bytes()
-            for h in out:
+            futs = [
                 await self.hq_stages.send(key=h.hazard_group.encode(), value=encode(h), partition=0)
-                if self.sink is not None:
-                    self.sink.write_hq([h])
+                for h in out
+            ]
+            if futs:
+                await asyncio.gather(*futs)
+            if self.sink is not None and out:
+                self.sink.write_hq(out)
+            self.hq_state["hq"] = pack_state(offset, self._hq.to_bytes())
+            self._hq_applied = offset
 
     # ----------------------------------------------------------------------------- timers
     async def _tick(self) -> None:
@@ -679,31 +688,49 @@ class Worker:
         worker owns now are judged: after a rebalance the detectors still hold the state of
         stations whose readings now go to another worker, and they are not silent there.
         """
-        now, ex = now_ms(), self._exercise_watermark or None
-        # Hours first: an hour closed now ended before any silence judged now was noticed
-        # (its event time is the hour's end), so its decision is made on trusted data.
-        dets = self.detectors.close_hours(now, exercise_now_ms=ex)
-        if dets:
-            n = self.settings.kafka.topics.readings.partitions
-            self._mark_dirty()
-        if self.settings.worker.deadman:
-            dets += self.detectors.check_deadman(now, exercise_now_ms=ex)
-        if dets:
-            owned = self._owned_partitions(self.settings.kafka.topics.readings.name)
-            n = self.settings.kafka.topics.readings.partitions
-            await self._send_detections([d for d in dets if partition_of(d.station, n) in owned])
+        async with self._state_lock:  # a checkpoint never includes unsent detections
+            now, ex = now_ms(), self._exercise_watermark or None
+            # Hours first: an hour closed now ended before any silence judged now was noticed
+            # (its event time is the hour's end), so its decision is made on trusted data.
+            dets = self.detectors.close_hours(now, exercise_now_ms=ex)
+            if dets:
+                self.state.mark_dirty()
+            if self.settings.worker.deadman:
+                dets += self.detectors.check_deadman(now, exercise_now_ms=ex)
+            if dets:
+                owned = self._owned_partitions(self.settings.kafka.topics.readings.name)
+                n = self.settings.kafka.topics.readings.partitions
+                await self._send_detections(
+                    [d for d in dets if partition_of(d.station, n) in owned]
+                )
+
+    async def _checkpoint_idle(self) -> None:
+        """Checkpoint partitions that hold acknowledgements but receive no more readings (a
+        drill that ended, a quiet night), so their offsets are committed too."""
+        stream = self._readings_stream
+        if stream is None:
+            return
+        async with self._state_lock:
+            await self._checkpoint_due(set(self.state.held), stream)
 
     def snapshot(self) -> dict[str, Any]:
         """``/metrics``: the worker's counters and figures, the readings the detectors set
         aside (``detector_late``, ``detector_duplicate``, ``detector_unknown_station``,
         ``detector_kind_mismatch``: counted, never silent), the InfluxDB sink's counters and
-        ``exercise_clock_ms``, the newest drill reading's event time in its partitions."""
+        ``exercise_clock_ms``, the newest drill reading's event time in its partitions; the
+        detector-state checkpoints (``state_checkpoints``, ``state_chunks_written``,
+        ``replayed_readings_skipped``: readings a replay brought that the restored state
+        already included) and ``held_acks``, the records processed and waiting for one."""
         stats = {f"detector_{k}": int(v) for k, v in self.detectors.stats.items()}
         sink = self.sink.metrics() if self.sink is not None else {}
         # the drill runner refuses a drill whose readings would be older than this
         drill = {"exercise_clock_ms": self.exercise_clock_ms()}
+        state = {
+            **self.state.counters,
+            "held_acks": sum(len(v) for v in self.state.held.values()),
+        }
         sms = self.notifier.snapshot()
-        return {**self.metrics.snapshot(), **stats, **sink, **drill, **sms}
+        return {**self.metrics.snapshot(), **stats, **sink, **drill, **state, **sms}
 
     def _write_stations(self) -> None:
         """The registry's stations → InfluxDB ``station`` (the situation map's station layer):

@@ -43,11 +43,12 @@ def _free_ports(n: int) -> list[int]:
 
 
 def make_stack(home: Path, broker: str | None = None, *, postgres: bool = True) -> Stack:
-    mqtt, kafka, influxd, compat, twilio, pg = _free_ports(6)
+    mqtt, mqtt_bridge, kafka, influxd, compat, twilio, pg = _free_ports(7)
     cfg = StackSettings(
         home=home,
         broker=(broker or os.environ.get("GYEONGBO_TEST_BROKER", "noida")),  # type: ignore[arg-type]
         mqtt_port=mqtt,
+        mqtt_bridge_port=mqtt_bridge,
         kafka_port=kafka,
         influxd_port=influxd,
         influx_compat_port=compat,

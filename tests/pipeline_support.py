@@ -29,6 +29,7 @@ from tests.kafka_helpers import consume_all, end_offsets, run
 def isolated_settings(stack: Stack, tmp: Path, *, tick_s: float = 1.0) -> Settings:
     uid = uuid.uuid4().hex[:8]
     base = stack.app_settings()
+    stack.lend_credentials(tmp)  # the test's stack home is its tmp folder
     topics = Topics.model_validate(
         {
             name: {**t, "name": f"{t['name']}-{uid}"}

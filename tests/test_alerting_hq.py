@@ -136,3 +136,20 @@ def test_hq_state_round_trips() -> None:
     assert [(h.action, h.stage) for h in evs] == [("propose", 1), ("confirm", 1)]
     again = HQMachine().restore(hq.to_bytes())
     assert again.stage() == 1 and again.history() == hq.history()
+
+
+def test_a_replayed_alert_event_is_nothing() -> None:
+    """A worker that crashed after sending alert transitions and before recording them sends
+    them again (same event ids) after the ones the HQ machine already followed: an older
+    level replayed must not stand again, nor propose a stage twice."""
+    alerts, hq = AlertMachine(), HQMachine()
+    items = [rain(z, "caution", T_HINNAMNOR) for z in ("11010", "21010", "26010", "37020")]
+    items += [rain("11010", "alert", T_HINNAMNOR + H)]
+    evs, stages = pipe(alerts, hq, items)
+    assert [(h.action, h.stage) for h in stages] == [("propose", 1)]
+    levels = hq.province_levels()
+    assert levels["11"] == "alert"
+    assert hq.feed(evs[0]) == []  # Seoul's 주의 again, after its 경계
+    assert hq.province_levels() == levels
+    assert [h for e in evs for h in hq.feed(e)] == []  # the whole stream again
+    assert hq.province_levels() == levels and len(hq.history()) == 1

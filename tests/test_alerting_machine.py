@@ -540,6 +540,54 @@ def test_a_wide_event_fits_one_kafka_record_and_old_plain_state_still_loads() ->
     assert AlertMachine.from_bytes(raw_json).active() == m.active()  # written before zlib
 
 
+def test_a_replayed_detection_is_nothing_and_adds_no_sample() -> None:
+    """After a crash the worker sends again the detections of the readings since its last
+    checkpoint: applied twice, a 2-of-3 rule would count one spike as two."""
+    clean, replayed = AlertMachine(), AlertMachine()
+    seq = [(0, "cleared"), (1, "caution"), (2, "cleared"), (3, "cleared"), (4, "caution")]
+    kw = {"station": "SFC-SEONGSU-T1", "hazard": "structural"}
+    want = run(clean, seq, **kw)  # type: ignore[arg-type]
+    got = run(replayed, seq[:2], **kw)  # type: ignore[arg-type]
+    got += run(replayed, seq[1:2], **kw)  # the spike at 1 again: no second sample
+    got += run(replayed, seq[2:], **kw)  # type: ignore[arg-type]
+    assert got == want == []
+    assert replayed.to_bytes() == clean.to_bytes()
+    # a whole stretch sent again after it was applied changes nothing either
+    flood = [(0, "attention"), (10, "caution"), (20, "alert"), (30, "caution")]
+    a, b = AlertMachine(), AlertMachine()
+    once = run(a, flood)
+    assert run(b, flood) == once and run(b, flood[1:]) == [] and b.to_bytes() == a.to_bytes()
+
+
+def test_replayed_sensor_health_changes_nothing_and_a_deadman_recovers() -> None:
+    m = AlertMachine()
+    zones = [YONGSAN]
+
+    def feed(level: str, minute: float, rule: str) -> list[tuple[str, str]]:
+        d = det("A", "sensor_health", level, minute, rule=rule, public=False)
+        return [(e.action, e.severity) for e in m.feed(d, zones)]  # type: ignore[union-attr]
+
+    assert [e.level for e in m.feed(det("A", "flood", "caution", 0), zones)] == ["caution"]
+    assert feed("caution", 5, "health.stuck") == [("raise", "critical")]  # held out
+    assert feed("cleared", 30, "health.stuck") == []
+    assert m.feed(det("A", "flood", "caution", 31), zones) == []  # trusted again
+    before = m.to_bytes()
+    # the replay of the fault and the recovery after both were applied: nothing (applied,
+    # the recovery would forget the gauge's caution of minute 31, and the flood would clear)
+    assert feed("caution", 5, "health.stuck") == [] and feed("cleared", 30, "health.stuck") == []
+    assert m.to_bytes() == before
+    assert [e.hazard for e in m.advance(T0 + 80 * MIN)] == ["sensor_health"]  # its clear
+    # a deadman fault carries the clock's time (minute 90); the reading that ends the
+    # silence carries its own, earlier time (minute 85, a gateway's buffered reading): it
+    # still recovers the station, and its replay does nothing
+    assert feed("alert", 90, "health.deadman") == [("raise", "critical")]
+    assert m.feed(det("A", "flood", "alert", 86), zones) == []  # held out
+    assert feed("cleared", 85, "health.deadman") == []
+    assert [e.level for e in m.feed(det("A", "flood", "alert", 87), zones)] == ["alert"]
+    assert feed("cleared", 85, "health.deadman") == []
+    assert "real|A" not in m._s.faulty
+
+
 def test_sensor_health_is_an_operators_data_quality_alert_with_a_severity() -> None:
     """Never a crisis level: ``warning`` for a dropped spike (the station stays trusted),
     ``critical`` while a station is held out, with the checks it fails."""

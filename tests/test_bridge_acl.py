@@ -19,13 +19,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gyeongbo.mqtt_auth import acl_text, write_auth_files
 from gyeongbo.registry import REPO_ROOT, load_registry
 from gyeongbo.stack import mosquitto
 from gyeongbo.stack.procs import Proc, free_port, stop
 from gyeongbo.stack.stack import Stack
 from streams.bridge import Bridge, run_in_thread
 from streams.bridge_config import BridgeSettings
-from streams.mqtt_auth import acl_text, write_auth_files
 from tests.test_bridge_support import (
     batches,
     bridge_settings,

@@ -119,7 +119,7 @@ def test_sigkill_mid_stream_and_restart_loses_nothing(stack: Stack, tmp_path: Pa
     bp = start_bridge_proc(stack, root, cid, log, **env)
     msgs = stream(root, base, t, singles=3000, batches_of_50=20)
     want = expected_seqs(msgs)
-    pub = publisher(stack.config.mqtt_port)
+    pub = publisher(stack)
     th = paced_publisher(pub, msgs, seconds=3.0)
     try:
         deadline = time.monotonic() + 30
@@ -181,7 +181,7 @@ def test_broker_stop_and_start_mid_stream_loses_nothing(stack: Stack) -> None:
     msgs = stream(root, base, t, singles=1500, batches_of_50=15)
     third = len(msgs) // 3
     want = expected_seqs(msgs)
-    pub = publisher(stack.config.mqtt_port)
+    pub = publisher(stack)
 
     def produced_all(phase: list[tuple[str, str]]) -> bool:
         return bridge.metrics.readings_produced >= len(expected_seqs(phase))

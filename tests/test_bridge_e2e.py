@@ -58,7 +58,7 @@ def running(stack: Stack) -> Iterator[Running]:
     )
     bridge = Bridge(s, cfg)
     t = run_in_thread(bridge)
-    pub = publisher(stack.config.mqtt_port)
+    pub = publisher(stack)
     try:
         yield Running(
             bridge, t, root, pub, stack.kafka_bootstrap, s.kafka.topics.readings.partitions
@@ -164,10 +164,10 @@ def test_every_bad_input_class_lands_in_rejected_with_its_reason(running: Runnin
             wl,
             json.dumps({**reading("1018683", base + 1, t), "values": {"level_m": "high"}}).encode(),
         ),
-        (
+        (  # on a station topic no gateway may publish it (the ACL): in a gateway's batch
             "unknown_station",
-            f"{r.root}/water_level/777",
-            json.dumps(reading("777", base + 2, t, level_m=1.0)).encode(),
+            f"{r.root}/water_level/_batch/hrfco-seoul",
+            json.dumps([reading("777", base + 2, t, level_m=1.0)]).encode(),
         ),
         ("non_finite", wl, b'{"station": "1018683", "ts": %d, "values": {"level_m": NaN}}' % t),
         (
@@ -217,9 +217,10 @@ def test_every_bad_input_class_lands_in_rejected_with_its_reason(running: Runnin
         if reason == "payload_too_large":
             d = next(d for d in docs if d["reason"] == reason)
             assert d["payload_bytes"] == len(raw) and d["payload"] == raw.decode()
-        elif reason == "kind_mismatch":
+        elif reason in ("kind_mismatch", "unknown_station"):
             d = next(d for d in docs if d["reason"] == reason)
-            assert (d["scope"], d["index"], d["station"]) == ("reading", 0, "1018683")
+            station = json.loads(raw)[0]["station"]
+            assert (d["scope"], d["index"], d["station"]) == ("reading", 0, station)
         else:
             d = by_payload[(reason, raw.decode())]
             assert d["scope"] == "payload"
@@ -339,7 +340,7 @@ def test_two_bridges_share_the_stream_with_a_shared_subscription(stack: Stack) -
     cfg = BridgeSettings(_env_file=None, metrics_port=0, log_interval_s=0, shared_group="g1")
     bridges = [Bridge(bridge_settings(stack, root), cfg) for _ in range(2)]
     threads = [run_in_thread(b) for b in bridges]
-    pub = publisher(stack.config.mqtt_port)
+    pub = publisher(stack)
     try:
         sids = ["111131", "111141", "111151"]
         publish_all(

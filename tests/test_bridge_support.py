@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-unt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gyeongbo.batch import ReadingBatch
+from gyeongbo.registry import load_registry
 from gyeongbo.settings import Settings
 from gyeongbo.stack.procs import free_port
 from gyeongbo.stack.stack import Stack
@@ -65,11 +66,9 @@ def bridge_settings(
     return s.model_copy(update={"mqtt": mq})
 
 
-def publisher(port: int, username: str | None = None, password: str | None = None) -> mqtt.Client:
+def _client(port: int, client_id: str, username: str | None, password: str | None) -> Any:
     c = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"pub-{uuid.uuid4().hex[:8]}",
-        protocol=MQTTProtocolVersion.MQTTv5,
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
     )
     c.max_inflight_messages_set(200)
     if username:
@@ -79,15 +78,86 @@ def publisher(port: int, username: str | None = None, password: str | None = Non
     return c
 
 
-def publish_all(
-    c: mqtt.Client, msgs: Iterable[tuple[str, bytes | str]], timeout_s: float = 60
-) -> None:
+class Gateways:
+    """Publishes each message as the gateway whose topic it is, on the stack's gateways'
+    listener (the stack's mosquitto refuses anonymous clients and holds each gateway to its
+    topics): ``{kind}/{station}`` as the station's gateway, ``{kind}/_batch/{gateway}`` as
+    that gateway, ``{kind}/_batch`` as the one gateway of the kind. Quacks like a paho client
+    for :func:`publish_all`; refusals (PUBACK reason codes) are collected in ``refused``."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.registry = load_registry(stack.settings.paths.stations)
+        self.clients: dict[str, Any] = {}
+        self.refused: list[str] = []
+
+    def owner(self, topic: str) -> str:
+        parts = topic.split("/")
+        if len(parts) >= 3 and parts[-2] == "_batch":
+            return parts[-1]
+        if parts[-1] == "_batch":
+            kind = parts[-2]
+            owners = {st.gateway for st in self.registry.stations.values() if st.kind == kind}
+            if len(owners) == 1:
+                return owners.pop()
+        elif parts[-1] in self.registry.stations:
+            return self.registry.stations[parts[-1]].gateway
+        raise AssertionError(f"no gateway may publish on {topic!r}")
+
+    def client(self, gateway: str) -> Any:
+        if gateway not in self.clients:
+            c = _client(
+                self.stack.config.mqtt_port, gateway, gateway, self.stack.mqtt_password(gateway)
+            )
+
+            def on_publish(cl: Any, u: Any, mid: int, rc: Any, props: Any) -> None:
+                if rc.is_failure:
+                    self.refused.append(f"{gateway}: {rc}")
+
+            c.on_publish = on_publish
+            self.clients[gateway] = c
+        return self.clients[gateway]
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> Any:
+        return self.client(self.owner(topic)).publish(topic, payload, qos=qos)
+
+    def loop_stop(self) -> None:
+        for c in self.clients.values():
+            c.loop_stop()
+
+    def disconnect(self) -> None:
+        for c in self.clients.values():
+            c.disconnect()
+
+
+def publisher(target: Stack | int) -> Any:
+    """Gateways publishing on the stack's gateways' listener; for a port (a bare test
+    mosquitto), one anonymous client."""
+    if isinstance(target, int):
+        return _client(target, f"pub-{uuid.uuid4().hex[:8]}", None, None)
+    return Gateways(target)
+
+
+def bridge_reader(stack: Stack, client_id: str | None = None) -> Any:
+    """A paho client on the stack's bridge listener, as the bridge user (the only user who
+    may read readings topics)."""
+    user = stack.bridge_user
+    return _client(
+        stack.bridge_mqtt_port,
+        client_id or f"reader-{uuid.uuid4().hex[:8]}",
+        user,
+        stack.mqtt_password(user),
+    )
+
+
+def publish_all(c: Any, msgs: Iterable[tuple[str, bytes | str]], timeout_s: float = 60) -> None:
     """Publish at QoS 1 and wait until the broker acknowledged every message."""
     infos = [c.publish(t, p, qos=1) for t, p in msgs]
     deadline = time.monotonic() + timeout_s
     for info in infos:
         info.wait_for_publish(max(0.1, deadline - time.monotonic()))
         assert info.is_published(), "broker did not acknowledge a QoS 1 publish"
+    assert not getattr(c, "refused", []), c.refused
 
 
 def reading(station: str, seq: int | None, ts: int | str, **values: float) -> dict[str, Any]:

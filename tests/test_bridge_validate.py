@@ -269,3 +269,19 @@ def test_seen_window_is_bounded() -> None:
     w = SeenWindow(3)
     assert [w.seen(("a", i)) for i in (1, 2, 1, 3, 4)] == [False, False, True, False, False]
     assert len(w) == 3 and not w.seen(("a", 1))  # evicted, then remembered again
+
+
+def test_a_drill_gateways_readings_are_exercise_whatever_they_say() -> None:
+    drill = f"{ROOT}/water_level/_batch/drill-lab"
+    items = [ok(exercise=False), ok(seq=2, exercise=True), ok(seq=3, exercise=_DROP)]
+    p = V.parse(
+        drill,
+        json.dumps([{k: v for k, v in r.items() if v is not _DROP} for r in items]).encode(),
+        received_ms=NOW,
+    )
+    assert [(r.station, r.exercise) for r in p.readings] == [("1018683", True)] * 3
+    # it may name any station of the kind (it owns none); a real gateway's batch may not
+    assert parse(f"{ROOT}/water_level/_batch/hrfco-tancheon", [ok()])[1] == ["foreign_station"]
+    # a real gateway's readings are real unless they say otherwise
+    real = V.parse(WL, json.dumps(ok()).encode(), received_ms=NOW).readings
+    assert [r.exercise for r in real] == [False]

@@ -47,6 +47,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from gyeongbo.cli import app as cli
+from gyeongbo.mqtt_auth import password_env_var
 from gyeongbo.registry import load_registry
 from gyeongbo.settings import REPO_ROOT, Settings
 from gyeongbo.stack.install import ensure_binary
@@ -54,7 +55,6 @@ from gyeongbo.stack.postgres import create_database
 from gyeongbo.stack.procs import free_port, port_open
 from gyeongbo.stack.stack import Stack
 from streams.bridge_config import BridgeSettings
-from streams.mqtt_auth import password_env_var
 from tests.compose_support import (
     APP_UID,
     Deployment,

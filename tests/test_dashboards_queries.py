@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from dashboards.build import JSON_DIR, generate
 from dashboards.gyeongbo import Expect
@@ -48,6 +46,7 @@ from gyeongbo.vocab import Kind, Level
 from streams.influx_sink import InfluxSink
 from streams.pipeline import LocalPipeline
 from tests.pipeline_support import isolated_settings, wait_for
+from tests.test_bridge_support import publish_all, publisher
 
 pytestmark = pytest.mark.stack
 
@@ -321,9 +320,7 @@ def run_pipeline(stack: Stack, tmp: Path, db: str) -> None:
     try:
         pipe.start_bridge({"GYEONGBO_BRIDGE__INFLUX_INTERVAL_S": "1"})
         pipe.start_worker()
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
-        client.connect(settings.mqtt.host, settings.mqtt.port)
-        client.loop_start()
+        client = publisher(stack)  # as the gateway, on the stack's gateways' listener
         root = settings.mqtt.topic_root
         now = time.time_ns() // 1_000_000
         good = [
@@ -336,10 +333,13 @@ def run_pipeline(stack: Stack, tmp: Path, db: str) -> None:
             }
             for i in range(5)
         ]
-        for payload in (json.dumps(good), "{not json"):
-            client.publish(
-                f"{root}/water_level/_batch/hrfco-seoul", payload, qos=1
-            ).wait_for_publish(10)
+        publish_all(
+            client,
+            [
+                (f"{root}/water_level/_batch/hrfco-seoul", p)
+                for p in (json.dumps(good), "{not json")
+            ],
+        )
         client.loop_stop()
         client.disconnect()
 

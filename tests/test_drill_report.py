@@ -287,3 +287,70 @@ def test_a_drill_into_a_running_stack_starts_a_pipeline_unless_one_answers(
         assert not pipeline_running(s)  # a worker without a bridge is no pipeline
         with socket.create_server(("127.0.0.1", metrics)):
             assert pipeline_running(s)
+
+
+def _report(obs: list[Observed], sms: list[tuple[str, str]], caps: list[str]) -> dict[str, Any]:
+    from simulators.report import transitions_of
+
+    rep = DrillReport(scenario="han-river-flood", seed=1, speed=600.0)
+    rep.transitions, rep.duplicate_alerts = transitions_of(obs)
+    rep.sms = [{"sid": f"SM{i}", "to": to, "body": body} for i, (to, body) in enumerate(sms)]
+    rep.cap = [
+        {"identifier": i, "status": "Exercise", "msgType": "Alert", "severity": "Moderate"}
+        for i in caps
+    ]
+    return rep.to_dict()
+
+
+def _obs(level: str, prev: str, t_h: float, eid: str, zone: str = "11030") -> Observed:
+    action = "raise" if prev == "cleared" else "escalate"
+    return Observed("flood", zone, level, prev, t_h * H, action=action, event_id=eid)
+
+
+def test_two_runs_compare_on_what_people_receive_not_on_timing(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from gyeongbo.cli import app as cli
+    from simulators.compare import compare_reports
+
+    ref = _report(
+        [_obs("caution", "cleared", 5.0, "a:t1#1"), _obs("alert", "caution", 11.9, "a:t1#2")],
+        [("+8210****9001", "[훈련] 홍수주의보"), ("+8210****9001", "[훈련] 홍수경보")],
+        ["a:t1#1", "a:t1#2"],
+    )
+    # the same decisions taken at other instants (other alert ids, times), one of them
+    # delivered twice, the SMS in another order: the same run
+    same = _report(
+        [
+            _obs("caution", "cleared", 5.2, "a:t9#1"),
+            _obs("caution", "cleared", 5.2, "a:t9#1"),
+            _obs("alert", "caution", 12.3, "a:t9#2"),
+        ],
+        [("+8210****9001", "[훈련] 홍수경보"), ("+8210****9001", "[훈련] 홍수주의보")],
+        ["a:t9#2", "a:t9#1"],
+    )
+    assert same["duplicate_alerts"] == 1
+    assert compare_reports(ref, same) == []
+    # a lost escalation (and its SMS and CAP document), an extra transition elsewhere
+    lost = _report(
+        [_obs("caution", "cleared", 5.0, "a:t1#1"), _obs("caution", "cleared", 5.0, "b#1", "1")],
+        [("+8210****9001", "[훈련] 홍수주의보")],
+        ["a:t1#1", "b#1"],
+    )
+    assert compare_reports(ref, lost) == [
+        "transition flood|1|1 raise cleared→caution: extra",
+        "transition flood|11030|2 escalate caution→alert: missing",
+        'SMS to +8210****9001 "[훈련] 홍수경보": 1 in the reference, 0 in this run',
+        "CAP document flood|11030|2 Exercise/Alert/Moderate refs=0: 1 in the reference, 0 in "
+        "this run",
+        "CAP document flood|1|1 Exercise/Alert/Moderate refs=0: 0 in the reference, 1 in this run",
+    ]
+    paths = []
+    for name, doc in (("ref", ref), ("same", same), ("lost", lost)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(doc, ensure_ascii=False))
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["drill", "compare", str(paths[0]), str(paths[1])])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(cli, ["drill", "compare", str(paths[0]), str(paths[1]), str(paths[2])])
+    assert bad.exit_code == 1 and "missing" in bad.output

@@ -48,6 +48,11 @@ class Responder:
         )
         self.sent: list[AlertEvent] = []
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-responder")
+        # it reads readings as the bridge does: as the bridge user, on the bridges' listener
+        assert settings.mqtt.username and settings.mqtt.password
+        self.client.username_pw_set(
+            settings.mqtt.username, settings.mqtt.password.get_secret_value()
+        )
         ready = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
             f"{settings.mqtt.topic_root}/seismic/#", qos=1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -11,6 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from gyeongbo.stack import influx
 from gyeongbo.stack.procs import pid_alive, port_open
@@ -32,25 +34,85 @@ def test_status_reports_every_component_healthy(stack: Stack) -> None:
     assert all(s["alive"] and s["listening"] for s in st.values()), st
 
 
-def test_mqtt_roundtrip_through_mosquitto(stack: Stack) -> None:
-    got: list[bytes] = []
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:6]}")
-    sub.on_message = lambda c, u, m: got.append(m.payload)
-    sub.connect("127.0.0.1", stack.config.mqtt_port)
-    sub.subscribe("gyeongbo/v1/readings/#", qos=1)
-    sub.loop_start()
-    time.sleep(0.3)
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    pub.connect("127.0.0.1", stack.config.mqtt_port)
-    pub.loop_start()
-    payload = json.dumps({"station": "1018683", "ts": 1596678600000, "values": {"level_m": 8.36}})
-    pub.publish("gyeongbo/v1/readings/water_level/1018683", payload, qos=1).wait_for_publish(5)
-    deadline = time.monotonic() + 5
-    while not got and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pub.loop_stop()
-    sub.loop_stop()
-    assert got == [payload.encode()]
+def _connect(port: int, user: str | None, password: str | None, client_id: str) -> tuple:  # type: ignore[type-arg]
+    """A v5 client, its connect reason, and the events it sees (acks, messages, drops)."""
+    seen: list[str] = []
+    ready = threading.Event()
+    c = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+
+    def on_connect(cl: object, u: object, f: object, rc: object, p: object) -> None:
+        seen.append(f"connect {rc}")
+        ready.set()
+
+    c.on_connect = on_connect
+    c.on_publish = lambda cl, u, mid, rc, p: seen.append(f"puback {rc}")
+    c.on_message = lambda cl, u, m: seen.append(f"message {m.topic}")
+    c.on_disconnect = lambda cl, u, f, rc, p: seen.append(f"disconnect {rc}")
+    if user:
+        c.username_pw_set(user, password)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    assert ready.wait(5)
+    return c, seen
+
+
+def test_mosquitto_is_secure_by_default(stack: Stack) -> None:
+    """No anonymous client; gateways only on their listener, held to their own topics by the
+    registry's ACL, each with its user name as client id (none can take the bridge's); the
+    bridge on a listener of its own, reading every readings topic."""
+    gw, br = stack.config.mqtt_port, stack.bridge_mqtt_port
+    bridge_pw = stack.mqtt_password(stack.bridge_user)
+    clients = []
+    try:
+        for port in (gw, br):
+            c, seen = _connect(port, None, None, f"anon-{uuid.uuid4().hex[:6]}")
+            clients.append(c)
+            assert seen[0] == "connect Not authorized"
+        c, seen = _connect(br, "hrfco-seoul", stack.mqtt_password("hrfco-seoul"), "x")
+        clients.append(c)
+        assert seen[0] == "connect Not authorized"  # gateways do not reach the bridge's port
+        bridge, got = _connect(br, stack.bridge_user, bridge_pw, f"bridge-{uuid.uuid4().hex[:6]}")
+        clients.append(bridge)
+        bridge.subscribe("gyeongbo/v1/readings/#", qos=1)
+        time.sleep(0.3)
+        # a gateway asking for the bridge's client id gets its own name instead: the bridge
+        # is not disconnected
+        pub, acks = _connect(
+            gw, "hrfco-seoul", stack.mqtt_password("hrfco-seoul"), bridge._client_id.decode()
+        )
+        clients.append(pub)
+        payload = json.dumps(
+            {"station": "1018683", "ts": 1596678600000, "values": {"level_m": 8.36}}
+        )
+        for topic in (
+            "gyeongbo/v1/readings/water_level/1018683",  # its own station
+            "gyeongbo/v1/readings/water_level/1018658",  # another gateway's station
+            "gyeongbo/v1/readings/water_level/_batch/drill-lab",  # the drill gateway's topic
+        ):
+            pub.publish(topic, payload, qos=1).wait_for_publish(5)
+        drill, drill_acks = _connect(gw, "drill-lab", stack.mqtt_password("drill-lab"), "d")
+        clients.append(drill)
+        for topic in (
+            "gyeongbo/v1/readings/rainfall/_batch/drill-lab",  # any kind, its own batch topic
+            "gyeongbo/v1/readings/water_level/1018683",  # never a station's topic
+        ):
+            drill.publish(topic, b"[]", qos=1).wait_for_publish(5)
+        time.sleep(0.5)
+        assert acks[1:] == ["puback Success", "puback Not authorized", "puback Not authorized"]
+        assert drill_acks[1:] == ["puback Success", "puback Not authorized"]
+        assert got == [
+            "connect Success",
+            "message gyeongbo/v1/readings/water_level/1018683",
+            "message gyeongbo/v1/readings/rainfall/_batch/drill-lab",
+        ]
+        conf = (stack.home / "mqtt" / "credentials.json").stat()
+        assert conf.st_mode & 0o077 == 0  # the development passwords are the user's alone
+    finally:
+        for c in clients:
+            c.loop_stop()
+            c.disconnect()
 
 
 def test_influx_v2_write_read_back_with_influxql(stack: Stack) -> None:

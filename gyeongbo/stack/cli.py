@@ -50,7 +50,11 @@ def up(
         typer.Option(help="Kafka-protocol broker: noida (default) or tansu."),
     ] = None,
 ) -> None:
-    """Start every component, create the topics, and wait until each is healthy."""
+    """Start every component, create the topics, and wait until each is healthy. Mosquitto
+    admits no anonymous client: the registry's gateways log in on the gateways' port (each
+    held to its own topics), the bridge on a port of its own. Their development passwords are
+    generated once into <home>/mqtt/credentials.json (never printed); the bridge, drills,
+    simulators and benchmarks read them from there."""
     stack = _stack(home, broker)
     try:
         stack.up(report=lambda msg: console.print(f"[cyan]stack[/cyan] {msg}"))

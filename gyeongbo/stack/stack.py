@@ -3,15 +3,24 @@
 ``Stack.up()`` starts, in order: mosquitto, the Kafka-protocol broker (then creates every
 topic with its partition count), influxd with the v2-write compatibility endpoint, the
 fake Twilio Messages API and (``postgres``, on by default) a PostgreSQL cluster of its own
-for the subscriber store (:mod:`gyeongbo.stack.postgres`). Ports come from
-:class:`~gyeongbo.settings.StackSettings`; the state (pids, ports) is written to
-``<home>/stack.json`` so ``status`` and ``down`` work from another process. Everything
-lives under ``home`` (default ``.gyeongbo/``, git-ignored).
+for the subscriber store (:mod:`gyeongbo.stack.postgres`).
+
+Mosquitto is secure by default: no anonymous client. Gateways (every gateway of the station
+registry) connect to ``mqtt_port``, authenticated, held to the registry's topic ACL, each
+with its user name as client id; bridges connect to ``mqtt_bridge_port`` (``mqtt_port + 1``)
+as the bridge user, who may read the readings topics and nothing else. Passwords are
+development passwords generated once under ``<home>/mqtt`` (``gyeongbo.stack.credentials``),
+never printed; the tools read them from there. The ACL grants the configured topic root
+and, for tests and benchmarks that isolate themselves, the same under one more leading
+level (``+/gyeongbo/v1/readings/…``). Ports come from :class:`~gyeongbo.settings.StackSettings`; the
+state (pids, ports) is written to ``<home>/stack.json`` so ``status`` and ``down`` work from
+another process. Everything lives under ``home`` (default ``.gyeongbo/``, git-ignored).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -19,8 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gyeongbo.registry import load_registry
 from gyeongbo.settings import Settings, StackSettings
 from gyeongbo.stack import brokers, influx, mosquitto, postgres
+from gyeongbo.stack.credentials import credentials_path, stack_password, write_mosquitto_files
 from gyeongbo.stack.procs import Proc, StackError, pid_alive, port_open, spawn, stop
 from gyeongbo.topics import create_topics
 
@@ -51,6 +62,31 @@ class Stack:
         return self.home / "stack.json"
 
     # -- the addresses apps use --------------------------------------------------------
+    @property
+    def bridge_mqtt_port(self) -> int:
+        """The bridges' MQTT listener."""
+        return self.config.mqtt_bridge_port or self.config.mqtt_port + 1
+
+    @property
+    def bridge_user(self) -> str:
+        return self.settings.mqtt.username or "gyeongbo-bridge"
+
+    def mqtt_password(self, user: str) -> str:
+        """The development password of a gateway (or of the bridge user) of this stack."""
+        pw = stack_password(self.home, user)
+        if pw is None:
+            raise StackError(f"no MQTT user {user!r} in this stack (is it in the registry?)")
+        return pw
+
+    def lend_credentials(self, home: Path) -> None:
+        """Copy this stack's development passwords under another home: a pipeline that keeps
+        its files apart (``GYEONGBO_STACK__HOME`` elsewhere, as tests and benchmarks do) still
+        finds them there."""
+        src, dst = credentials_path(self.home), credentials_path(home)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        dst.chmod(0o600)
+
     @property
     def kafka_bootstrap(self) -> str:
         return f"127.0.0.1:{self.config.kafka_port}"
@@ -83,7 +119,10 @@ class Stack:
         """``GYEONGBO_*`` variables that point any gyeongbo process at this stack."""
         return {
             "GYEONGBO_MQTT__HOST": "127.0.0.1",
-            "GYEONGBO_MQTT__PORT": str(self.config.mqtt_port),
+            "GYEONGBO_MQTT__PORT": str(self.bridge_mqtt_port),
+            "GYEONGBO_MQTT__USERNAME": self.bridge_user,
+            "GYEONGBO_GATEWAY__HOST": "127.0.0.1",
+            "GYEONGBO_GATEWAY__PORT": str(self.config.mqtt_port),
             "GYEONGBO_KAFKA__BOOTSTRAP": self.kafka_bootstrap,
             "GYEONGBO_INFLUX__URL": self.influx_url,
             "GYEONGBO_TWILIO__API_BASE": self.twilio_url,
@@ -94,6 +133,7 @@ class Stack:
             "GYEONGBO_STACK__HOME": str(self.home),
             "GYEONGBO_STACK__BROKER": self.config.broker,
             "GYEONGBO_STACK__MQTT_PORT": str(self.config.mqtt_port),
+            "GYEONGBO_STACK__MQTT_BRIDGE_PORT": str(self.bridge_mqtt_port),
             "GYEONGBO_STACK__KAFKA_PORT": str(self.config.kafka_port),
             "GYEONGBO_STACK__INFLUXD_PORT": str(self.config.influxd_port),
             "GYEONGBO_STACK__INFLUX_COMPAT_PORT": str(self.config.influx_compat_port),
@@ -106,7 +146,13 @@ class Stack:
     def app_settings(self) -> Settings:
         """Settings for apps that talk to this stack (the defaults with the stack's ports)."""
         base = self.settings.model_dump()
-        base["mqtt"].update(host="127.0.0.1", port=self.config.mqtt_port)
+        base["mqtt"].update(
+            host="127.0.0.1",
+            port=self.bridge_mqtt_port,
+            username=self.bridge_user,
+            password=stack_password(self.home, self.bridge_user),
+        )
+        base["gateway"].update(host="127.0.0.1", port=self.config.mqtt_port)
         base["kafka"].update(bootstrap=self.kafka_bootstrap)
         base["influx"].update(url=self.influx_url)
         base["twilio"].update(
@@ -138,8 +184,7 @@ class Stack:
     def _up(self, report: Report) -> None:
         c = self.config
         t0 = time.monotonic()
-        report(f"mosquitto on 127.0.0.1:{c.mqtt_port}")
-        self.procs["mosquitto"] = mosquitto.start(self.home, c.mqtt_port)
+        self.start_mosquitto(report)
         self.start_broker(report)
         report(f"influxd on 127.0.0.1:{c.influxd_port}")
         self.procs["influxd"] = influx.start(
@@ -172,6 +217,34 @@ class Stack:
             report(f"PostgreSQL on 127.0.0.1:{c.postgres_port}")
             self.procs["postgres"] = postgres.start(self.home, c.postgres_port)
         report(f"stack up in {time.monotonic() - t0:.1f}s")
+
+    def start_mosquitto(self, report: Report = _quiet) -> Proc:
+        """Mosquitto with its two authenticated listeners (the module docstring)."""
+        c = self.config
+        registry = load_registry(self.settings.paths.stations)
+        root = self.settings.mqtt.topic_root.rstrip("/")
+        files = write_mosquitto_files(
+            self.home, registry, bridge_user=self.bridge_user, roots=[root, f"+/{root}"]
+        )
+        report(
+            f"mosquitto: gateways on 127.0.0.1:{c.mqtt_port} ({len(registry.gateways)} "
+            f"authenticated, topic ACL), bridges on 127.0.0.1:{self.bridge_mqtt_port}; "
+            f"development passwords in {files.gateway_passwords.parent}"
+        )
+        self.procs["mosquitto"] = mosquitto.start(
+            self.home,
+            c.mqtt_port,
+            listeners=[
+                mosquitto.Listener(
+                    c.mqtt_port,
+                    files.gateway_passwords,
+                    files.gateway_acl,
+                    username_is_client_id=True,
+                ),
+                mosquitto.Listener(self.bridge_mqtt_port, files.bridge_passwords, files.bridge_acl),
+            ],
+        )
+        return self.procs["mosquitto"]
 
     def start_broker(self, report: Report = _quiet) -> Proc:
         c = self.config
