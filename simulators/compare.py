@@ -14,7 +14,12 @@ people receive:
   newest drill reading of *any* station), ``event_id`` and ``alert_id`` (they embed the
   decision time of the alert's raise, and the drill's anchor), the evidence and its
   ``stations`` (the station levels at that instant), and receive times;
-* **SMS** as handsets receive them: the multiset of (masked number, body);
+* **SMS** as handsets receive them: the multiset of (masked number, body), where the body's
+  area is left out when the text matches a template (:func:`sms_key`): a message names the
+  area most specific to its person among the zones *active when it is planned*, and when
+  several zones rise at the same instant (one gauge raising four districts), which of them
+  reached the notify agent first is a matter of timing, in a clean run as much as in a
+  faulted one. The hazard, the stage word, the station and the value stay compared;
 * **CAP documents**: the multiset of (transition key, ``status``, ``msgType``,
   ``severity``, number of ``references``); a document is tied to its transition by its
   identifier (= the transition's ``event_id`` in that run);
@@ -36,11 +41,16 @@ people receive:
 from __future__ import annotations
 
 import json
+import re
+import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
-__all__ = ["compare_reports", "transition_facts"]
+from alerting.templates import DEFAULT_TEMPLATES, load_templates
+
+__all__ = ["compare_reports", "sms_key", "transition_facts"]
 
 #: The fields of a transition that are compared (see the module docstring).
 COMPARED = ("action", "previous", "level")
@@ -109,7 +119,45 @@ def compare_reports(ref: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]
 
 
 def _sms(m: Mapping[str, Any]) -> str:
-    return f"{m.get('to', '?')} {json.dumps(str(m.get('body', '')), ensure_ascii=False)}"
+    return f"{m.get('to', '?')} {json.dumps(sms_key(str(m.get('body', ''))), ensure_ascii=False)}"
+
+
+@cache
+def _patterns() -> tuple[re.Pattern[str], ...]:
+    """One regular expression per hazard × stage template of the shipped templates, with the
+    ``zone`` field captured and every other field matched as it was rendered."""
+    t = load_templates(DEFAULT_TEMPLATES)
+    out = []
+    for h in t.hazards.values():
+        for text in h.stages.values():
+            rx = ""
+            for literal, name, _, _ in string.Formatter().parse(text):
+                rx += re.escape(literal)
+                if name == "zone":
+                    rx += "(?P<zone>.+?)"
+                elif name == "prefix":
+                    rx += re.escape(t.prefix)
+                elif name == "issuer":
+                    rx += re.escape(h.issuer)
+                elif name is not None:
+                    rx += ".*?"
+            out.append(re.compile(f"(?:{re.escape(t.drill_prefix)})?{rx}$"))
+    return tuple(out)
+
+
+def sms_key(body: str) -> str:
+    """An SMS body with the area it names replaced by ``{area}``, when it matches a template
+    (otherwise the body itself).
+
+    >>> sms_key("[훈련][경보] Flood 홍수경보 용산구 외 3곳: 한강대교 수위 10.1m. 저지대 주민 대피. "
+    ...         "-한강홍수통제소")
+    '[훈련][경보] Flood 홍수경보 {area}: 한강대교 수위 10.1m. 저지대 주민 대피. -한강홍수통제소'
+    """
+    for rx in _patterns():
+        m = rx.match(body)
+        if m is not None and "zone" in rx.groupindex:
+            return body[: m.start("zone")] + "{area}" + body[m.end("zone") :]
+    return body
 
 
 def _hq(h: Mapping[str, Any]) -> str:
