@@ -301,6 +301,7 @@ class Bridge:
         properties: Properties | None,
     ) -> None:
         self.metrics.mqtt_connected = False
+        self.metrics.mqtt_disconnects += 1
         log.warning("MQTT disconnected: %s", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -55,6 +55,9 @@ class Metrics:
     event_lag_ms: float = 0.0
     kafka_ok: bool = False
     mqtt_connected: bool = False
+    #: Times the MQTT connection was lost (a session taken over by another client id, a
+    #: broker restart, a network fault): each one is a window without readings.
+    mqtt_disconnects: int = 0
     ready: bool = False
     started: float = field(default_factory=time.time)
 
@@ -78,6 +81,7 @@ class Metrics:
             "event_lag_ms": round(self.event_lag_ms, 1),
             "kafka_ok": self.kafka_ok,
             "mqtt_connected": self.mqtt_connected,
+            "mqtt_disconnects": self.mqtt_disconnects,
             "ready": self.ready,
             "uptime_s": round(time.time() - self.started, 1),
         }
@@ -89,6 +93,13 @@ class Metrics:
         out: list[Family] = [
             ("messages_received_total", c, "MQTT messages received.", {}, self.messages_received),
             ("messages_acked_total", c, "MQTT messages acknowledged.", {}, self.messages_acked),
+            (
+                "mqtt_disconnects_total",
+                c,
+                "MQTT connections lost (taken over, broker restart, network).",
+                {},
+                self.mqtt_disconnects,
+            ),
             (
                 "readings_received_total",
                 c,

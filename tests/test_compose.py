@@ -391,12 +391,16 @@ needs_root = pytest.mark.skipif(
 class TlsGateway:
     """A gateway's MQTT v5 client over TLS, recording PUBACK reason codes."""
 
-    def __init__(self, port: int, user: str, password: str | None, ca: Path) -> None:
+    def __init__(
+        self, port: int, user: str, password: str | None, ca: Path, client_id: str | None = None
+    ) -> None:
         self.acks: dict[int, int] = {}
         self.connected = threading.Event()
         self.rc: Any = None
         c = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{user}-gw", protocol=MQTTProtocolVersion.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"{user}-gw",
+            protocol=MQTTProtocolVersion.MQTTv5,
         )
         c.tls_set(ca_certs=str(ca), cert_reqs=ssl.CERT_REQUIRED)
         if password is not None:
@@ -572,6 +576,7 @@ def deployed(stack: Stack) -> Iterator[dict[str, Any]]:
         )
         out.update(worker=worker, worker_url=f"http://127.0.0.1:{wport}", wdata=wdata, ops=ops)
         out["root"] = f"c{uid}/gyeongbo/v1/readings"
+        out["bridge_client_id"] = f"bridge-c{uid}"
         yield out
 
 
@@ -615,6 +620,38 @@ def test_gateways_get_in_over_tls_with_their_password_only(deployed: dict[str, A
         bad.close()
     # plain MQTT is for the bridge on the internal network; the bridge is connected over it
     assert _get(deployed["bridge_url"] + "/metrics")["mqtt_connected"] is True
+
+
+@needs_root
+@pytest.mark.stack
+def test_a_gateway_cannot_take_the_bridges_client_id(deployed: dict[str, Any]) -> None:
+    """MQTT hands a client id to whoever connects last: a gateway connecting over TLS with the
+    bridge's id would disconnect the bridge. The gateways' listener forces each client id to
+    the user name, so the bridge stays connected and keeps carrying readings."""
+    dep: Deployment = deployed["dep"]
+    bridge_id = deployed["bridge_client_id"]
+    before = _get(deployed["bridge_url"] + "/metrics")
+    pw = dep.secrets["GYEONGBO_MQTT_PASSWORD__HRFCO_SEOUL"]
+    gw = TlsGateway(deployed["tls"], "hrfco-seoul", pw, deployed["certs"] / "ca.crt", bridge_id)
+    try:
+        assert not gw.rc.is_failure
+        now = time.time_ns() // 1_000_000
+        reading = {"station": "1018683", "ts": now, "seq": 7, "values": {"level_m": 3.1}}
+        assert gw.publish(f"{deployed['root']}/water_level/1018683", reading) == 0
+        _wait(
+            lambda: (
+                _get(deployed["bridge_url"] + "/metrics")["messages_received"]
+                > before["messages_received"]
+            ),
+            30,
+            "the reading through the bridge",
+            deployed["bridge"],
+        )
+    finally:
+        gw.close()
+    after = _get(deployed["bridge_url"] + "/metrics")
+    assert after["mqtt_connected"] is True
+    assert after["mqtt_disconnects"] == before["mqtt_disconnects"]
 
 
 @needs_root
