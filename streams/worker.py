@@ -484,7 +484,7 @@ class Worker:
         (keyed by its first zone). Joining where the detections are made, instead of in an
         agent consuming ``detections``, saves a Kafka hop on the alert path: under load every
         hop waits for a fetch, and on the local broker each one stalls with it (measured,
-        README). ``detections`` remains the record of everything detected, for the sink and
+        docs/benchmarks.md). ``detections`` remains the record of everything detected, for the sink and
         any other consumer.
         """
         if not dets:
