@@ -376,6 +376,7 @@ class DetectorSet:
         if self._id_hash is not None and len(np.unique(self._id_hash)) < n:
             self._id_hash = None  # a collision among the registry's ids: use searchsorted
         self._table = _HashTable(self._id_hash) if self._id_hash is not None else None
+        #: Hours closed by the last process / close_hours call (closed_hourly_means).
         self._closed: list[tuple[I64, I64, int, F64]] = []
         self._touched: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         #: Catalogue events seen: (exercise, 10 M, 100 lat, 100 lon) → first event time.
@@ -399,6 +400,7 @@ class DetectorSet:
     def process(self, batch: ReadingBatch) -> list[Detection]:
         """Run every rule on a micro-batch; return the detections (level changes) in order."""
         out: list[Detection] = []
+        self._closed = []
         nrows = len(batch)
         self.stats["readings"] += nrows
         if nrows == 0:
@@ -544,6 +546,7 @@ class DetectorSet:
         a = self._a
         nslots = len(a["n"])
         out: list[Detection] = []
+        self._closed = []
         if nslots == 0:
             self._touched = np.zeros(0, dtype=np.int64)
             return out
@@ -690,9 +693,18 @@ class DetectorSet:
         """Registry indices of the known ids among ``station_ids`` (unknown ones left out)."""
         return self._index_of(list(station_ids))
 
-    def drain_hourly_means(self) -> HourlyMeans:
-        """Hourly means closed since the last call (for 권역 averages in ``geo/``)."""
-        closed, self._closed = self._closed, []
+    def closed_hourly_means(self) -> HourlyMeans:
+        """The hourly means the last :meth:`process` or :meth:`close_hours` call closed (for
+        권역 averages in ``geo/``), like :meth:`touched_stations`: each call replaces them.
+
+        Held for one call only, so the memory is bounded by a batch whoever reads them: no
+        production path consumes closed hours yet (the dashboards average readings in
+        InfluxDB; issuance on the 권역 average is a target, docs/design.md §3.2), and a list
+        kept until someone drained it grew by every closed hour of every station for the
+        worker's life. A consumer reads them after each call, as the state checkpoint reads
+        the touched stations. Nothing is held only here: each channel's last closed mean is
+        in the exported state (:meth:`latest_hourly_means`)."""
+        closed = self._closed
         if not closed:
             e = np.zeros(0, dtype=np.int64)
             return HourlyMeans(
