@@ -5,12 +5,11 @@ published by the drill runner as the drill gateway, through mosquitto, a bridge,
 Kafka-protocol broker and a worker into a database of its own; nothing in this module writes
 to InfluxDB. Its scenario gives every panel its data: a flood through 관심 and 주의 and a
 flash flood that clears, heavy rain in three provinces (the headquarters' stage proposal), a
-fine-dust 주의보, a bridge pier's crack past its allowable, an earthquake with its catalogue
-event (심각 in 경주시, SMS to every drill handset: the delivery table), a gauge that falls
-silent (sensor health and data-quality alerts) and malformed payloads (the bridge's rejected
-readings). The worker writes the station layer at start and its figures, the bridge its own.
-After the drill a real gateway sends a few live readings, which the drill toggle must tell
-apart.
+fine-dust 주의보, a bridge pier through 심각, an earthquake with its catalogue event (SMS to
+every drill handset: the delivery table), a gauge that falls silent (sensor health and
+data-quality alerts) and malformed payloads (the bridge's rejected readings). The worker
+writes the station layer at start and its figures, the bridge its own. After the drill a
+real gateway sends a few live readings, which the drill toggle must tell apart.
 
 Each query is taken from the committed JSON, its variables substituted as Grafana would
 (``$exercise``, ``$timeFilter`` → the drill's range, ``$__interval`` → the panel's minimum
