@@ -431,8 +431,6 @@ class Worker:
             self._exercise_watermark = max(self._exercise_watermark, ex_max)
         if self.sink is not None:
             self.sink.write_readings(batch)
-            if dets:
-                self.sink.write_detections(dets)
 
     async def _checkpoint_due(self, partitions: set[int], stream: Any) -> None:
         """Checkpoint the partitions whose interval has passed and acknowledge what the
@@ -476,7 +474,11 @@ class Worker:
         return ex or None
 
     async def _send_detections(self, dets: list[Detection]) -> None:
-        """Record detections on ``detections`` and stage them.
+        """Record detections on ``detections`` and in InfluxDB, and stage them.
+
+        Every detection passes here, those of the readings and those of the clock sweep
+        (deadman, air-quality hours closed on the clock): the dashboards' sensor-health and
+        detection panels show them all.
 
         ``detections`` gets one record per partition (the list of its stations' detections, in
         order, keyed by the first station). The geo join runs here too: each detection's
@@ -509,6 +511,8 @@ class Worker:
                 key=part[0].station.encode(), value=encode_detections(part), partition=p
             )
         self.metrics.counters["detections"] += len(dets)
+        if self.sink is not None:
+            self.sink.write_detections(dets)
 
     def _machine(self, partition: int) -> AlertMachine:
         m = self._machines.get(partition)
