@@ -313,6 +313,11 @@ class HourlyMeans:
         return len(self.station)
 
 
+#: A drill's clock: one time for every drill station, or one per station (registry order,
+#: 0 = none), or None (drills are not judged on the clock).
+ExerciseClock = int | npt.NDArray[np.int64] | None
+
+
 class DetectorSet:
     """All rules and detectors for the stations of one registry (see module docstring)."""
 
@@ -489,26 +494,35 @@ class DetectorSet:
         self._touched = slot[start]
         return out
 
-    def check_deadman(self, now_ms: int, *, exercise_now_ms: int | None = None) -> list[Detection]:
+    def check_deadman(
+        self,
+        now_ms: int,
+        *,
+        exercise_now_ms: ExerciseClock = None,
+        judge: npt.NDArray[np.bool_] | None = None,
+    ) -> list[Detection]:
         """Stations silent for more than ``deadman_k × interval_s`` (event time) → detections.
 
         Real stations are judged at ``now_ms`` (the wall clock). Exercise (drill) stations are
         judged at ``exercise_now_ms``, the drill's own clock (its newest event time): a drill
         replays hours in minutes with timestamps behind the wall clock, and its stations fall
-        silent when it ends. Without ``exercise_now_ms`` drills raise no deadman.
+        silent when it ends. It is one time, or one per station (registry order; 0 = no
+        clock for that station): a drill's readings reach the worker through several
+        partitions that are read unevenly, so a station is best judged against the newest
+        drill time of its own partition, not against another partition that ran ahead.
+        Without ``exercise_now_ms`` drills raise no deadman. ``judge`` (per station, registry
+        order) limits the judgement to some stations: a worker leaves out those whose
+        readings it is still catching up on, whose silence may only be its own lag.
         """
         a = self._a
         nslots = len(a["n"])
         station = self._slot_station[:nslots]
         limit = self.params.deadman_k * self.interval_s[station] * 1000.0
         last_ts = a["last_ts"]
-        now = np.full(nslots, now_ms, dtype=np.int64)
-        is_ex = np.zeros(nslots, dtype=bool)
-        is_ex[self.n :] = True
-        now[is_ex] = exercise_now_ms if exercise_now_ms is not None else np.iinfo(np.int64).min
-        overdue = (a["n"] > 0) & (a["dead"] == 0) & (now - last_ts > limit)
-        if exercise_now_ms is None:
-            overdue &= ~is_ex
+        now, known = self._clocks(np.arange(nslots), now_ms, exercise_now_ms)
+        overdue = known & (a["n"] > 0) & (a["dead"] == 0) & (now - last_ts > limit)
+        if judge is not None:
+            overdue &= judge[station]
         rows = np.flatnonzero(overdue)
         a["dead"][rows] = 1
         out: list[Detection] = []
@@ -529,7 +543,27 @@ class DetectorSet:
             )
         return out
 
-    def close_hours(self, now_ms: int, *, exercise_now_ms: int | None = None) -> list[Detection]:
+    def _clocks(
+        self, slots: npt.NDArray[np.int64], now_ms: int, exercise_now_ms: ExerciseClock
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """The clock each slot is judged at, and whether it has one (see
+        :meth:`check_deadman`): ``now_ms`` for real slots, the drill's clock for exercise
+        slots."""
+        is_ex = slots >= self.n
+        clock = np.full(len(slots), now_ms, dtype=np.int64)
+        known = ~is_ex
+        if exercise_now_ms is None:
+            return clock, known
+        if np.ndim(exercise_now_ms) == 0:
+            clock[is_ex] = int(exercise_now_ms)
+            return clock, np.ones(len(slots), dtype=bool)
+        per_station = np.asarray(exercise_now_ms, dtype=np.int64)
+        ex = per_station[self._slot_station[slots[is_ex]]]
+        clock[is_ex] = ex
+        known[is_ex] = ex > 0
+        return clock, known
+
+    def close_hours(self, now_ms: int, *, exercise_now_ms: ExerciseClock = None) -> list[Detection]:
         """Close the air-quality hours no later reading has closed, on the clock.
 
         An hour ``H`` normally closes when the station's first reading at or after
@@ -552,13 +586,11 @@ class DetectorSet:
             return out
         station = self._slot_station[:nslots]
         cand = np.flatnonzero((a["n"] > 0) & (self.kind[station] == _KA))
-        is_ex = cand >= self.n
-        if exercise_now_ms is None:
-            cand, is_ex = cand[~is_ex], is_ex[~is_ex]
+        clock, known = self._clocks(cand, now_ms, exercise_now_ms)
+        cand, clock = cand[known], clock[known]
         if len(cand) == 0:
             self._touched = np.zeros(0, dtype=np.int64)
             return out
-        clock = np.where(is_ex, exercise_now_ms or 0, now_ms).astype(np.int64)
         grace = self.params.hour_grace_ms
         k = len(cand)
         idx = station[cand].astype(np.int64)

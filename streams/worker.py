@@ -95,7 +95,7 @@ from streams.commands import (
 from streams.detector_state import StateBook, release_payload
 from streams.influx_sink import InfluxSink
 from streams.notify import Notifier
-from streams.partitioning import partition_of
+from streams.partitioning import partition_of, partitions_for
 from streams.services import Services
 from streams.worker_web import web_options
 
@@ -261,6 +261,14 @@ class Worker:
         #: again). Faust's generation id cannot tell: a restarted noida-db starts it over.
         self._assignment = 0
         self._exercise_watermark = 0
+        #: Per readings partition: the newest drill event time processed from it (the drill
+        #: clock its stations' silence is judged by), and the partitions whose last record
+        #: had later ones waiting in Kafka (being caught up on: their silence is not judged).
+        self._exercise_clock_part: dict[int, int] = {}
+        self._behind_parts: set[int] = set()
+        self._station_part = partitions_for(
+            self.detectors.ids, settings.kafka.topics.readings.partitions
+        ).astype(np.int64)
         self._machines: dict[int, AlertMachine] = {}
         #: Per zone.commands partition: offset of the last command its machine includes.
         self._applied: dict[int, int] = {}
@@ -395,6 +403,7 @@ class Worker:
                             ),
                         )
                     self.metrics.counters["records"] += len(live)
+                    self._note_partitions(live)
                 if self._assignment == assignment:  # else reset meanwhile: they come again
                     for e, _ in live:
                         self.state.hold(e.message.partition, e)
@@ -402,6 +411,22 @@ class Worker:
             self.metrics.counters["stale_records"] += len(group) - len(live)
             group.clear()
             waiting = 0
+
+    def _note_partitions(self, live: list[tuple[Any, ReadingBatch | None]]) -> None:
+        """After a group's detections are sent: each partition's drill clock, and whether
+        Kafka held more of it (see :meth:`_deadman`)."""
+        last: dict[int, Any] = {}
+        for e, b in live:
+            p = e.message.partition
+            last[p] = e
+            if b is not None and len(b) and b.exercise.any():
+                ts = int(b.ts_ms[b.exercise].max())
+                self._exercise_clock_part[p] = max(self._exercise_clock_part.get(p, 0), ts)
+        for p, e in last.items():
+            if self._behind(e):
+                self._behind_parts.add(p)
+            else:
+                self._behind_parts.discard(p)
 
     def _behind(self, event: Any) -> bool:
         """Whether Kafka held later records of this event's partition at the last fetch."""
@@ -686,26 +711,39 @@ class Worker:
         """The detectors' clock-driven work: silent stations (deadman) and air-quality hours
         that no later reading closed (:meth:`DetectorSet.close_hours`).
 
-        Live stations are judged on the wall clock, drill stations on the drill's clock (the
-        newest exercise event time this worker has seen): a drill replays hours in minutes
-        with timestamps behind the wall clock. Only stations of the readings partitions this
-        worker owns now are judged: after a rebalance the detectors still hold the state of
-        stations whose readings now go to another worker, and they are not silent there.
+        Live stations are judged on the wall clock, drill stations on the drill's clock of
+        their own readings partition (the newest exercise event time processed from it): a
+        drill replays hours in minutes with timestamps behind the wall clock, and partitions
+        are read unevenly, so one that ran ahead must not make another's stations look
+        silent. Only stations of the readings partitions this worker owns now are judged
+        (after a rebalance the detectors still hold the state of stations whose readings now
+        go to another worker, and they are not silent there), and not those of a partition
+        whose last record had later ones waiting in Kafka: while a worker catches up after a
+        restart or a stall, a station's silence may be only the worker's own lag.
         """
         async with self._state_lock:  # a checkpoint never includes unsent detections
-            now, ex = now_ms(), self._exercise_watermark or None
+            now = now_ms()
+            owned = self._owned_partitions(self.settings.kafka.topics.readings.name)
+            n_parts = self.settings.kafka.topics.readings.partitions
+            part_clock = np.zeros(n_parts, dtype=np.int64)
+            for p, t in self._exercise_clock_part.items():
+                if p < n_parts:
+                    part_clock[p] = t
+            ex = part_clock[self._station_part]
+            judged = np.zeros(n_parts, dtype=bool)
+            judged[[p for p in owned - self._behind_parts if p < n_parts]] = True
             # Hours first: an hour closed now ended before any silence judged now was noticed
             # (its event time is the hour's end), so its decision is made on trusted data.
             dets = self.detectors.close_hours(now, exercise_now_ms=ex)
             if dets:
                 self.state.mark_dirty()
             if self.settings.worker.deadman:
-                dets += self.detectors.check_deadman(now, exercise_now_ms=ex)
+                dets += self.detectors.check_deadman(
+                    now, exercise_now_ms=ex, judge=judged[self._station_part]
+                )
             if dets:
-                owned = self._owned_partitions(self.settings.kafka.topics.readings.name)
-                n = self.settings.kafka.topics.readings.partitions
                 await self._send_detections(
-                    [d for d in dets if partition_of(d.station, n) in owned]
+                    [d for d in dets if partition_of(d.station, n_parts) in owned]
                 )
 
     async def _checkpoint_idle(self) -> None:

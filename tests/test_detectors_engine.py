@@ -115,6 +115,33 @@ def test_drill_stations_are_judged_on_the_drill_clock(registry: Registry) -> Non
     assert brief(d) == [(41, "health.deadman", "alert", False)] and d[0].exercise
 
 
+def test_a_drill_station_is_judged_on_its_own_clock_and_only_when_asked(
+    registry: Registry,
+) -> None:
+    """Per station drill clocks (a worker gives each station its partition's): a clock that
+    ran ahead elsewhere silences nobody, a station without a clock is not judged, and
+    ``judge`` leaves out the stations a worker is still catching up on."""
+    ds = DetectorSet(registry)
+    ds.process(water([(0, 5.0), (10, 5.0)], exercise=True))
+    ds.process(water([(0, 5.0)]))
+    wall = T0 + 24 * 60 * M
+    idx = int(np.flatnonzero(ds.ids == HANGANG)[0])
+    clocks = np.full(len(ds.ids), T0 + 90 * M, dtype=np.int64)  # other partitions, far ahead
+    clocks[idx] = T0 + 20 * M  # the gauge's own partition: not silent yet
+    assert ds.check_deadman(T0 + 20 * M, exercise_now_ms=clocks) == []
+    clocks[idx] = 0  # no drill clock for its partition: not judged
+    assert ds.check_deadman(T0 + 20 * M, exercise_now_ms=clocks) == []
+    clocks[idx] = T0 + 41 * M
+    skip = np.ones(len(ds.ids), dtype=bool)
+    skip[idx] = False  # being caught up on: not judged, real or drill
+    assert ds.check_deadman(wall, exercise_now_ms=clocks, judge=skip) == []
+    d = ds.check_deadman(wall, exercise_now_ms=clocks)
+    assert sorted((x.exercise, (x.ts_ms - T0) // M) for x in d) == [
+        (False, 24 * 60),
+        (True, 41),
+    ]
+
+
 def test_out_of_order_within_bound_is_used_too_late_is_counted(registry: Registry) -> None:
     ds = DetectorSet(registry)
     ds.process(water([(0, 8.0), (20, 8.2)]))
