@@ -493,7 +493,7 @@ def fetch_sent(settings: Settings, since_ms: int, timeout_s: float = 5.0) -> lis
 def _sent_from_sms(sms: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Without the sent log: the fake's messages, per handset and hazard (by the English
     keyword every template carries; one event per hazard)."""
-    from alerting.templates import load_templates
+    from streams.config_files import load_templates
 
     keywords = {h.keyword: name for name, h in load_templates().hazards.items()}
     out = []

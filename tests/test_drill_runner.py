@@ -3,7 +3,7 @@ offsets, judges in scenario time and reports.
 
 The Faust worker does not run here; a stand-in responder plays its part with the worker's
 pure path (:class:`tests.core_support.PureCore`: validation, columnar batch, detectors, the geo
-join of ``streams.services``, the alert machine): it subscribes to the seismic readings like
+join of ``geo.routing``, the alert machine): it subscribes to the seismic readings like
 the bridge would and produces the resulting alert events onto Kafka ``alerts``, stamped with
 their readings' event time — the accelerometers' district alerts and, when the catalogue
 event arrives, the nationwide 긴급재난문자 an M5.8 calls for (docs/design.md §3.4) in every

@@ -18,8 +18,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from alerting.cap_check import check_cap
-from geo.recipients import load_recipients
-from geo.zones import load_zones
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import AlertEvent
 from gyeongbo.settings import REPO_ROOT, Settings
@@ -27,6 +25,7 @@ from gyeongbo.stack import influx
 from gyeongbo.stack.stack import Stack
 from simulators.drill import DrillError, DrillOptions, run_drill
 from streams.codec import encode_batch
+from streams.config_files import load_recipients, load_zones
 from streams.partitioning import partitions_for
 from streams.pipeline import start_local_pipeline
 from streams.store import open_store
