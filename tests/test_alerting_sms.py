@@ -23,8 +23,8 @@ from alerting.sms import DrillLeakError, check_drill
 from alerting.templates import TemplateError, parse_templates, sms_stage
 from gyeongbo.events import AlertEvent
 from gyeongbo.settings import TwilioSettings
-from streams.sms_status import make_status_handler
 from streams.config_files import DEFAULT_TEMPLATES, load_templates
+from streams.sms_status import make_status_handler
 from streams.store import Outcome, open_store
 from streams.twilio_client import DryRunSender, TwilioSender, sender_from_settings
 from tests.test_fake_twilio import ACCOUNT, TOKEN, call, free_port, start_fake, stop
