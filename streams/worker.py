@@ -97,7 +97,7 @@ from streams.influx_sink import InfluxSink
 from streams.notify import Notifier
 from streams.partitioning import partition_of
 from streams.services import Services
-from streams.worker_web import web_options
+from streams.worker_web import middlewares, routes, web_options
 
 log = logging.getLogger("gyeongbo.worker")
 
@@ -293,8 +293,6 @@ class Worker:
         app.timer(self.settings.worker.log_every_s, name="report")(self._report)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        from streams.worker_web import middlewares, routes
-
         app.web_middlewares = middlewares(self)
         app.web_routes.extend(routes(self))
         app.web_routes.extend(self.notifier.wire(app))

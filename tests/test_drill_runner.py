@@ -13,6 +13,7 @@ province. The full-pipeline flood drill is the worker's test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -132,10 +133,8 @@ def test_a_drill_is_judged_in_scenario_time_and_passes(
     assert "PASSED" in console.export_text()
 
 
-def test_missing_pipeline_hook_says_what_to_do(stack_settings: Settings) -> None:
-    with pytest.raises(DrillError, match=r"streams\.nope:start is not available.*--no-start"):
-        pipeline_context(stack_settings, hook="streams.nope:start")
-    with pipeline_context(stack_settings, hook="contextlib:nullcontext"):
+def test_pipeline_starter_must_be_a_context_manager(stack_settings: Settings) -> None:
+    with pipeline_context(stack_settings, start=lambda s: contextlib.nullcontext()):
         pass
     with pytest.raises(DrillError, match="must return a context manager"):
-        pipeline_context(stack_settings, hook="builtins:str")
+        pipeline_context(stack_settings, start=str)  # type: ignore[arg-type]
