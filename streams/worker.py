@@ -188,7 +188,7 @@ class Worker:
 
     def __init__(self, settings: Settings, *, sink: bool = True) -> None:
         self.settings = settings
-        kafka_compat.install()
+        kafka_compat.apply_for(settings.kafka.broker)
         self.services = Services(settings)
         self.services.warm()  # before the first record, not during the first alert
         topics = settings.kafka.topics

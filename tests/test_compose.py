@@ -476,6 +476,7 @@ def deployed(stack: Stack) -> Iterator[dict[str, Any]]:
     }
     local_kafka = {
         "GYEONGBO_KAFKA__BOOTSTRAP": stack.kafka_bootstrap,
+        "GYEONGBO_KAFKA__BROKER": stack.config.broker,
         # The local broker speaks PLAINTEXT and is one node (module docstring).
         "GYEONGBO_KAFKA__SECURITY_PROTOCOL": "PLAINTEXT",
         "GYEONGBO_KAFKA__REPLICATION_FACTOR": "1",
