@@ -199,7 +199,7 @@ class Deployment:
             "--",
             sys.executable,
             "-m",
-            "gyeongbo.cli",
+            "gyeongbo_cli",
             *args,
         ]
         if not background:

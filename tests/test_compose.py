@@ -46,7 +46,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from gyeongbo.cli import app as cli
 from gyeongbo.mqtt_auth import password_env_var
 from gyeongbo.registry import load_registry
 from gyeongbo.settings import REPO_ROOT, Settings
@@ -54,6 +53,7 @@ from gyeongbo.stack.install import ensure_binary
 from gyeongbo.stack.postgres import create_database
 from gyeongbo.stack.procs import free_port, port_open
 from gyeongbo.stack.stack import Stack
+from gyeongbo_cli.main import app as cli
 from streams.bridge_config import BridgeSettings
 from tests.compose_support import (
     APP_UID,

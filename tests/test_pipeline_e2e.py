@@ -352,7 +352,7 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
         # the same through the operators' CLI, with the token from settings
         from typer.testing import CliRunner
 
-        from gyeongbo.cli import app as cli
+        from gyeongbo_cli.main import app as cli
 
         env = {"GYEONGBO_OPERATOR__TOKEN": park}
         out = CliRunner().invoke(cli, ["alerts", "list", "--url", url, "--real", "--json"], env=env)
