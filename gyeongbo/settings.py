@@ -310,7 +310,7 @@ class WorkerSettings(_Frozen):
     deadman_every_s: float = Field(default=30.0, gt=0)
     #: ``readings`` records already waiting when one arrives are joined into one detector
     #: call of at most this many readings (1 = one record per call). Nothing waits for
-    #: records to come; a backlog is processed in big batches (README, Benchmarks).
+    #: records to come; a backlog is processed in big batches (docs/benchmarks.md).
     coalesce_readings: int = Field(default=5_000, ge=1)
     #: Standby replicas of every table (Faust ``table_standby_replicas``): another worker
     #: keeps a warm copy, so a failed worker's partitions move without replaying the

@@ -31,7 +31,7 @@ app = typer.Typer(
         "Gyeongbo (경보): real-time IoT disaster detection and staged alerting.\n\n"
         "Sensor readings arrive over MQTT, flow through Kafka to detectors, and become staged "
         "alerts (관심 → 주의 → 경계 → 심각) delivered by SMS, CAP 1.2 and dashboards. "
-        "Settings come from GYEONGBO_* environment variables (see README)."
+        "Settings come from GYEONGBO_* environment variables (see docs/guide.md, Configuration)."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -480,9 +480,9 @@ class Worker:
         zones (:meth:`Services.route`) become ``zone.commands``, one record per zone partition
         (keyed by its first zone). Joining where the detections are made, instead of in an
         agent consuming ``detections``, saves a Kafka hop on the alert path: under load every
-        hop waits for a fetch, and on the local broker each one stalls with it (measured,
-        README). ``detections`` remains the record of everything detected, for the sink and
-        any other consumer.
+        hop waits for a fetch, and on the local broker each one stalls with it (measured:
+        docs/benchmarks.md). ``detections`` remains the record of everything detected, for the
+        sink and any other consumer.
         """
         if not dets:
             return
