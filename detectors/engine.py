@@ -33,7 +33,9 @@ rule                           hazard                public  when
                                                              window's sum and KMA line)
 ``air.pm10`` / ``air.pm25``    pm10 / pm25           yes     at an hour's close, level changes
 ``air.o3``                     ozone                 yes     at an hour's close, level changes
-``structural.<channel>``       structural            yes     60/80/100 % stage changes
+``structural.<channel>``       structural            yes     60/80/100 % stage changes,
+                                                             each confirmed by 2 of the
+                                                             channel's last 3 readings
 ``earthquake.pga_intensity``   earthquake            yes     held intensity level changes
 ``earthquake.catalogue``       earthquake            yes     every new catalogue event (below)
 ``anomaly.<channel>``          kind's hazard         no      anomaly raised (attention)/cleared
@@ -186,7 +188,10 @@ STATE_DTYPE = np.dtype(
     ]
 )
 _MAGIC = b"GBDS"
-_VERSION = 6  # 6: anomaly times in seconds, settling, stuck runs; 5 and 4 are migrated
+#: 7: the structural byte holds each channel's 2-of-3 vote (confirmed stage and the last two
+#: readings' stages, detectors.structural); 6: anomaly times in seconds, settling, stuck
+#: runs. 6, 5 and 4 are migrated.
+_VERSION = 7
 _HEADER = struct.Struct("<4sHHI")  # magic, version, records (1 real [+1 exercise]), itemsize
 
 
@@ -256,6 +261,16 @@ def _from_v5(old: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
     an["flags"] = np.where(an["level"] > 0, anomaly.RESEED, 0)
     an["m"] = an["mu"]
     an["rmax"] = -1.0
+    return new
+
+
+def _from_v6(old: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+    """Version 6 records as version 7 (the same layout): the structural byte held the
+    channel's stage alone; it becomes that stage confirmed with the last two readings at it
+    (:func:`detectors.structural.from_level`), so after the upgrade a stage moves, as
+    before it, only on the second of 3 readings at another stage. Nothing else changes."""
+    new = old.copy()
+    new["struct"] = structural.from_level(old["struct"])
     return new
 
 
@@ -361,6 +376,7 @@ class DetectorSet:
         if self._id_hash is not None and len(np.unique(self._id_hash)) < n:
             self._id_hash = None  # a collision among the registry's ids: use searchsorted
         self._table = _HashTable(self._id_hash) if self._id_hash is not None else None
+        #: Hours closed by the last process / close_hours call (closed_hourly_means).
         self._closed: list[tuple[I64, I64, int, F64]] = []
         self._touched: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         #: Catalogue events seen: (exercise, 10 M, 100 lat, 100 lon) → first event time.
@@ -384,6 +400,7 @@ class DetectorSet:
     def process(self, batch: ReadingBatch) -> list[Detection]:
         """Run every rule on a micro-batch; return the detections (level changes) in order."""
         out: list[Detection] = []
+        self._closed = []
         nrows = len(batch)
         self.stats["readings"] += nrows
         if nrows == 0:
@@ -529,6 +546,7 @@ class DetectorSet:
         a = self._a
         nslots = len(a["n"])
         out: list[Detection] = []
+        self._closed = []
         if nslots == 0:
             self._touched = np.zeros(0, dtype=np.int64)
             return out
@@ -610,7 +628,8 @@ class DetectorSet:
     def import_state(self, blobs: Mapping[str, bytes]) -> int:
         """Load blobs from :meth:`export_state` (unknown stations are skipped); returns count.
 
-        Raises ValueError on a blob of another format version or record size.
+        Blobs of versions 4, 5 and 6 are migrated (``_from_v4``, ``_from_v5``, ``_from_v6``);
+        raises ValueError on a blob of another format version or record size.
         """
         loaded = 0
         for sid, blob in blobs.items():
@@ -619,11 +638,17 @@ class DetectorSet:
                 continue
             magic, version, nrec, size = _HEADER.unpack_from(blob)
             if magic == _MAGIC and version == 4 and size == _STATE_V4.itemsize:
-                recs = _from_v5(
-                    _from_v4(np.frombuffer(blob, _STATE_V4, count=nrec, offset=_HEADER.size))
+                recs = _from_v6(
+                    _from_v5(
+                        _from_v4(np.frombuffer(blob, _STATE_V4, count=nrec, offset=_HEADER.size))
+                    )
                 )
             elif magic == _MAGIC and version == 5 and size == _STATE_V5.itemsize:
-                recs = _from_v5(np.frombuffer(blob, _STATE_V5, count=nrec, offset=_HEADER.size))
+                recs = _from_v6(
+                    _from_v5(np.frombuffer(blob, _STATE_V5, count=nrec, offset=_HEADER.size))
+                )
+            elif magic == _MAGIC and version == 6 and size == STATE_DTYPE.itemsize:
+                recs = _from_v6(np.frombuffer(blob, STATE_DTYPE, count=nrec, offset=_HEADER.size))
             elif magic != _MAGIC or version != _VERSION or size != STATE_DTYPE.itemsize:
                 raise ValueError(f"state for {sid!r}: incompatible blob {magic!r} v{version}")
             else:
@@ -668,9 +693,18 @@ class DetectorSet:
         """Registry indices of the known ids among ``station_ids`` (unknown ones left out)."""
         return self._index_of(list(station_ids))
 
-    def drain_hourly_means(self) -> HourlyMeans:
-        """Hourly means closed since the last call (for 권역 averages in ``geo/``)."""
-        closed, self._closed = self._closed, []
+    def closed_hourly_means(self) -> HourlyMeans:
+        """The hourly means the last :meth:`process` or :meth:`close_hours` call closed (for
+        권역 averages in ``geo/``), like :meth:`touched_stations`: each call replaces them.
+
+        Held for one call only, so the memory is bounded by a batch whoever reads them: no
+        production path consumes closed hours yet (the dashboards average readings in
+        InfluxDB; issuance on the 권역 average is a target, docs/design.md §3.2), and a list
+        kept until someone drained it grew by every closed hour of every station for the
+        worker's life. A consumer reads them after each call, as the state checkpoint reads
+        the touched stations. Nothing is held only here: each channel's last closed mean is
+        in the exported state (:meth:`latest_hourly_means`)."""
+        closed = self._closed
         if not closed:
             e = np.zeros(0, dtype=np.int64)
             return HourlyMeans(
@@ -1190,19 +1224,22 @@ class DetectorSet:
         rows = np.flatnonzero(is_a & accept) if is_a.any() else _NO_ROWS
         if len(rows):
             self._air(out, [(0, rows), (1, rows), (2, rows)], slot, idx, ts, vals, trusted)
-        # --- structural: 60/80/100 % of allowable per channel, the three channels at once
-        # (an untrusted channel keeps its stage); detections channel by channel.
+        # --- structural: 60/80/100 % of allowable per channel, each confirmed by 2 of the
+        # channel's last 3 readings, the three channels at once (an untrusted reading does
+        # not vote); detections channel by channel.
         is_s = kind == _KS
         rows = np.flatnonzero(is_s & inorder) if is_s.any() else _NO_ROWS
         if len(rows):
             s = slot[rows]
             tr = trusted.take(rows, axis=0)
             allow = self.allowable.take(idx[rows], axis=0)
-            struct_v = a["struct"].view(_STRUCT_VOID).reshape(-1)  # a station's 3 stages
-            old = struct_v.take(s).view(np.uint8).reshape(-1, 3).astype(np.int64)
+            struct_v = a["struct"].view(_STRUCT_VOID).reshape(-1)  # a station's 3 channels
+            st_old = struct_v.take(s).view(np.uint8).reshape(-1, 3)
             v = vals.take(rows, axis=0)
-            new = np.where(tr, structural.stage(v, allow), old)
-            np.put(struct_v, s, new.astype(np.uint8).view(_STRUCT_VOID).reshape(-1))
+            st_new = structural.update(st_old, v, allow, tr)
+            np.put(struct_v, s, st_new.view(_STRUCT_VOID).reshape(-1))
+            old = structural.level(st_old).astype(np.int64)
+            new = structural.level(st_new).astype(np.int64)
             changed = new != old
             if changed.any():
                 thr = _STRUCT_FRAC[np.maximum(new, old)] * allow

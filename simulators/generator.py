@@ -162,9 +162,14 @@ def evaluate_signal(
         rise = np.clip((dt + p.rise) / p.rise, 0.0, 1.0)  # 0 → 1 over [at - rise, at]
         decay = np.where(dt > 0, np.exp(-np.maximum(dt, 0.0) / p.decay), 1.0)
         v = v + p.peak * rise * decay
-    if rng is not None and sig.noise > 0:
-        v = v + rng.normal(0.0, sig.noise, size=t.shape)
     lo = sig.min
+    if rng is not None and sig.noise > 0:
+        noise = rng.normal(0.0, sig.noise, size=t.shape)
+        if lo is not None:
+            # At its floor the quantity is absent (no rain): the reading is the floor. Noise
+            # there, clipped below, would only ever add: ~0.4 σ per reading on average.
+            noise = np.where(v <= lo, 0.0, noise)
+        v = v + noise
     hi = sig.max
     if lo is not None or hi is not None:
         v = np.clip(v, lo if lo is not None else -np.inf, hi if hi is not None else np.inf)

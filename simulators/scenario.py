@@ -149,6 +149,11 @@ class Signal(_Model):
     mapped as ``value * scale + offset``) or ``constant``. Then ``pulses`` are added,
     Gaussian ``noise`` (standard deviation, seeded) is added, the value is clipped to
     ``[min, max]`` and rounded to ``round`` decimals (or ``step``, e.g. a 0.5 mm bucket).
+
+    ``min`` is the quantity's floor: where the value (before noise) is at or below it, the
+    quantity is absent and the reading is exactly ``min`` — a dry rain gauge reads 0. Noise
+    there would be clipped on one side only and add ``0.4 × noise`` per reading on average:
+    with ``noise: 0.5`` every 10 min, a dry gauge would report ~1.2 mm/h of rain.
     """
 
     points: list[tuple[Duration, float]] | None = None

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors import engine, nab_score
+from detectors import engine, nab_score, structural
 from detectors.engine import STATE_DTYPE, DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.registry import REPO_ROOT, Registry, load_registry
@@ -204,16 +204,18 @@ def test_import_rejects_a_blob_of_another_format_version(registry: Registry) -> 
     blob = ds.export_state([HANGANG])[HANGANG]
     magic, version, nrec, size = struct.unpack_from("<4sHHI", blob)
     assert (magic, nrec, size) == (b"GBDS", 1, STATE_DTYPE.itemsize)
-    old = struct.pack("<4sHHI", magic, version - 1, nrec, size) + blob[12:]
-    with pytest.raises(ValueError):
-        DetectorSet(registry).import_state({HANGANG: old})
+    for other in (3, version + 1):  # older than any migration, or newer than this code
+        old = struct.pack("<4sHHI", magic, other, nrec, size) + blob[12:]
+        with pytest.raises(ValueError):
+            DetectorSet(registry).import_state({HANGANG: old})
 
 
 def _as_version(blob: bytes, version: int) -> bytes:
-    """A version 6 blob as version 5 (or 4) wrote it: the anomaly record in float32 with
+    """A current blob as version 5 (or 4) wrote it: the anomaly record in float32 with
     its refractory a count, without the settling and run fields (and, for 4, without the held
-    bin: the profiles always current)."""
-    recs = np.frombuffer(blob, STATE_DTYPE, offset=12)
+    bin: the profiles always current); the structural byte the stage alone."""
+    recs = np.frombuffer(blob, STATE_DTYPE, offset=12).copy()
+    recs["struct"] = structural.level(recs["struct"])
     dt = engine._STATE_V5 if version == 5 else engine._STATE_V4
     anom = engine._ANOM_V5 if version == 5 else engine._ANOM_V4
     old = np.zeros(len(recs), dt)
