@@ -116,6 +116,11 @@ class KafkaSettings(_Frozen):
     of the bridge, the workers, ``topics create`` and the drill runner uses these)."""
 
     bootstrap: str = "127.0.0.1:19092"
+    #: What answers at ``bootstrap``: ``kafka`` (Apache Kafka or a service that conforms to
+    #: it; production), or a local stand-in the development stack runs and sets here
+    #: (``noida``, ``tansu``). Workers correct the client for noida-db's defects only
+    #: (``streams/kafka_compat.py``).
+    broker: Literal["kafka", "noida", "tansu"] = "kafka"
     topics: Topics = Topics()
     client_id: str = "gyeongbo"
     #: ``PLAINTEXT`` (the local stack), ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL``.

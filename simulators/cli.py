@@ -1,6 +1,6 @@
 """``gyeongbo drill …`` and ``gyeongbo simulate …``: drills for officers, load for benchmarks.
 
-Registered in :mod:`gyeongbo.cli` as::
+Registered in :mod:`gyeongbo_cli.main` as::
 
     from simulators.cli import drill_app, simulate_app
     app.add_typer(drill_app, name="drill")

@@ -565,7 +565,7 @@ def _zones_of(reg: Registry) -> set[str]:
     """Zones an expectation may name: those the stations declare, their regions, and the
     province (시·도: the first two digits of a KOSTAT 시·군·구 code) of every declared
     administrative zone — a nationwide earthquake message (catalogue M ≥ 5) is staged per
-    province (``streams.services.catalogue_routes``)."""
+    province (``geo.routing.catalogue_routes``)."""
     zones: set[str] = set()
     for st in reg.stations.values():
         zones.update(st.zones)

@@ -34,12 +34,12 @@ import yaml
 from pydantic import ValidationError
 
 from alerting.templates import STAGES, TemplateError, Templates, parse_templates
-from geo.recipients import load_recipients
 from geo.stations import station_zones
-from geo.zones import ZoneKind, ZoneRegistry, load_zones
+from geo.zones import ZoneKind, ZoneRegistry
 from gyeongbo.errors import ConfigError
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
+from streams.config_files import load_recipients, load_zones
 
 __all__ = ["FileCheck", "check_files", "check_templates", "setting_problems", "settings_check"]
 

@@ -57,8 +57,7 @@ def import_(
     """Validate FILE, compute each subscriber's zones (location → 동/구/province and drawn
     zones; subscribed areas → every zone overlapping them) and write them to the store.
     Existing subscribers with the same id are replaced; their opt-outs are kept."""
-    from geo.recipients import load_recipients
-    from geo.zones import load_zones
+    from streams.config_files import load_recipients, load_zones
     from streams.store import StoreError, now_ms
     from streams.store.indexing import from_directory
 

@@ -92,12 +92,13 @@ from streams.commands import (
     encode_commands,
     encode_detections,
 )
-from streams.detector_state import StateBook, release_payload
+from streams.detector_state import StateBook
+from streams.faust_internals import mount_routes, release_payload, tables_recovered, waiting_queue
 from streams.influx_sink import InfluxSink
 from streams.notify import Notifier
 from streams.partitioning import partition_of, partitions_for
 from streams.services import Services
-from streams.worker_web import web_options
+from streams.worker_web import middlewares, routes, web_options
 
 log = logging.getLogger("gyeongbo.worker")
 
@@ -178,9 +179,7 @@ class GyeongboApp(faust.App):
     web_middlewares: list[Any]
 
     def on_webserver_init(self, web: Any) -> None:
-        web.web_app.middlewares.extend(getattr(self, "web_middlewares", []))
-        for method, path, handler in getattr(self, "web_routes", []):
-            web.web_app.router.add_route(method, path, handler)
+        mount_routes(web, getattr(self, "web_middlewares", []), getattr(self, "web_routes", []))
 
 
 class Worker:
@@ -188,7 +187,7 @@ class Worker:
 
     def __init__(self, settings: Settings, *, sink: bool = True) -> None:
         self.settings = settings
-        kafka_compat.install()
+        kafka_compat.apply_for(settings.kafka.broker)
         self.services = Services(settings)
         self.services.warm()  # before the first record, not during the first alert
         topics = settings.kafka.topics
@@ -301,8 +300,6 @@ class Worker:
         app.timer(self.settings.worker.log_every_s, name="report")(self._report)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        from streams.worker_web import middlewares, routes
-
         app.web_middlewares = middlewares(self)
         app.web_routes.extend(routes(self))
         app.web_routes.extend(self.notifier.wire(app))
@@ -354,7 +351,7 @@ class Worker:
         """
         stream.enable_acks = False
         self._readings_stream = stream
-        queue = getattr(stream.channel, "queue", None)
+        queue = waiting_queue(stream)
         limit = self.settings.worker.coalesce_readings
         group: list[tuple[Any, ReadingBatch | None, int]] = []
         waiting = 0
@@ -834,7 +831,7 @@ class Worker:
         # Ready once partitions are assigned and the tables are recovered: before that the
         # worker knows neither its alert stages nor the drill clocks it checkpointed (a drill
         # runner asking then would read no clock and publish readings set aside as late).
-        recovered = self.app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        recovered = tables_recovered(self.app)
         return {
             "status": "ok" if assigned and recovered else "starting",
             "assigned": assigned,

@@ -228,7 +228,7 @@ class Deployment:
             "--",
             self.python,
             "-m",
-            "gyeongbo.cli",
+            "gyeongbo_cli",
             *args,
         ]
         if not background:

@@ -439,7 +439,7 @@ def test_operator_cancel_is_marked_for_cap() -> None:
 def test_earthquake_message_classes_stage_their_districts() -> None:
     # KMA classes from 2024-10-28 as the seismic detector maps them: 안전안내 → 주의,
     # 긴급재난 → 경계, 위급재난 → 심각; districts get the class of their expected intensity.
-    from alerting.templates import load_templates
+    from streams.config_files import load_templates
 
     m = AlertMachine()
     zones = {"37020": "caution", "37011": "alert", "11010": "serious"}

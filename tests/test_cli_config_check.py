@@ -16,8 +16,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from gyeongbo.cli import app as cli
 from gyeongbo.settings import REPO_ROOT
+from gyeongbo_cli.main import app as cli
 
 CONFIG = REPO_ROOT / "config"
 

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from gyeongbo.cli import app
 from gyeongbo.settings import REPO_ROOT, Settings
 from gyeongbo.stack.procs import free_port
 from gyeongbo.stack.stack import Stack
+from gyeongbo_cli.main import app
 from streams.pipeline import LocalProcess, _spawn, settings_env
 from tests.pipeline_support import isolated_settings, issue_token, wait_for
 
@@ -128,7 +128,7 @@ def test_alerts_list_shows_whole_ids_at_80_columns_and_ack_takes_them(
     assert len(alert_id) > 45, alert_id
     for columns in (80, 120):
         table = subprocess.run(
-            [sys.executable, "-m", "gyeongbo.cli", "alerts", "list", "--url", w.url],
+            [sys.executable, "-m", "gyeongbo_cli", "alerts", "list", "--url", w.url],
             env={**os.environ, **_child_env(settings, **env), "COLUMNS": str(columns)},
             capture_output=True,
             text=True,

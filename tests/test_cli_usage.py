@@ -21,11 +21,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from gyeongbo.cli import app
 from gyeongbo.exit_codes import EPILOG
 from gyeongbo.log_level import LEVELS, configure_logging
 from gyeongbo.settings import REPO_ROOT
 from gyeongbo.stack.procs import free_port
+from gyeongbo_cli.main import app
 from simulators.scenario import list_scenarios
 
 
@@ -34,7 +34,7 @@ def gyeongbo(
 ) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GYEONGBO_")}
     return subprocess.run(
-        [sys.executable, "-m", "gyeongbo.cli", *args],
+        [sys.executable, "-m", "gyeongbo_cli", *args],
         env={**clean, "COLUMNS": str(columns), **(env or {})},
         capture_output=True,
         text=True,

@@ -49,7 +49,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from gyeongbo.cli import app as cli
 from gyeongbo.mqtt_auth import password_env_var
 from gyeongbo.registry import load_registry
 from gyeongbo.settings import REPO_ROOT, Settings
@@ -57,6 +56,7 @@ from gyeongbo.stack.install import ensure_binary
 from gyeongbo.stack.postgres import create_database
 from gyeongbo.stack.procs import free_port, port_open
 from gyeongbo.stack.stack import Stack
+from gyeongbo_cli.main import app as cli
 from streams.bridge_config import BridgeSettings
 from tests.compose_support import (
     APP_UID,
@@ -479,6 +479,7 @@ def deployed(stack: Stack) -> Iterator[dict[str, Any]]:
     }
     local_kafka = {
         "GYEONGBO_KAFKA__BOOTSTRAP": stack.kafka_bootstrap,
+        "GYEONGBO_KAFKA__BROKER": stack.config.broker,
         # The local broker speaks PLAINTEXT and is one node (module docstring).
         "GYEONGBO_KAFKA__SECURITY_PROTOCOL": "PLAINTEXT",
         "GYEONGBO_KAFKA__REPLICATION_FACTOR": "1",
