@@ -47,7 +47,7 @@ from gyeongbo.settings import Settings, StackSettings, Topics, WorkerSettings
 from gyeongbo.stack.procs import free_port
 from gyeongbo.stack.stack import Stack
 from gyeongbo.topics import create_topics
-from simulators.publisher import MqttPublisher
+from simulators.publisher import gateway_publisher
 from streams.config_files import load_zones
 from streams.pipeline import start_local_pipeline
 from streams.store import Subscriber, open_store
@@ -156,7 +156,9 @@ def publish_quake(settings: Settings) -> float:
         "values": {"pga_g": 0.0004},
         "event": QUAKE,
     }
-    pub = MqttPublisher(settings.mqtt.host, settings.mqtt.port, client_id=f"bench-{int(now)}")
+    # As the station's own gateway, on the gateways' listener (the stack admits no
+    # anonymous client; its development passwords are under the stack's home).
+    pub = gateway_publisher(settings, "kma-seismic")
     pub.connect()
     t0 = time.time()
     pub.publish(topic, json.dumps(payload).encode())
