@@ -14,6 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE NOTICE ./
 COPY gyeongbo ./gyeongbo
+COPY gyeongbo_cli ./gyeongbo_cli
 COPY streams ./streams
 COPY detectors ./detectors
 COPY geo ./geo

@@ -18,6 +18,13 @@ crisis level stayed 심각). While at 3단계 the rule proposes no de-escalation
 operator's call. With ``auto_escalate`` a computed rise is applied at once (action
 ``confirm`` by ``rule``); de-escalations are always proposals.
 
+A proposal stands until it is confirmed, replaced by a different computed stage, or the rule
+has agreed with the standing stage for ``withdraw_after_s`` of event time (default 1 h). A dip
+shorter than that is not a new situation: operators are not asked twice. It also keeps the
+machine's output independent of the order in which alert events of the same instant arrive
+from different partitions (one province clearing and another rising at the same timestamp
+would otherwise withdraw and re-issue the proposal, or not, by arrival order).
+
 Exercise alerts drive a separate exercise headquarters state.
 
 >>> hq = HQMachine()
@@ -84,6 +91,9 @@ class _NS(msgspec.Struct):
     history: list[HQRecord] = []
     #: The last alert events applied (``event_id``), oldest first: a repeat is a replay.
     applied: list[str] = []
+    #: Event time (ms) since when the rule has agreed with the standing stage while a
+    #: proposal stands; None when it does not.
+    agreed_since_ms: int | None = None
 
 
 class _HQState(msgspec.Struct):
@@ -98,10 +108,12 @@ class HQMachine:
         hazard_group: str = "storm_flood",
         hazards: frozenset[str] = frozenset({"heavy_rain"}),
         auto_escalate: bool = False,
+        withdraw_after_s: float = 3600.0,
     ) -> None:
         self.hazard_group = hazard_group
         self.hazards = hazards
         self.auto_escalate = auto_escalate
+        self.withdraw_after_ms = int(withdraw_after_s * 1000)
         self._s = _HQState()
 
     def to_bytes(self) -> bytes:
@@ -164,8 +176,13 @@ class HQMachine:
     def _reconsider(self, ns: _NS, exercise: bool, ts_ms: int) -> list[HQStageEvent]:
         computed = compute_stage(self.province_levels(exercise=exercise))
         if computed == ns.stage or (ns.stage == 3 and computed < 3):
-            ns.proposed = None
+            if ns.proposed is not None:
+                if ns.agreed_since_ms is None:
+                    ns.agreed_since_ms = ts_ms
+                if ts_ms - ns.agreed_since_ms >= self.withdraw_after_ms:
+                    ns.proposed = ns.agreed_since_ms = None
             return []
+        ns.agreed_since_ms = None
         if computed == ns.proposed:
             return []
         ns.proposed = computed
@@ -182,7 +199,7 @@ class HQMachine:
         ns = self._ns(exercise)
         if ns.proposed is None:
             raise ValueError("no stage proposal to confirm")
-        target, ns.proposed = ns.proposed, None
+        target, ns.proposed, ns.agreed_since_ms = ns.proposed, None, None
         action = "confirm" if target > ns.stage else "deescalate"
         return [self._emit(ns, exercise, ts_ms, action, target, actor, reason)]
 
@@ -197,7 +214,7 @@ class HQMachine:
         ns = self._ns(exercise)
         if stage == ns.stage:
             return []
-        ns.proposed = None
+        ns.proposed = ns.agreed_since_ms = None
         action = "manual" if stage > ns.stage else "deescalate"
         return [self._emit(ns, exercise, ts_ms, action, stage, actor, reason)]
 

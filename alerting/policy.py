@@ -94,8 +94,11 @@ DEFAULT_POLICIES: dict[str, StagePolicy] = {
     # The law steps an ozone alert down one stage per hour (docs/design.md §3.2); the zone
     # likewise holds each stage an hour before the next step, whatever its stations do.
     "ozone": StagePolicy(step_down_one=True, min_dwell_s=3600),
-    # Structural channels are noisy: 2 of the last 3 samples over the line, 30 min hold.
-    "structural": StagePolicy(confirm=(2, 3), hold_s=1800, min_dwell_s=1800),
+    # Structural channels chatter on their lines: the detector confirms each stage by 2 of
+    # the channel's last 3 readings (detectors/structural.py), so the zone takes it at once;
+    # a vote here would count detections, which come only when a stage changes, and wait for
+    # one that may never come. 30 min off-delay and dwell.
+    "structural": StagePolicy(hold_s=1800, min_dwell_s=1800),
     # An earthquake message is an event: raise at once, lapse 30 min after the last detection.
     "earthquake": StagePolicy(expire_s=1800, repeat_s=None),
     "sensor_health": StagePolicy(hold_s=600, public=False),

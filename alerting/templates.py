@@ -1,8 +1,9 @@
-"""SMS templates: loading, validation and rendering (docs/design.md §5).
+"""SMS templates: validation and rendering (docs/design.md §5).
 
 One template per public hazard × stage (``caution``, ``alert``, ``serious``, ``cleared``) in
 ``config/templates.yaml``: Korean, with the English hazard keyword, naming what to do, where,
-and the issuing body. Validated at load — a bad file is refused with every problem named:
+and the issuing body (read by :func:`streams.config_files.load_templates`). Validated by
+:func:`parse_templates` — a bad file is refused with every problem named:
 
 * every public hazard has the four stages; placeholders are only ``prefix``, ``zone``,
   ``station``, ``value``, ``issuer``; each text contains its hazard's English keyword;
@@ -14,7 +15,8 @@ At render time longer fields are cut to their limit with "…", so a rendered me
 exceed the limit the file was validated for. Which events get an SMS at all (주의 and above,
 and one all-clear when a public stage is lifted) is decided by :func:`sms_stage`.
 
->>> t = load_templates(DEFAULT_TEMPLATES)
+>>> from streams.config_files import load_templates
+>>> t = load_templates()
 >>> t.render_fields("flood", "caution", zone="용산구", station="한강대교", value=8.6)
 '[경보] Flood 홍수주의보 용산구: 한강대교 수위 8.6m. 하천변 접근 금지, 대피 준비. -한강홍수통제소'
 >>> t.render_fields("flood", "caution", zone="용산구", station="한강대교", value=8.6,
@@ -27,31 +29,25 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from alerting.policy import policy_for
 from detectors.seismic import intensity
 from gyeongbo.errors import ConfigError
 from gyeongbo.events import AlertEvent
-from gyeongbo.settings import REPO_ROOT
 from gyeongbo.vocab import Level
 
 __all__ = [
-    "DEFAULT_TEMPLATES",
     "STAGES",
     "ManualTemplates",
     "TemplateError",
     "Templates",
-    "load_templates",
     "parse_templates",
     "sms_stage",
 ]
 
-DEFAULT_TEMPLATES = REPO_ROOT / "config" / "templates.yaml"
 STAGES = ("caution", "alert", "serious", "cleared")
 PUBLIC_HAZARDS = ("flood", "heavy_rain", "pm10", "pm25", "ozone", "structural", "earthquake")
 _FIELDS = {"prefix", "zone", "station", "value", "issuer"}
@@ -342,11 +338,3 @@ def _parse_manual(
     if problems:
         return None, problems
     return ManualTemplates(str(raw["body"]), texts["text"], texts["cleared"], titles), []
-
-
-def load_templates(
-    path: Path | str = DEFAULT_TEMPLATES, *, max_chars: int | None = None
-) -> Templates:
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    return parse_templates(data, max_chars=max_chars, path=str(path))

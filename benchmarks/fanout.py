@@ -42,12 +42,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from geo.zones import ZoneKind, load_zones
+from geo.zones import ZoneKind
 from gyeongbo.settings import Settings, StackSettings, Topics, WorkerSettings
 from gyeongbo.stack.procs import free_port
 from gyeongbo.stack.stack import Stack
 from gyeongbo.topics import create_topics
 from simulators.publisher import MqttPublisher
+from streams.config_files import load_zones
 from streams.pipeline import start_local_pipeline
 from streams.store import Subscriber, open_store
 from streams.store.indexing import indexed

@@ -37,7 +37,7 @@ import shapely
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from geo.index import PointIndex
-from geo.zones import load_zones
+from streams.config_files import load_zones
 
 KOREA = (124.6, 33.1, 131.0, 38.7)  # lon/lat bounds
 SEOUL = (126.76, 37.42, 127.19, 37.70)

@@ -37,7 +37,7 @@ from faust.types.tuples import ConsumerMessage
 
 from gyeongbo.batch import ReadingBatch
 from streams.codec import encode_batch
-from streams.detector_state import release_payload
+from streams.faust_internals import release_payload
 
 
 def log(msg: str) -> None:

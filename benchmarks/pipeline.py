@@ -191,7 +191,7 @@ def start_load(settings: Settings, args: argparse.Namespace, duration: float) ->
         [
             sys.executable,
             "-m",
-            "gyeongbo.cli",
+            "gyeongbo_cli",
             "simulate",
             "load",
             "--stations",

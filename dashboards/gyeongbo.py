@@ -17,13 +17,14 @@ as annotations (one annotation query per level, in the level's colour):
   second, and the InfluxDB sink's own counters.
 
 Queries are InfluxQL only, over the schema of :mod:`streams.influx_lines`. Each query's
-expected result (columns, and the tags its series are grouped by) is recorded in
-:attr:`Built.expects`; the tests run every query against a real InfluxDB after a drill and
-hold it to that.
+expected result (columns, the tags its series are grouped by, and what a drill leaves quiet)
+is recorded in :attr:`Built.expects`; tests/test_dashboards_queries.py runs a drill through
+the whole pipeline (tests/scenarios/dashboard-drill.yaml) and holds every query to that.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -65,11 +66,18 @@ SEVERITY_COLOURS: Final = {
 
 @dataclass(frozen=True)
 class Expect:
-    """What one query must return on the drill data: every column, at least one row, and
-    series grouped by exactly these tags."""
+    """What one query must return after a drill through the whole pipeline: at least one
+    series, grouped by exactly ``group_by``, with exactly ``columns``, each holding a value
+    somewhere — and a rate (``non_negative_derivative``) above zero somewhere, or the panel
+    would show a flat line where it promises movement.
+
+    ``quiet`` names the columns a drill legitimately leaves empty or at zero (``"*"``: the
+    whole query), each with the reason: what only production, or a failure, produces. The
+    drill test lists them and checks that they are indeed quiet, so the list stays true."""
 
     columns: tuple[str, ...]
     group_by: tuple[str, ...] = ()
+    quiet: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -847,16 +855,23 @@ def operations() -> Built:
         defaults=FieldDefaults(unit="reqps"),
         options=_legend(),
     )
-    for title, fields in (
+    healthy_influx = (
+        "a healthy InfluxDB takes every line at once; lines are retried or dropped only "
+        "while it fails (tests/test_influx_sink.py stops it)"
+    )
+    rate_panels: tuple[tuple[str, tuple[str, ...], dict[str, str]], ...] = (
         (
             "Rejected readings, detections and alerts (/s)",
             ("rejected_total", "detections_total", "alerts_total"),
+            {},
         ),
         (
             "InfluxDB sink (lines/s)",
             ("influx_written_total", "influx_dropped_total", "influx_retries_total"),
+            {"influx_dropped_total": healthy_influx, "influx_retries_total": healthy_influx},
         ),
-    ):
+    )
+    for title, fields, quiet in rate_panels:
         b.panel(
             "timeseries",
             title,
@@ -874,6 +889,7 @@ def operations() -> Built:
                     Expect(
                         ("time", *(f.removesuffix("_total") for f in fields)),
                         ("component", "instance"),
+                        quiet={f.removesuffix("_total"): why for f, why in quiet.items()},
                     ),
                 )
             ],

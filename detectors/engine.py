@@ -33,7 +33,9 @@ rule                           hazard                public  when
                                                              window's sum and KMA line)
 ``air.pm10`` / ``air.pm25``    pm10 / pm25           yes     at an hour's close, level changes
 ``air.o3``                     ozone                 yes     at an hour's close, level changes
-``structural.<channel>``       structural            yes     60/80/100 % stage changes
+``structural.<channel>``       structural            yes     60/80/100 % stage changes,
+                                                             each confirmed by 2 of the
+                                                             channel's last 3 readings
 ``earthquake.pga_intensity``   earthquake            yes     held intensity level changes
 ``earthquake.catalogue``       earthquake            yes     every new catalogue event (below)
 ``anomaly.<channel>``          kind's hazard         no      anomaly raised (attention)/cleared
@@ -186,7 +188,10 @@ STATE_DTYPE = np.dtype(
     ]
 )
 _MAGIC = b"GBDS"
-_VERSION = 6  # 6: anomaly times in seconds, settling, stuck runs; 5 and 4 are migrated
+#: 7: the structural byte holds each channel's 2-of-3 vote (confirmed stage and the last two
+#: readings' stages, detectors.structural); 6: anomaly times in seconds, settling, stuck
+#: runs. 6, 5 and 4 are migrated.
+_VERSION = 7
 _HEADER = struct.Struct("<4sHHI")  # magic, version, records (1 real [+1 exercise]), itemsize
 
 
@@ -259,6 +264,16 @@ def _from_v5(old: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
     return new
 
 
+def _from_v6(old: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+    """Version 6 records as version 7 (the same layout): the structural byte held the
+    channel's stage alone; it becomes that stage confirmed with the last two readings at it
+    (:func:`detectors.structural.from_level`), so after the upgrade a stage moves, as
+    before it, only on the second of 3 readings at another stage. Nothing else changes."""
+    new = old.copy()
+    new["struct"] = structural.from_level(old["struct"])
+    return new
+
+
 @dataclass(frozen=True)
 class DetectorParams:
     """Knobs of the detector set (defaults are the documented ones)."""
@@ -296,6 +311,11 @@ class HourlyMeans:
 
     def __len__(self) -> int:
         return len(self.station)
+
+
+#: A drill's clock: one time for every drill station, or one per station (registry order,
+#: 0 = none), or None (drills are not judged on the clock).
+ExerciseClock = int | npt.NDArray[np.int64] | None
 
 
 class DetectorSet:
@@ -361,6 +381,7 @@ class DetectorSet:
         if self._id_hash is not None and len(np.unique(self._id_hash)) < n:
             self._id_hash = None  # a collision among the registry's ids: use searchsorted
         self._table = _HashTable(self._id_hash) if self._id_hash is not None else None
+        #: Hours closed by the last process / close_hours call (closed_hourly_means).
         self._closed: list[tuple[I64, I64, int, F64]] = []
         self._touched: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         #: Catalogue events seen: (exercise, 10 M, 100 lat, 100 lon) → first event time.
@@ -384,6 +405,7 @@ class DetectorSet:
     def process(self, batch: ReadingBatch) -> list[Detection]:
         """Run every rule on a micro-batch; return the detections (level changes) in order."""
         out: list[Detection] = []
+        self._closed = []
         nrows = len(batch)
         self.stats["readings"] += nrows
         if nrows == 0:
@@ -472,26 +494,35 @@ class DetectorSet:
         self._touched = slot[start]
         return out
 
-    def check_deadman(self, now_ms: int, *, exercise_now_ms: int | None = None) -> list[Detection]:
+    def check_deadman(
+        self,
+        now_ms: int,
+        *,
+        exercise_now_ms: ExerciseClock = None,
+        judge: npt.NDArray[np.bool_] | None = None,
+    ) -> list[Detection]:
         """Stations silent for more than ``deadman_k × interval_s`` (event time) → detections.
 
         Real stations are judged at ``now_ms`` (the wall clock). Exercise (drill) stations are
         judged at ``exercise_now_ms``, the drill's own clock (its newest event time): a drill
         replays hours in minutes with timestamps behind the wall clock, and its stations fall
-        silent when it ends. Without ``exercise_now_ms`` drills raise no deadman.
+        silent when it ends. It is one time, or one per station (registry order; 0 = no
+        clock for that station): a drill's readings reach the worker through several
+        partitions that are read unevenly, so a station is best judged against the newest
+        drill time of its own partition, not against another partition that ran ahead.
+        Without ``exercise_now_ms`` drills raise no deadman. ``judge`` (per station, registry
+        order) limits the judgement to some stations: a worker leaves out those whose
+        readings it is still catching up on, whose silence may only be its own lag.
         """
         a = self._a
         nslots = len(a["n"])
         station = self._slot_station[:nslots]
         limit = self.params.deadman_k * self.interval_s[station] * 1000.0
         last_ts = a["last_ts"]
-        now = np.full(nslots, now_ms, dtype=np.int64)
-        is_ex = np.zeros(nslots, dtype=bool)
-        is_ex[self.n :] = True
-        now[is_ex] = exercise_now_ms if exercise_now_ms is not None else np.iinfo(np.int64).min
-        overdue = (a["n"] > 0) & (a["dead"] == 0) & (now - last_ts > limit)
-        if exercise_now_ms is None:
-            overdue &= ~is_ex
+        now, known = self._clocks(np.arange(nslots), now_ms, exercise_now_ms)
+        overdue = known & (a["n"] > 0) & (a["dead"] == 0) & (now - last_ts > limit)
+        if judge is not None:
+            overdue &= judge[station]
         rows = np.flatnonzero(overdue)
         a["dead"][rows] = 1
         out: list[Detection] = []
@@ -512,7 +543,27 @@ class DetectorSet:
             )
         return out
 
-    def close_hours(self, now_ms: int, *, exercise_now_ms: int | None = None) -> list[Detection]:
+    def _clocks(
+        self, slots: npt.NDArray[np.int64], now_ms: int, exercise_now_ms: ExerciseClock
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """The clock each slot is judged at, and whether it has one (see
+        :meth:`check_deadman`): ``now_ms`` for real slots, the drill's clock for exercise
+        slots."""
+        is_ex = slots >= self.n
+        clock = np.full(len(slots), now_ms, dtype=np.int64)
+        known = ~is_ex
+        if exercise_now_ms is None:
+            return clock, known
+        if np.ndim(exercise_now_ms) == 0:
+            clock[is_ex] = int(exercise_now_ms)
+            return clock, np.ones(len(slots), dtype=bool)
+        per_station = np.asarray(exercise_now_ms, dtype=np.int64)
+        ex = per_station[self._slot_station[slots[is_ex]]]
+        clock[is_ex] = ex
+        known[is_ex] = ex > 0
+        return clock, known
+
+    def close_hours(self, now_ms: int, *, exercise_now_ms: ExerciseClock = None) -> list[Detection]:
         """Close the air-quality hours no later reading has closed, on the clock.
 
         An hour ``H`` normally closes when the station's first reading at or after
@@ -529,18 +580,17 @@ class DetectorSet:
         a = self._a
         nslots = len(a["n"])
         out: list[Detection] = []
+        self._closed = []
         if nslots == 0:
             self._touched = np.zeros(0, dtype=np.int64)
             return out
         station = self._slot_station[:nslots]
         cand = np.flatnonzero((a["n"] > 0) & (self.kind[station] == _KA))
-        is_ex = cand >= self.n
-        if exercise_now_ms is None:
-            cand, is_ex = cand[~is_ex], is_ex[~is_ex]
+        clock, known = self._clocks(cand, now_ms, exercise_now_ms)
+        cand, clock = cand[known], clock[known]
         if len(cand) == 0:
             self._touched = np.zeros(0, dtype=np.int64)
             return out
-        clock = np.where(is_ex, exercise_now_ms or 0, now_ms).astype(np.int64)
         grace = self.params.hour_grace_ms
         k = len(cand)
         idx = station[cand].astype(np.int64)
@@ -610,7 +660,8 @@ class DetectorSet:
     def import_state(self, blobs: Mapping[str, bytes]) -> int:
         """Load blobs from :meth:`export_state` (unknown stations are skipped); returns count.
 
-        Raises ValueError on a blob of another format version or record size.
+        Blobs of versions 4, 5 and 6 are migrated (``_from_v4``, ``_from_v5``, ``_from_v6``);
+        raises ValueError on a blob of another format version or record size.
         """
         loaded = 0
         for sid, blob in blobs.items():
@@ -619,11 +670,17 @@ class DetectorSet:
                 continue
             magic, version, nrec, size = _HEADER.unpack_from(blob)
             if magic == _MAGIC and version == 4 and size == _STATE_V4.itemsize:
-                recs = _from_v5(
-                    _from_v4(np.frombuffer(blob, _STATE_V4, count=nrec, offset=_HEADER.size))
+                recs = _from_v6(
+                    _from_v5(
+                        _from_v4(np.frombuffer(blob, _STATE_V4, count=nrec, offset=_HEADER.size))
+                    )
                 )
             elif magic == _MAGIC and version == 5 and size == _STATE_V5.itemsize:
-                recs = _from_v5(np.frombuffer(blob, _STATE_V5, count=nrec, offset=_HEADER.size))
+                recs = _from_v6(
+                    _from_v5(np.frombuffer(blob, _STATE_V5, count=nrec, offset=_HEADER.size))
+                )
+            elif magic == _MAGIC and version == 6 and size == STATE_DTYPE.itemsize:
+                recs = _from_v6(np.frombuffer(blob, STATE_DTYPE, count=nrec, offset=_HEADER.size))
             elif magic != _MAGIC or version != _VERSION or size != STATE_DTYPE.itemsize:
                 raise ValueError(f"state for {sid!r}: incompatible blob {magic!r} v{version}")
             else:
@@ -668,9 +725,18 @@ class DetectorSet:
         """Registry indices of the known ids among ``station_ids`` (unknown ones left out)."""
         return self._index_of(list(station_ids))
 
-    def drain_hourly_means(self) -> HourlyMeans:
-        """Hourly means closed since the last call (for 권역 averages in ``geo/``)."""
-        closed, self._closed = self._closed, []
+    def closed_hourly_means(self) -> HourlyMeans:
+        """The hourly means the last :meth:`process` or :meth:`close_hours` call closed (for
+        권역 averages in ``geo/``), like :meth:`touched_stations`: each call replaces them.
+
+        Held for one call only, so the memory is bounded by a batch whoever reads them: no
+        production path consumes closed hours yet (the dashboards average readings in
+        InfluxDB; issuance on the 권역 average is a target, docs/design.md §3.2), and a list
+        kept until someone drained it grew by every closed hour of every station for the
+        worker's life. A consumer reads them after each call, as the state checkpoint reads
+        the touched stations. Nothing is held only here: each channel's last closed mean is
+        in the exported state (:meth:`latest_hourly_means`)."""
+        closed = self._closed
         if not closed:
             e = np.zeros(0, dtype=np.int64)
             return HourlyMeans(
@@ -1190,19 +1256,22 @@ class DetectorSet:
         rows = np.flatnonzero(is_a & accept) if is_a.any() else _NO_ROWS
         if len(rows):
             self._air(out, [(0, rows), (1, rows), (2, rows)], slot, idx, ts, vals, trusted)
-        # --- structural: 60/80/100 % of allowable per channel, the three channels at once
-        # (an untrusted channel keeps its stage); detections channel by channel.
+        # --- structural: 60/80/100 % of allowable per channel, each confirmed by 2 of the
+        # channel's last 3 readings, the three channels at once (an untrusted reading does
+        # not vote); detections channel by channel.
         is_s = kind == _KS
         rows = np.flatnonzero(is_s & inorder) if is_s.any() else _NO_ROWS
         if len(rows):
             s = slot[rows]
             tr = trusted.take(rows, axis=0)
             allow = self.allowable.take(idx[rows], axis=0)
-            struct_v = a["struct"].view(_STRUCT_VOID).reshape(-1)  # a station's 3 stages
-            old = struct_v.take(s).view(np.uint8).reshape(-1, 3).astype(np.int64)
+            struct_v = a["struct"].view(_STRUCT_VOID).reshape(-1)  # a station's 3 channels
+            st_old = struct_v.take(s).view(np.uint8).reshape(-1, 3)
             v = vals.take(rows, axis=0)
-            new = np.where(tr, structural.stage(v, allow), old)
-            np.put(struct_v, s, new.astype(np.uint8).view(_STRUCT_VOID).reshape(-1))
+            st_new = structural.update(st_old, v, allow, tr)
+            np.put(struct_v, s, st_new.view(_STRUCT_VOID).reshape(-1))
+            old = structural.level(st_old).astype(np.int64)
+            new = structural.level(st_new).astype(np.int64)
             changed = new != old
             if changed.any():
                 thr = _STRUCT_FRAC[np.maximum(new, old)] * allow

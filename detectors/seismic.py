@@ -18,7 +18,7 @@ magnitude. What the magnitude alone decides (:func:`magnitude_level`: M ≥ 6 �
 both nationwide, :func:`nationwide` — 3.5 ≤ M < 5 at least 주의, 2 ≤ M < 3.5 관심, below M 2
 nothing) is the level of the catalogue detection. Where the message goes, which KMA class it
 is and each district's stage need the expected intensity per district: the geo join applies
-KMA's rules (``geo.kma_quake``, called by ``streams.services.catalogue_routes``).
+KMA's rules (``geo.kma_quake``, called by ``geo.routing.catalogue_routes``).
 
 >>> intensity(np.array([0.001, 0.01, 0.1, 0.5])).round(2).tolist()
 [1.0, 3.18, 5.63, 8.19]

@@ -1,7 +1,7 @@
 """Geofences: zones, station → zone joins, recipients, regional aggregates (shapely 2, pure).
 
-No Kafka, MQTT or Faust here: every function takes plain values or arrays, so streams/ wires
-it and alerting/ calls it. One concern per module:
+No Kafka, MQTT, Faust or files here: every function takes plain values, arrays or the bytes of
+a file read by :mod:`streams.config_files`, so streams/ wires it. One concern per module:
 
 * :mod:`geo.zones` — the zone registry (KOSTAT administrative zones + ``config/zones``),
   hierarchy, point location; :mod:`geo.geojson` validates the files.
@@ -11,7 +11,8 @@ it and alerting/ calls it. One concern per module:
 * :mod:`geo.aggregates` — regional means, provinces at a level.
 * :mod:`geo.quake` — expected earthquake intensity (Emolo et al. 2015 PGA, Worden et al. 2012
   PGA → MMI); :mod:`geo.kma_quake` — KMA's cell-broadcast classes and targets from it.
-* :mod:`geo.zonegen` — regenerates the custom zone files.
+* :mod:`geo.routing` — the geo join of detections: the zones (and levels) a detection stages.
+* :mod:`geo.zonegen` — builds the generated custom zone files (``python -m streams.zonegen``).
 
 Boundary data: Statistics Korea (KOSTAT) SGIS census boundary data (2013), Korea Open
 Government Licence type 1 (attribution), via southkorea/southkorea-maps and
@@ -26,9 +27,9 @@ from geo.index import PointIndex
 from geo.kma_quake import Targeting, kma_targets
 from geo.phone import PhoneNumber, mask_phone
 from geo.quake import IntensityTarget, QuakeEvent, expected_mmi, target_zones
-from geo.recipients import Recipient, RecipientDirectory, RecipientError, load_recipients
+from geo.recipients import Recipient, RecipientDirectory, RecipientError
 from geo.stations import StationZoneIndex, StationZones, station_zones
-from geo.zones import Location, Zone, ZoneKind, ZoneRegistry, default_admin_dir, load_zones
+from geo.zones import Location, Zone, ZoneKind, ZoneRegistry, build_zones
 
 __all__ = [
     "IntensityTarget",
@@ -47,12 +48,10 @@ __all__ = [
     "ZoneError",
     "ZoneKind",
     "ZoneRegistry",
+    "build_zones",
     "count_provinces_at",
-    "default_admin_dir",
     "expected_mmi",
     "kma_targets",
-    "load_recipients",
-    "load_zones",
     "mask_phone",
     "provinces_at",
     "station_zones",

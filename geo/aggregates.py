@@ -9,7 +9,7 @@
   a given level or above, for the headquarters rules (docs/design.md §4: 비상 1단계 when 호우주의보
   stands in ≥ 4 provinces or a 경보 in ≥ 3).
 
->>> from geo.zones import load_zones
+>>> from streams.config_files import load_zones
 >>> zones = load_zones()
 >>> count_provinces_at({"11030": Level.ALERT, "21130": Level.CAUTION, "37020": Level.ALERT},
 ...                    Level.ALERT, zones)

@@ -1,4 +1,4 @@
-"""Reading and validating GeoJSON zone files (RFC 7946, WGS 84 longitude/latitude).
+"""Validating GeoJSON zone files (RFC 7946, WGS 84 longitude/latitude).
 
 Every problem in a file is reported at once, each naming the feature by index and id::
 
@@ -31,11 +31,9 @@ True
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import shapely
@@ -43,7 +41,7 @@ import shapely.geometry
 
 from gyeongbo.errors import ConfigError
 
-__all__ = ["FeatureSpec", "ZoneError", "check_features", "parse_features", "read_geojson"]
+__all__ = ["FeatureSpec", "ZoneError", "check_features", "parse_features"]
 
 
 class ZoneError(ConfigError):
@@ -58,18 +56,6 @@ class FeatureSpec:
     id: str
     properties: Mapping[str, Any]
     geometry: Any
-
-
-def read_geojson(path: Path | str) -> Any:
-    """Parse a JSON file; a missing or broken file raises :class:`ZoneError`."""
-    p = Path(path)
-    try:
-        with p.open(encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise ZoneError(p, [f"file not found: {p}"]) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ZoneError(p, [f"not valid JSON: {err}"]) from None
 
 
 def _check_position(pos: Any, problems: list[str]) -> None:
@@ -145,7 +131,7 @@ def _check_geometry(geom: Any, allow_point: bool, allow_null: bool) -> tuple[lis
 def parse_features(
     data: Any,
     *,
-    path: Path | str,
+    path: str,
     id_key: str,
     allow_point: bool = False,
     allow_null: bool = False,

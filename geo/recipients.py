@@ -34,7 +34,7 @@ repr, str and error message; only ``recipient.phone.e164`` gives the digits, for
 provider. Keep the recipient id, not the number, in logs and the sent-SMS log. Two entries
 with the same number are rejected (they would get every message twice).
 
->>> from geo.zones import load_zones
+>>> from streams.config_files import load_recipients, load_zones
 >>> directory = load_recipients(zones=load_zones())
 >>> r = directory["res-yongsan-001"]
 >>> r.phone, "11030" in r.zones, "seoul-center" in r.zones
@@ -48,10 +48,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -65,7 +63,6 @@ from pydantic import (
 from geo.phone import PhoneNumber
 from geo.zones import ZoneRegistry
 from gyeongbo.errors import ConfigError
-from gyeongbo.settings import Settings
 from gyeongbo.vocab import Hazard
 
 __all__ = [
@@ -74,7 +71,6 @@ __all__ = [
     "Recipient",
     "RecipientDirectory",
     "RecipientError",
-    "load_recipients",
     "memberships",
     "parse_recipients",
 ]
@@ -202,9 +198,10 @@ class RecipientDirectory(Mapping[str, Recipient]):
 
 
 def parse_recipients(
-    data: Any, zones: ZoneRegistry, *, path: Path | str = "<recipients>"
+    data: Any, zones: ZoneRegistry, *, path: str = "<recipients>"
 ) -> RecipientDirectory:
-    """Validate a parsed recipients document against the zones; every problem reported."""
+    """Validate a parsed recipients document against the zones; every problem reported
+    (``path`` names the file in them; :func:`streams.config_files.load_recipients` reads it)."""
     if not isinstance(data, dict) or not isinstance(data.get("recipients"), list):
         raise RecipientError(path, ["top level must be a mapping with a 'recipients' list"])
     problems: list[str] = []
@@ -282,7 +279,7 @@ def memberships(
     the zones overlapping each declared area. None where a location lies outside every zone.
     Declared zones must exist in ``zones`` (KeyError otherwise).
 
-    >>> from geo.zones import load_zones
+    >>> from streams.config_files import load_zones
     >>> z = load_zones()
     >>> m = memberships(z, [(37.5175, 126.97), None], [(), ("11030",)])
     >>> m[0].located[-1], "11030" in m[0].zones, m[1].located, m[1].point is not None
@@ -314,20 +311,3 @@ def memberships(
             point = (round(float(rp.y), 6), round(float(rp.x), 6))
         out.append(Membership(tuple(allz), here, point))
     return out
-
-
-def load_recipients(
-    path: Path | str | None = None, *, zones: ZoneRegistry, settings: Settings | None = None
-) -> RecipientDirectory:
-    """Load ``path`` (default ``settings.paths.recipients``) and index it on ``zones``."""
-    p = Path(path) if path else (settings or Settings()).paths.recipients
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecipientError(p, [f"file not found: {p}"]) from None
-    except yaml.YAMLError as err:
-        # Only the position: the parser's snippet of the line could show a phone number.
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise RecipientError(p, [f"not valid YAML{where}"]) from None
-    return parse_recipients(data, zones, path=p)

@@ -19,7 +19,7 @@ The join is computed once per (registry version, zone version) and cached.
 
 >>> from gyeongbo.registry import load_registry
 >>> from gyeongbo.settings import REPO_ROOT
->>> from geo.zones import load_zones
+>>> from streams.config_files import load_zones
 >>> idx = station_zones(load_registry(REPO_ROOT / "config" / "stations.yaml"), load_zones())
 >>> idx["1018683"].impact
 ('11030', '11200', '11190', 'hangang-riverside-central')

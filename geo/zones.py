@@ -1,7 +1,9 @@
 """The zone registry: administrative and custom zones, their hierarchy and a spatial index.
 
 Administrative zones come from the KOSTAT census boundaries shipped in ``config/boundaries/``
-(read at run time; see :func:`default_admin_dir`):
+(read at run time by :func:`streams.config_files.load_zones`, which finds them with
+:func:`~streams.config_files.default_admin_dir`; this module builds the zones from the bytes it
+is given, :func:`build_zones`):
 
 * provinces (시·도, 17, codes like ``'11'``) from ``skorea_provinces_geo_simple.json``;
 * municipalities (시·군·구, 251, ``'11030'``) from ``skorea_municipalities_geo_simple.json``,
@@ -29,6 +31,7 @@ Everything is validated on load; a bad file raises :class:`~geo.geojson.ZoneErro
 the file, the feature index and its id. ``version`` is a digest of every file read, so caches
 keyed on it (station joins) renew when any boundary or zone file changes.
 
+>>> from streams.config_files import load_zones
 >>> zones = load_zones()
 >>> zones["11030"].name, zones.parent("1103064"), zones.ancestors("11030")
 ('용산구', '11030', ('11', 'seoul-center'))
@@ -40,11 +43,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -56,27 +57,23 @@ from geo.codes import admin_level, is_admin_code, parent_code
 from geo.geojson import ZoneError, check_features
 from geo.index import PointIndex
 from geo.metric import from_local_km
-from gyeongbo.settings import REPO_ROOT, Settings
 
 __all__ = [
     "ADMIN_ATTRIBUTION",
     "ADMIN_FILES",
     "LocatedPoints",
     "Location",
+    "SourceFile",
     "Zone",
     "ZoneKind",
     "ZoneRegistry",
-    "default_admin_dir",
-    "load_zones",
+    "build_zones",
 ]
 
 ADMIN_ATTRIBUTION = (
     "Statistics Korea (KOSTAT) SGIS census boundary data (2013), Korea Open Government "
     "Licence type 1 (attribution), via southkorea/southkorea-maps and southkorea/seoul-maps"
 )
-
-#: Environment variable read when neither an argument nor the settings name the directory.
-ADMIN_DIR_ENV = "GYEONGBO_PATHS__ADMIN_BOUNDARIES"
 
 
 class ZoneKind(StrEnum):
@@ -204,22 +201,6 @@ class _CustomProps(BaseModel):
             if bad:
                 raise ValueError(f"members must be KOSTAT codes, not {bad}")
         return self
-
-
-def default_admin_dir(settings: Settings | None = None) -> Path:
-    """Where the KOSTAT boundary files are.
-
-    In order: ``settings.paths.admin_boundaries`` when the settings have that field, the
-    ``GYEONGBO_PATHS__ADMIN_BOUNDARIES`` environment variable, then the copy shipped in the
-    repository, ``config/boundaries`` (the settings' default too).
-    """
-    configured = getattr(settings.paths, "admin_boundaries", None) if settings else None
-    if configured:
-        return Path(configured)
-    env = os.environ.get(ADMIN_DIR_ENV)
-    if env:
-        return Path(env)
-    return REPO_ROOT / "config" / "boundaries"
 
 
 def _circle(lon: float, lat: float, radius_m: float) -> Any:
@@ -452,24 +433,30 @@ class ZoneRegistry:
         return self.closure(loc.admin + loc.custom)
 
 
-# --- loading -------------------------------------------------------------------------------
+# --- building from the files' bytes ----------------------------------------------------------
+@dataclass(frozen=True)
+class SourceFile:
+    """One zone file as its reader read it: ``name`` (the file name: each zone's ``source``,
+    and hashed into the registry's version), ``label`` (how problems name the file: its
+    path) and its bytes."""
+
+    name: str
+    label: str
+    raw: bytes
+
+
 def _admin_zones(
-    admin_dir: Path, digest: Any, problems: list[str]
+    files: Sequence[SourceFile], digest: Any, problems: list[str]
 ) -> tuple[dict[str, Zone], set[str]]:
     zones: dict[str, Zone] = {}
     refined: set[str] = set()
-    for spec_file in ADMIN_FILES:
-        path = admin_dir / spec_file.name
+    if [f.name for f in files] != [spec.name for spec in ADMIN_FILES]:
+        raise ValueError(f"expected the files {[spec.name for spec in ADMIN_FILES]}, in order")
+    for spec_file, src in zip(ADMIN_FILES, files, strict=True):
+        path = src.label
+        digest.update(spec_file.name.encode() + b"\0" + src.raw)
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise ZoneError(
-                path,
-                [f"administrative boundary file not found (set {ADMIN_DIR_ENV} or pass admin_dir)"],
-            ) from None
-        digest.update(spec_file.name.encode() + b"\0" + raw)
-        try:
-            data = json.loads(raw)
+            data = json.loads(src.raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ZoneError(path, [f"not valid JSON: {err}"]) from None
         specs, file_problems = check_features(data, id_key="code")
@@ -505,18 +492,15 @@ def _admin_zones(
 
 
 def _custom_zones(
-    zones_dir: Path, admin: dict[str, Zone], digest: Any, problems: list[str]
+    files: Sequence[SourceFile], admin: dict[str, Zone], digest: Any, problems: list[str]
 ) -> list[Zone]:
     out: list[Zone] = []
     first_seen: dict[str, str] = {}
-    files = sorted(zones_dir.glob("*.geojson")) if zones_dir.is_dir() else []
-    if not zones_dir.is_dir():
-        problems.append(f"{zones_dir}: zones directory not found")
-    for path in files:
-        raw = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + raw)
+    for src in files:
+        path = src.label
+        digest.update(src.name.encode() + b"\0" + src.raw)
         try:
-            data = json.loads(raw)
+            data = json.loads(src.raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             problems.append(f"{path}: not valid JSON: {err}")
             continue
@@ -560,7 +544,7 @@ def _custom_zones(
             elif props.members or props.radius_m is not None:
                 problems.append(f"{where}: a polygon zone takes neither 'members' nor 'radius_m'")
                 continue
-            first_seen[f.id] = path.name
+            first_seen[f.id] = src.name
             out.append(
                 Zone(
                     id=f.id,
@@ -568,7 +552,7 @@ def _custom_zones(
                     name_en=props.name_en,
                     kind=ZoneKind.CUSTOM,
                     geometry=geom,
-                    source=path.name,
+                    source=src.name,
                     category=props.category,
                     members=members,
                     circle=circle,
@@ -578,23 +562,22 @@ def _custom_zones(
     return out
 
 
-def load_zones(
-    zones_dir: Path | str | None = None,
-    admin_dir: Path | str | None = None,
-    *,
-    settings: Settings | None = None,
+def build_zones(
+    admin: Sequence[SourceFile], custom: Sequence[SourceFile] | None, *, origin: str
 ) -> ZoneRegistry:
-    """Load and validate every zone. Defaults: ``settings.paths.zones`` (or the repo's
-    ``config/zones``) and :func:`default_admin_dir`."""
-    zdir = Path(zones_dir) if zones_dir else (settings.paths.zones if settings else None)
-    zdir = zdir or REPO_ROOT / "config" / "zones"
-    adir = Path(admin_dir) if admin_dir else default_admin_dir(settings)
+    """Validate every zone and build the registry: ``admin`` the files of
+    :data:`ADMIN_FILES`, in that order; ``custom`` the custom zone files (None: their folder,
+    ``origin``, does not exist). Every problem is reported at once in one
+    :class:`~geo.geojson.ZoneError` for ``origin``; a file that is not JSON at all stops
+    there. ``version`` is a digest of every file's name and bytes."""
     digest = hashlib.sha256()
     problems: list[str] = []
-    admin, refined = _admin_zones(adir, digest, problems)
-    custom = _custom_zones(zdir, admin, digest, problems)
+    admin_zones, refined = _admin_zones(admin, digest, problems)
+    if custom is None:
+        problems.append(f"{origin}: zones directory not found")
+    zones = _custom_zones(custom or (), admin_zones, digest, problems)
     if problems:
-        raise ZoneError(zdir, problems)
+        raise ZoneError(origin, problems)
     return ZoneRegistry(
-        [*admin.values(), *custom], version=digest.hexdigest()[:16], refined=refined
+        [*admin_zones.values(), *zones], version=digest.hexdigest()[:16], refined=refined
     )

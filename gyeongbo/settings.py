@@ -116,6 +116,11 @@ class KafkaSettings(_Frozen):
     of the bridge, the workers, ``topics create`` and the drill runner uses these)."""
 
     bootstrap: str = "127.0.0.1:19092"
+    #: What answers at ``bootstrap``: ``kafka`` (Apache Kafka or a service that conforms to
+    #: it; production), or a local stand-in the development stack runs and sets here
+    #: (``noida``, ``tansu``). Workers correct the client for noida-db's defects only
+    #: (``streams/kafka_compat.py``).
+    broker: Literal["kafka", "noida", "tansu"] = "kafka"
     topics: Topics = Topics()
     client_id: str = "gyeongbo"
     #: ``PLAINTEXT`` (the local stack), ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL``.
@@ -305,7 +310,7 @@ class WorkerSettings(_Frozen):
     deadman_every_s: float = Field(default=30.0, gt=0)
     #: ``readings`` records already waiting when one arrives are joined into one detector
     #: call of at most this many readings (1 = one record per call). Nothing waits for
-    #: records to come; a backlog is processed in big batches (README, Benchmarks).
+    #: records to come; a backlog is processed in big batches (docs/benchmarks.md).
     coalesce_readings: int = Field(default=5_000, ge=1)
     #: Standby replicas of every table (Faust ``table_standby_replicas``): another worker
     #: keeps a warm copy, so a failed worker's partitions move without replaying the

@@ -1,14 +1,16 @@
 """``gyeongbo drill …`` and ``gyeongbo simulate …``: drills for officers, load for benchmarks.
 
-Registered in :mod:`gyeongbo.cli` as::
+Registered in :mod:`gyeongbo_cli.main` as::
 
     from simulators.cli import drill_app, simulate_app
     app.add_typer(drill_app, name="drill")
     app.add_typer(simulate_app, name="simulate")
 
-Exit status of ``drill run``: 0 every expectation met, 1 an expectation failed (missed, late,
-early, unexpected, or a finding such as a lost exercise flag), 2 the drill could not run
-(invalid scenario, no pipeline, broker unreachable).
+Exit status of ``drill run`` (:mod:`gyeongbo.exit_codes`): 0 every expectation met, 1 an
+expectation failed (missed, late, early, unexpected, or a finding such as a lost exercise flag)
+or the drill could not run (an invalid scenario file, a worker holding newer drill readings),
+2 a usage error (an unknown scenario name, a bad option), 3 the MQTT broker, Kafka or the
+pipeline did not answer.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
+from gyeongbo.exit_codes import FAILED, OK, UNREACHABLE, unreachable
+from gyeongbo.listing import Column, print_listing
+from gyeongbo.log_level import LogLevelOpt, configure_logging
 from gyeongbo.registry import RegistryError, load_registry
 from gyeongbo.settings import Settings
 from gyeongbo.stack.procs import StackError
@@ -35,6 +40,7 @@ from simulators.scenario import (
     list_scenarios,
     load_checked,
     load_scenario,
+    resolve_scenario,
 )
 
 __all__ = ["drill_app", "simulate_app"]
@@ -56,15 +62,33 @@ simulate_app = typer.Typer(
 )
 
 
-def _fail(msg: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error[/red] {msg}")
+def _fail(msg: str, code: int = FAILED) -> typer.Exit:
+    console.print(f"[red]error[/red] {escape(msg)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def _failed(err: BaseException) -> typer.Exit:
+    """Exit 3 when a service did not answer, else 1, with the error's message."""
+    return _fail(str(err), UNREACHABLE if unreachable(err) else FAILED)
+
+
+def _known(name: str, directory: Path, param: str) -> None:
+    """A usage error (exit 2) for a scenario or overlay name that names no file."""
+    try:
+        path = resolve_scenario(name, directory)
+    except ScenarioError as err:
+        raise typer.BadParameter(err.problems[0], param_hint=param) from None
+    if not path.exists():
+        raise typer.BadParameter(f"no such file: {path}", param_hint=param)
 
 
 @drill_app.command("run")
 def drill_run(
     scenario: Annotated[
-        str, typer.Argument(help="Scenario name (in simulators/scenarios) or path.")
+        str,
+        typer.Argument(
+            help="Scenario name as `gyeongbo drill list` shows it, or the path of a file."
+        ),
     ],
     speed: Annotated[
         float, typer.Option(help="Playback speed: 1 = real time, 60 = an hour in a minute.")
@@ -132,11 +156,22 @@ def drill_run(
             ),
         ),
     ] = True,
+    log_level: LogLevelOpt = "warning",
 ) -> None:
-    """Run a drill and print its report; exit 1 when an expectation fails."""
+    """Run a drill and print its report; exit 1 when an expectation fails.
+
+    Without a running stack the drill starts an empty one of its own, with a bridge and a
+    worker, and stops them at the end.
+    """
     if clock not in ("end-now", "start-now"):
-        raise _fail(f"--clock must be end-now or start-now, not {clock!r}")
+        raise typer.BadParameter(
+            f"{clock!r} is neither end-now nor start-now", param_hint="'--clock'"
+        )
+    configure_logging(log_level)
     settings = Settings()
+    _known(scenario, settings.paths.scenarios, "'SCENARIO'")
+    for overlay in faults or ():
+        _known(overlay, settings.paths.scenarios, "'--faults'")
     try:
         if dry_run:
             _dry_run(scenario, settings, seed, tuple(faults or ()), batch, speed)
@@ -160,11 +195,11 @@ def drill_run(
     except (ScenarioError, RegistryError) as err:
         raise _fail(f"invalid scenario: {err}") from None
     except (DrillError, PublishError, StackError) as err:
-        raise _fail(str(err)) from None
+        raise _failed(err) from None
     if report is not None:
         report.write_text(result.to_json() + "\n", encoding="utf-8")
         console.print(f"report written to {report}")
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(OK if result.passed else FAILED)
 
 
 def _dry_run(
@@ -196,9 +231,15 @@ def _dry_run(
 @drill_app.command("compare")
 def drill_compare(
     reference: Annotated[
-        Path, typer.Argument(help="Report of the reference run (drill run --report).")
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="Report of the reference run (drill run --report)."
+        ),
     ],
-    runs: Annotated[list[Path], typer.Argument(help="Reports of the runs to compare with it.")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(exists=True, dir_okay=False, help="Reports of the runs to compare with it."),
+    ],
 ) -> None:
     """Compare drill runs with a reference run of the same scenario, seed and speed: every
     transition (hazard, zone, n-th: action, previous → level), the SMS as handsets receive
@@ -230,36 +271,52 @@ def drill_compare(
                 console.print(f"  {d}")
         else:
             console.print(f"[green]same[/green] {path}: {n} transitions, SMS, CAP and HQ stages")
-    raise typer.Exit(1 if differ else 0)
+    raise typer.Exit(FAILED if differ else OK)
 
 
 @drill_app.command("list")
-def drill_list() -> None:
-    """List the scenarios and faults overlays."""
+def drill_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the scenarios (the names `drill run` takes) and the faults overlays (for
+    --faults), with their length, stations and expectations."""
+    import json
+
     settings = Settings()
-    table = Table(title=f"Scenarios in {settings.paths.scenarios}", title_justify="left")
-    for col in ("name", "kind", "duration", "stations", "faults", "expect", "never", "title"):
-        table.add_column(col)
+    docs: list[dict[str, object]] = []
+    rows: list[list[str]] = []
     for path in list_scenarios(settings.paths.scenarios):
         try:
             d = describe(load_scenario(path))
         except ScenarioError as err:
-            table.add_row(path.stem, "[red]invalid[/red]", "", "", "", "", "", str(err.problems[0]))
+            docs.append({"name": path.stem, "path": str(path), "invalid": err.problems})
+            rows.append([path.stem, "invalid", "", "", "", "", "", str(err.problems[0])])
             continue
         overlay = d["format"].endswith("faults/v1")
         secs = d["min_duration_s"] if overlay else d["duration_s"]
         text = f"{secs / 3600:g} h" if secs >= 3600 else f"{secs / 60:g} min"
-        table.add_row(
-            d["name"],
-            "overlay" if overlay else "scenario",
-            f"≥ {text}" if overlay else text,
-            str(d["stations"]),
-            str(d["faults"]),
-            str(d["expect"]),
-            str(d["never"]),
-            d["title"],
+        kind = "overlay" if overlay else "scenario"
+        docs.append({**d, "kind": kind, "path": str(path)})
+        rows.append(
+            [
+                d["name"],
+                kind,
+                f"≥ {text}" if overlay else text,
+                str(d["stations"]),
+                str(d["faults"]),
+                str(d["expect"]),
+                str(d["never"]),
+                d["title"],
+            ]
         )
-    Console().print(table)
+    if as_json:
+        print(json.dumps(docs, ensure_ascii=False, indent=1))
+        return
+    cols = [Column("name", key=True), Column("kind", styles={"invalid": "red"})]
+    cols += [Column("duration")]
+    cols += [Column(c, justify="right") for c in ("stations", "faults", "expect", "never")]
+    title = f"Scenarios in {settings.paths.scenarios}"
+    print_listing([*cols, Column("title")], rows, title=title)
 
 
 @drill_app.command("validate")
@@ -288,7 +345,7 @@ def drill_validate(
             continue
         console.print(f"[green]ok[/green] {path}: {sc.name} v{sc.version}")
     if bad:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 @simulate_app.command("load")
@@ -327,16 +384,20 @@ def simulate_load(
         finally:
             publisher.close()
     except (PublishError, ValueError, RegistryError) as err:
-        raise _fail(str(err)) from None
+        raise _failed(err) from None
     print(result.to_json(), flush=True)
 
 
 @simulate_app.command("registry")
 def simulate_registry(
     out: Annotated[Path, typer.Option(help="Where to write the registry YAML.")],
-    stations: Annotated[int, typer.Option(min=1)] = 100_000,
-    kinds: Annotated[str, typer.Option()] = "water_level,air_quality,structural,rainfall",
-    seed: Annotated[int, typer.Option()] = 0,
+    stations: Annotated[
+        int, typer.Option(min=1, help="Synthetic stations (SIM000000…), as `simulate load`.")
+    ] = 100_000,
+    kinds: Annotated[
+        str, typer.Option(help="Comma-separated kinds, in station blocks, as `simulate load`.")
+    ] = "water_level,air_quality,structural,rainfall",
+    seed: Annotated[int, typer.Option(help="Random seed, as `simulate load`.")] = 0,
 ) -> None:
     """Write a station registry with the load mode's synthetic stations (for the bridge)."""
     plan = LoadPlan(stations=stations, kinds=tuple(k.strip() for k in kinds.split(",")), seed=seed)

@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from alerting.templates import DEFAULT_TEMPLATES, load_templates
+from streams.config_files import DEFAULT_TEMPLATES, load_templates
 
 __all__ = ["compare_reports", "sms_key", "transition_facts"]
 

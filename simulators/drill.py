@@ -5,8 +5,7 @@
 1. load and check the scenario (with any faults overlays) against the station registry;
 2. use the stack the settings point at, or — when its MQTT broker and Kafka are not
    reachable — start a local one (:class:`gyeongbo.stack.stack.Stack`) and stop it after;
-3. start the bridge and worker through the pipeline hook
-   ``streams.pipeline.start_local_pipeline(settings)`` (a context manager; see
+3. start the bridge and worker with :func:`streams.pipeline.start_local_pipeline` (see
    :func:`pipeline_context`) when it started the stack, or when the running stack has no
    worker and bridge answering (:func:`pipeline_running`); ``--start-pipeline`` /
    ``--no-start-pipeline`` decide instead;
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import math
 import shutil
@@ -35,7 +33,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -75,10 +73,11 @@ from simulators.report import (
     transitions_of,
 )
 from simulators.scenario import Scenario, load_checked, stage_threshold
+from streams.bridge_config import BridgeSettings
 from streams.cap_feed import build_index
+from streams.pipeline import start_local_pipeline
 
 __all__ = [
-    "PIPELINE_HOOK",
     "DrillError",
     "DrillOptions",
     "Followed",
@@ -87,9 +86,6 @@ __all__ = [
     "stack_reachable",
     "truth_times",
 ]
-
-#: ``module:function`` of the hook that starts the bridge and worker for a drill.
-PIPELINE_HOOK = "streams.pipeline:start_local_pipeline"
 
 ClockMode = Literal["end-now", "start-now"]
 
@@ -143,11 +139,7 @@ def pipeline_running(settings: Settings) -> bool:
     on this machine."""
     if not port_open(settings.worker.web_port, settings.worker.web_host):
         return False
-    try:
-        bridge = importlib.import_module("streams.bridge_config").BridgeSettings()
-    except ImportError:  # the drill tools without the streams package: trust the worker
-        return True
-    return bool(port_open(int(bridge.metrics_port), "127.0.0.1"))
+    return port_open(BridgeSettings().metrics_port, "127.0.0.1")
 
 
 @contextlib.contextmanager
@@ -183,25 +175,16 @@ def stack_context(settings: Settings, console: Console) -> Iterator[tuple[Settin
         stack.down()
 
 
-def pipeline_context(settings: Settings, hook: str = PIPELINE_HOOK) -> AbstractContextManager[Any]:
-    """Start the bridge and worker(s) through :data:`PIPELINE_HOOK`.
-
-    The hook is ``start_local_pipeline(settings: Settings) -> ContextManager``: entering it
-    returns once the bridge subscribes to MQTT and the worker consumes ``readings``; leaving it
-    stops them. Raises :class:`DrillError` with instructions when it is not importable.
-    """
-    module_name, _, func_name = hook.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        start = getattr(module, func_name)
-    except (ImportError, AttributeError) as err:
-        raise DrillError(
-            f"cannot start the pipeline: {hook} is not available ({err}). Start the "
-            "bridge and worker yourself and rerun with --no-start-pipeline."
-        ) from None
+def pipeline_context(
+    settings: Settings,
+    start: Callable[[Settings], AbstractContextManager[Any]] = start_local_pipeline,
+) -> AbstractContextManager[Any]:
+    """Start the bridge and worker(s): ``start(settings)`` returns a context manager whose
+    entry returns once the bridge subscribes to MQTT and the worker consumes ``readings``,
+    and whose exit stops them (default :func:`streams.pipeline.start_local_pipeline`)."""
     ctx = start(settings)
     if not isinstance(ctx, AbstractContextManager):
-        raise DrillError(f"{hook} must return a context manager, got {type(ctx).__name__}")
+        raise DrillError(f"{start!r} must return a context manager, got {type(ctx).__name__}")
     return ctx
 
 
@@ -493,7 +476,7 @@ def fetch_sent(settings: Settings, since_ms: int, timeout_s: float = 5.0) -> lis
 def _sent_from_sms(sms: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Without the sent log: the fake's messages, per handset and hazard (by the English
     keyword every template carries; one event per hazard)."""
-    from alerting.templates import load_templates
+    from streams.config_files import load_templates
 
     keywords = {h.keyword: name for name, h in load_templates().hazards.items()}
     out = []

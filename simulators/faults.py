@@ -21,7 +21,7 @@ looks like, one variant each:
 
 Random choices (which readings spike or repeat) come from ``(seed, station, fault index)``.
 
->>> from simulators.generator import Reading
+>>> from simulators.records import Reading
 >>> from simulators.scenario import Fault
 >>> rs = [Reading(t_s=60.0 * k, ts_ms=60_000 * k, seq=k + 1, values={"level_m": 1.0 + k})
 ...       for k in range(5)]
@@ -40,7 +40,7 @@ from typing import Any
 import msgspec
 
 from gyeongbo.registry import Registry
-from simulators.generator import (
+from simulators.records import (
     Publication,
     Reading,
     out_of_range_value,

@@ -39,10 +39,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -51,7 +49,16 @@ import numpy.typing as npt
 
 from gyeongbo.registry import Registry
 from gyeongbo.settings import REPO_ROOT
-from gyeongbo.vocab import KIND_VALUES, PHYSICAL_RANGE
+from simulators.faults import apply_faults, malformed_publications
+from simulators.records import (
+    KST,
+    Publication,
+    Reading,
+    out_of_range_value,
+    rfc3339,
+    seeded_rng,
+    value_names,
+)
 from simulators.scenario import Fault, Scenario, Signal, StationSpec
 
 __all__ = [
@@ -72,18 +79,9 @@ __all__ = [
     "value_names",
 ]
 
-KST = timezone(timedelta(hours=9))
 TOPIC_ROOT = "gyeongbo/v1/readings"
 _enc = msgspec.json.Encoder()
 FloatArray = npt.NDArray[np.float64]
-
-
-def rfc3339(ms: int) -> str:
-    """Epoch milliseconds as RFC 3339 in Korea Standard Time (ms only when non-zero)."""
-    dt = datetime.fromtimestamp(ms // 1000, KST)
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = ms % 1000
-    return f"{base}.{frac:03d}+09:00" if frac else f"{base}+09:00"
 
 
 @dataclass(frozen=True)
@@ -121,39 +119,6 @@ class Clock:
         return (event_ms - self.anchor_ms) / 1000.0
 
 
-@dataclass(slots=True)
-class Reading:
-    """One reading before encoding; faults transform lists of these."""
-
-    t_s: float
-    ts_ms: int
-    seq: int
-    values: dict[str, float | int]
-    event: dict[str, float] | None = None
-    tag: str = "reading"
-    expect_rejected: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """One MQTT message: when (scenario time), where, and the exact bytes."""
-
-    t_s: float
-    topic: str
-    payload: bytes
-    station: str
-    kind: str
-    gateway: str
-    #: ``reading``, ``stuck``, ``spike``, ``skewed``, ``duplicate``, ``batch`` or
-    #: ``malformed:<variant>``.
-    tag: str = "reading"
-    #: The bridge must dead-letter this payload (to ``readings.rejected``).
-    expect_rejected: bool = False
-    #: Readings carried (a gateway batch carries many; a malformed payload none).
-    readings: int = 1
-    obj: Any = field(default=None, compare=False, repr=False)
-
-
 @dataclass(frozen=True)
 class Generated:
     publications: list[Publication]
@@ -166,13 +131,6 @@ class Generated:
 
     def payloads(self) -> list[bytes]:
         return [p.payload for p in self.publications]
-
-
-def seeded_rng(seed: int, *keys: str | int) -> np.random.Generator:
-    """A generator keyed by the seed and names (crc32 of strings), stable across runs."""
-    words = [seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF]
-    words += [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
-    return np.random.default_rng(words)
 
 
 def _keyframes(pts: Sequence[tuple[float, float]], t: FloatArray) -> FloatArray:
@@ -204,9 +162,14 @@ def evaluate_signal(
         rise = np.clip((dt + p.rise) / p.rise, 0.0, 1.0)  # 0 → 1 over [at - rise, at]
         decay = np.where(dt > 0, np.exp(-np.maximum(dt, 0.0) / p.decay), 1.0)
         v = v + p.peak * rise * decay
-    if rng is not None and sig.noise > 0:
-        v = v + rng.normal(0.0, sig.noise, size=t.shape)
     lo = sig.min
+    if rng is not None and sig.noise > 0:
+        noise = rng.normal(0.0, sig.noise, size=t.shape)
+        if lo is not None:
+            # At its floor the quantity is absent (no rain): the reading is the floor. Noise
+            # there, clipped below, would only ever add: ~0.4 σ per reading on average.
+            noise = np.where(v <= lo, 0.0, noise)
+        v = v + noise
     hi = sig.max
     if lo is not None or hi is not None:
         v = np.clip(v, lo if lo is not None else -np.inf, hi if hi is not None else np.inf)
@@ -240,8 +203,6 @@ def generate(
 ) -> Generated:
     """Every publication of the scenario, in publishing order (by scenario time, then station
     order). ``seq`` of the k-th reading of a station is ``seq_base + k + 1``."""
-    from simulators.faults import apply_faults, malformed_publications
-
     seed = sc.seed if seed is None else seed
     pubs: list[tuple[float, int, Publication]] = []
     series: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = {}
@@ -445,15 +406,3 @@ def crossing_time(
         return None
     below = np.flatnonzero(~above[first[-1] :])
     return float(t[first[-1] + below[0]]) if below.size else None
-
-
-def value_names(kind: str) -> list[str]:
-    for k, names in KIND_VALUES.items():
-        if k.value == kind:
-            return list(names)
-    return []
-
-
-def out_of_range_value(name: str) -> float:
-    lo, hi = PHYSICAL_RANGE.get(name, (0.0, 1.0))
-    return float(hi * 10 + 1) if hi > 0 else float(lo * 10 - 1)

@@ -143,7 +143,10 @@ class MqttPublisher:
         self._client.loop_start()
         if not self._connected.wait(timeout_s):
             self._client.loop_stop()
-            raise PublishError(f"no CONNACK from {self.host}:{self.port} in {timeout_s:g}s")
+            # a broker that does not answer: the CLI tells it apart by the TimeoutError (exit 3)
+            raise PublishError(
+                f"no CONNACK from {self.host}:{self.port} in {timeout_s:g}s"
+            ) from TimeoutError()
         if self._connect_error:
             self._client.loop_stop()
             raise PublishError(self._connect_error)

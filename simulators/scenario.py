@@ -149,6 +149,11 @@ class Signal(_Model):
     mapped as ``value * scale + offset``) or ``constant``. Then ``pulses`` are added,
     Gaussian ``noise`` (standard deviation, seeded) is added, the value is clipped to
     ``[min, max]`` and rounded to ``round`` decimals (or ``step``, e.g. a 0.5 mm bucket).
+
+    ``min`` is the quantity's floor: where the value (before noise) is at or below it, the
+    quantity is absent and the reading is exactly ``min`` — a dry rain gauge reads 0. Noise
+    there would be clipped on one side only and add ``0.4 × noise`` per reading on average:
+    with ``noise: 0.5`` every 10 min, a dry gauge would report ~1.2 mm/h of rain.
     """
 
     points: list[tuple[Duration, float]] | None = None
@@ -560,7 +565,7 @@ def _zones_of(reg: Registry) -> set[str]:
     """Zones an expectation may name: those the stations declare, their regions, and the
     province (시·도: the first two digits of a KOSTAT 시·군·구 code) of every declared
     administrative zone — a nationwide earthquake message (catalogue M ≥ 5) is staged per
-    province (``streams.services.catalogue_routes``)."""
+    province (``geo.routing.catalogue_routes``)."""
     zones: set[str] = set()
     for st in reg.stations.values():
         zones.update(st.zones)

@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
+from gyeongbo.exit_codes import FAILED, UNREACHABLE, USAGE
+from gyeongbo.listing import Column, out_console, print_listing
 from gyeongbo.settings import Settings
 from gyeongbo.vocab import LEVEL_KO, Level, Severity
 
@@ -27,8 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 UrlOpt = Annotated[
     list[str] | None,
@@ -39,6 +40,16 @@ UrlOpt = Annotated[
     ),
 ]
 ReasonOpt = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
+AlertIdArg = Annotated[
+    str, typer.Argument(help="The alert's id, as `gyeongbo alerts list` shows it.")
+]
+ZoneArg = Annotated[
+    str,
+    typer.Argument(
+        help="Zone id: a KOSTAT code (11030 = 용산구) or a custom zone (hangang-riverside)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _urls(urls: list[str] | None) -> list[str]:
@@ -55,7 +66,7 @@ def _headers() -> dict[str, str]:
             "[red]no operator token[/red]: set GYEONGBO_OPERATOR__TOKEN (an administrator "
             "issues one with `gyeongbo operators add`)"
         )
-        raise typer.Exit(2)
+        raise typer.Exit(USAGE)
     return {
         "Content-Type": "application/json",
         "Accept": "application/json",
@@ -64,6 +75,8 @@ def _headers() -> dict[str, str]:
 
 
 def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    """One request to a worker's API: the answer's JSON; exit 1 with the worker's answer on
+    an HTTP error, exit 3 in one line when no worker answers (refused, timeout, no host)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers=_headers())
     try:
@@ -71,11 +84,13 @@ def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
             raw = r.read()
             return json.loads(raw) if raw else None
     except urllib.error.HTTPError as e:
-        err.print(f"[red]{method} {url}: HTTP {e.code}[/red] {e.read().decode(errors='replace')}")
-        raise typer.Exit(1) from None
+        answer = " ".join(e.read().decode(errors="replace").split())
+        err.print(f"[red]{method} {escape(url)}: HTTP {e.code}[/red] {escape(answer)}")
+        raise typer.Exit(FAILED) from None
     except (urllib.error.URLError, OSError) as e:
-        err.print(f"[red]cannot reach the worker at {url}[/red]: {e}")
-        raise typer.Exit(2) from None
+        reason = e.reason if isinstance(e, urllib.error.URLError) else e
+        err.print(f"[red]no worker answers at {escape(url)}[/red]: {escape(str(reason))}")
+        raise typer.Exit(UNREACHABLE) from None
 
 
 def parse_duration(text: str) -> int:
@@ -106,9 +121,9 @@ def list_alerts(
     exercise: Annotated[
         bool | None, typer.Option("--exercise/--real", help="Only drills / only real alerts.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """List active alerts with their stage, stations and whether they are acknowledged."""
+    """List active alerts: id (what ack, clear take), stage, zone, stations, acknowledged."""
     q = "" if exercise is None else f"?exercise={'true' if exercise else 'false'}"
     alerts: list[dict[str, Any]] = []
     for u in _urls(url):
@@ -118,37 +133,39 @@ def list_alerts(
     if as_json:
         print(json.dumps(alerts, ensure_ascii=False, indent=2))
         return
-    t = Table(title=f"{len(alerts)} active alert(s)")
-    for col in ("alert", "hazard", "zone", "level", "since", "stations", "acked", "drill"):
-        t.add_column(col)
+    rows = []
     for a in alerts:
         if "severity" in a:
             checks = sorted({c for cs in (a.get("checks") or {}).values() for c in cs})
             shown = f"operators: {a['severity']} ({', '.join(checks)})"
         else:
             shown = f"{LEVEL_KO[Level.parse(a['level'])]} {a['level']}"
-        t.add_row(
-            a["alert_id"],
-            a["hazard"],
-            f"{a.get('zone_name', '')} ({a['zone']})",
-            shown,
-            str(a.get("since", "")),
-            ",".join(a.get("stations", {}) or []),
-            "yes" if a.get("acked") else "",
-            "훈련" if a.get("exercise") else "",
+        rows.append(
+            [
+                a["alert_id"],
+                a["hazard"],
+                f"{a.get('zone_name', '')} ({a['zone']})",
+                shown,
+                str(a.get("since", "")),
+                ", ".join(a.get("stations", {}) or []),
+                "yes" if a.get("acked") else "",
+                "훈련" if a.get("exercise") else "",
+            ]
         )
-    console.print(t)
+    columns = [Column("alert", key=True)]
+    columns += [Column(c) for c in ("hazard", "zone", "level", "since", "stations", "acked")]
+    print_listing([*columns, Column("drill")], rows, title=f"{len(alerts)} active alert(s)")
 
 
 @app.command()
-def ack(alert_id: str, reason: ReasonOpt, url: UrlOpt = None) -> None:
+def ack(alert_id: AlertIdArg, reason: ReasonOpt, url: UrlOpt = None) -> None:
     """Acknowledge an alert: stops repeat notifications, keeps the alert and its stage."""
     _print(_call("POST", f"{_urls(url)[0]}/alerts/{alert_id}/ack", {"reason": reason}))
 
 
 @app.command()
 def clear(
-    alert_id: str,
+    alert_id: AlertIdArg,
     reason: ReasonOpt,
     cancel: Annotated[
         bool, typer.Option(help="Issued in error: a CAP Cancel, no all-clear.")
@@ -167,7 +184,7 @@ def clear(
 
 @app.command()
 def silence(
-    zone: str,
+    zone: ZoneArg,
     duration: Annotated[str, typer.Option(help="How long: 30m, 2h, 1h30m.")],
     reason: ReasonOpt,
     hazard: Annotated[str | None, typer.Option(help="Only this hazard (default: all).")] = None,
@@ -186,7 +203,7 @@ def silence(
 
 @app.command()
 def escalate(
-    zone: str,
+    zone: ZoneArg,
     hazard: Annotated[str, typer.Option(help="Hazard, e.g. flood, pm25, structural.")],
     level: Annotated[str, typer.Option(help="attention, caution, alert or serious.")],
     reason: ReasonOpt,
@@ -204,7 +221,7 @@ def escalate(
 
 
 @app.command()
-def audit(url: UrlOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def audit(url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """The operator audit log: who did what, when, why, and whether it applied."""
     entries: list[dict[str, Any]] = []
     for u in _urls(url):
@@ -213,20 +230,20 @@ def audit(url: UrlOpt = None, as_json: Annotated[bool, typer.Option("--json")] =
     if as_json:
         print(json.dumps(entries, ensure_ascii=False, indent=2))
         return
-    t = Table(title="operator audit log")
-    for col in ("ts_ms", "actor", "action", "target", "reason", "result"):
-        t.add_column(col)
-    for e in entries:
-        t.add_row(
+    rows = [
+        [
             str(e.get("ts_ms")),
             str(e.get("actor")),
             str(e.get("action")),
             str(e.get("target", e.get("alert_id", ""))),
             str(e.get("reason", "")),
             str(e.get("result", "")),
-        )
-    console.print(t)
+        ]
+        for e in entries
+    ]
+    columns = [Column("ts_ms"), Column("actor"), Column("action"), Column("target", key=True)]
+    print_listing([*columns, Column("reason"), Column("result")], rows, title="operator audit log")
 
 
 def _print(doc: Any) -> None:
-    console.print_json(json.dumps(doc, ensure_ascii=False))
+    out_console().print_json(json.dumps(doc, ensure_ascii=False))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import secrets
 import signal
@@ -23,6 +22,8 @@ from typing import Annotated
 
 import typer
 
+from gyeongbo.exit_codes import FAILED, USAGE
+from gyeongbo.log_level import LogLevelOpt, configure_logging
 from gyeongbo.registry import RegistryError, load_registry
 from gyeongbo.settings import Settings
 from streams.bridge_config import BridgeSettings
@@ -45,7 +46,7 @@ app = typer.Typer(
 
 @app.command("run")
 def run(
-    log_level: Annotated[str, typer.Option(help="Python log level.")] = "INFO",
+    log_level: LogLevelOpt = "info",
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -54,12 +55,13 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run the bridge until SIGTERM/SIGINT (finishes the flush in Kafka, then exits)."""
+    """Run the bridge until SIGTERM/SIGINT (finishes the flush in Kafka, then exits 0).
+
+    While MQTT or Kafka is down the bridge waits and retries; /healthz says it is not ready.
+    """
     from streams.bridge import Bridge
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level)
     settings = Settings()
     cfg = BridgeSettings()
     if metrics_port is not None:
@@ -68,7 +70,7 @@ def run(
         registry = load_registry(settings.paths.stations)
     except RegistryError as err:
         typer.echo(f"invalid station registry: {err}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(FAILED) from None
     bridge = Bridge(settings, cfg, registry)
 
     async def main() -> None:
@@ -117,7 +119,7 @@ def mqtt_auth(
         registry = load_registry(settings.paths.stations)
     except RegistryError as err:
         typer.echo(f"invalid station registry: {err}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(FAILED) from None
     bridge_user = settings.mqtt.username or "gyeongbo-bridge"
     users = [bridge_user, *sorted(registry.gateways)]
     creds, missing = credentials_from_env(users)
@@ -130,7 +132,7 @@ def mqtt_auth(
             + "\n  ".join(missing),
             err=True,
         )
-        raise typer.Exit(1)
+        raise typer.Exit(USAGE)
     generated = {u: secrets.token_urlsafe(18) for u in users if u not in creds}
     creds.update(generated)
     gid = None
@@ -140,8 +142,7 @@ def mqtt_auth(
         try:
             gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
         except KeyError:
-            typer.echo(f"no such group: {group}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.BadParameter(f"no such group: {group}", param_hint="'--group'") from None
     pw, acl = write_auth_files(
         out,
         registry,

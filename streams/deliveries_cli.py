@@ -10,11 +10,10 @@ import urllib.parse
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from alerting.model import rfc3339
-from streams.alerts_cli import UrlOpt, _call, _urls
+from gyeongbo.listing import Column, print_listing
+from streams.alerts_cli import JsonOpt, UrlOpt, _call, _urls
 
 app = typer.Typer(
     help=(
@@ -22,39 +21,29 @@ app = typer.Typer(
         "the fan-out took (from a worker's /deliveries)."
     ),
     no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
-console = Console()
 
 
 @app.command("list")
 def list_(
     url: UrlOpt = None,
     limit: Annotated[int, typer.Option(help="The newest N events.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """One line per event, newest first."""
+    """SMS per event, newest first: people, messages, delivered, failed, fan-out time."""
     base = _urls(url)[0]
     rows = _call("GET", f"{base}/deliveries?limit={limit}")
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
         return
-    table = Table(title=f"SMS deliveries per event ({base})")
-    cols = (
-        "event",
-        "people",
-        "messages",
-        "submitted",
-        "delivered",
-        "failed",
-        "opted out",
-        "pending",
-        "fan-out",
-        "started",
-    )
-    for col in cols:
-        table.add_column(col, no_wrap=col == "event")
-    for r in rows:
-        table.add_row(
+    cols = [Column("event", key=True)] + [
+        Column(c, justify="right")
+        for c in ("people", "messages", "submitted", "delivered", "failed", "opted out", "pending")
+    ]
+    cols += [Column("fan-out", justify="right"), Column("started")]
+    table = [
+        [
             r["event_id"],
             str(r["recipients"]),
             str(r["messages"]),
@@ -65,8 +54,10 @@ def list_(
             str(r["planned"]),
             "-" if r["fanout_s"] is None else f"{r['fanout_s']:.1f}s",
             rfc3339(r["first_planned_ms"]),
-        )
-    console.print(table)
+        ]
+        for r in rows
+    ]
+    print_listing(cols, table, title=f"SMS deliveries per event ({base})")
 
 
 @app.command()
@@ -74,7 +65,7 @@ def show(
     event_id: Annotated[str, typer.Argument(help="Event id (from `gyeongbo deliveries list`).")],
     url: UrlOpt = None,
     limit: Annotated[int, typer.Option(help="At most this many messages.")] = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """The messages of one event: who (masked), what level, the text, what became of it."""
     base = _urls(url)[0]
@@ -83,11 +74,10 @@ def show(
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
         return
-    table = Table(title=f"{event_id}: {len(rows)} message(s)")
-    for col in ("subscriber", "phone", "kind", "level", "state", "status", "body"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
+    cols = [Column("subscriber", key=True)]
+    cols += [Column(c) for c in ("phone", "kind", "level", "state", "status", "body")]
+    table = [
+        [
             r["subscriber_id"],
             r["phone_masked"],
             r["kind"],
@@ -95,5 +85,7 @@ def show(
             r["state"] + (f" ({r['error_code']})" if r["error_code"] else ""),
             r["delivery_status"] or "",
             r["body"],
-        )
-    console.print(table)
+        ]
+        for r in rows
+    ]
+    print_listing(cols, table, title=f"{event_id}: {len(rows)} message(s)")

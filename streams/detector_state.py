@@ -29,8 +29,9 @@ again: the alert machine treats a detection it has applied already as nothing
 (:meth:`alerting.machine.AlertMachine.feed`).
 
 A held acknowledgement costs the Faust event object, not its payload: the record's value is
-dropped once decoded (:func:`release_payload`): ~565 B a record (``benchmarks/held_acks.py``),
-~5.6 MB at 10⁴ readings/s in records of 60 with checkpoints every 60 s. Above
+dropped once decoded (:func:`streams.faust_internals.release_payload`): ~565 B a record
+(``benchmarks/held_acks.py``), ~5.6 MB at 10⁴ readings/s in records of 60 with checkpoints
+every 60 s. Above
 :data:`MAX_HELD_EVENTS` every partition is checkpointed at once.
 """
 
@@ -48,6 +49,7 @@ import numpy.typing as npt
 
 from detectors.engine import DetectorSet
 from gyeongbo.batch import ReadingBatch
+from streams.faust_internals import put_to_partition
 from streams.partitioning import partitions_for
 
 __all__ = [
@@ -57,7 +59,6 @@ __all__ = [
     "decode_chunk",
     "drill_clock_key",
     "encode_chunk",
-    "release_payload",
 ]
 
 log = logging.getLogger("gyeongbo.worker")
@@ -97,13 +98,6 @@ def decode_chunk(raw: bytes) -> tuple[dict[str, bytes], int]:
 def drill_clock_key(partition: int) -> str:
     """The table key of a readings partition's drill clock (8 bytes, LE)."""
     return f"{partition}/drill-clock"
-
-
-def release_payload(event: Any) -> None:
-    """Drop a decoded record's bytes from its Faust event, which is kept until the
-    checkpoint that covers it: held acknowledgements then cost the event, not the record."""
-    event.value = None
-    event.message.value = None
 
 
 def chunk_of(station: str) -> int:
@@ -278,5 +272,4 @@ class StateBook:
     def _put(self, partition: int, key: str, value: bytes) -> Any:
         """Set ``key`` in the table and send it to its changelog partition ``partition``
         (the readings partition: the worker that takes it over restores it from there)."""
-        self.table.data[key] = value
-        return self.table.send_changelog(partition, key, value)
+        return put_to_partition(self.table, partition, key, value)

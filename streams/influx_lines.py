@@ -12,7 +12,7 @@ with no finite value writes no line); every field keeps one type forever (floats
 ``*_num`` and ``*_ms`` fields are integers) so InfluxDB never sees a field type conflict.
 Free-text string fields have newlines replaced by spaces (one record = one line).
 
-Schema (also in the README):
+Schema (also in docs/guide.md, Storage and dashboards):
 
 =================  ==========================================  ==================================
 measurement        tags                                        fields

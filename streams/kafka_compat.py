@@ -1,40 +1,27 @@
-"""Two corrections to the worker's aiokafka for brokers that are not quite Kafka.
+"""Two corrections to aiokafka for noida-db, the local stack's default broker, and only for it.
 
-**Keep the member id on ILLEGAL_GENERATION.** aiokafka 0.14 answers an ``OffsetCommit``
-rejected with ``ILLEGAL_GENERATION`` by forgetting both its generation *and its member id*
-and joining again as a brand-new member. The Java client stopped doing that in Kafka 3.1
-(KAFKA-13419, "Only reset generation ID when ILLEGAL_GENERATION error": the member id is
-still valid; only the generation is stale). Rejoining under the old id is what the broker
-expects; rejoining under a new id leaves the old member behind until its session expires.
+A worker applies them when ``kafka.broker`` is ``noida`` (:func:`apply_for`; the local stack
+sets the setting, production leaves it ``kafka``). Both wrap a private aiokafka method
+(checked against aiokafka 0.14.0); ``tests/test_kafka_compat.py`` shows each defect on a real
+noida-db and that the correction removes it, and that nothing is patched for ``kafka`` or
+``tansu``.
 
-On Apache Kafka the difference costs at most one session timeout. On noida-db it hung the
-group for good: in the two-worker tests, a worker's commit right after a rebalance was answered
-ILLEGAL_GENERATION (noida had already begun the next generation; Kafka accepts a commit of the
-current generation while preparing a rebalance, or answers REBALANCE_IN_PROGRESS, which
-aiokafka handles without a reset); the worker rejoined under a new id; noida never expires a
-member (``tests/test_broker_conformance.py``), so the abandoned id stayed in the group, was
-elected leader, never sent its SyncGroup, and both workers looped in one generation until the
-test gave up. Seen in one of four runs of the two-worker test and in CI; with the member id kept
-the same worker logs the ILLEGAL_GENERATION, rejoins as itself, and the rebalance completes
-(four of four runs, two of them through this path). Two plain aiokafka consumers did not
-reproduce the ILLEGAL_GENERATION, so the conformance module has no test for it.
+**Keep the member id on ILLEGAL_GENERATION** (``GroupCoordinator._do_commit_offsets``).
+noida-db may refuse a commit made right after a rebalance with ``ILLEGAL_GENERATION``, where
+Kafka accepts it or answers ``REBALANCE_IN_PROGRESS``. aiokafka then drops its member id as
+well as its generation and joins as a new member; the old member stays in the group until its
+session expires, and noida-db may never expire it (docs/design.md §10), so the group can stall.
+The Java client keeps the member id in this case since Kafka 3.1 (KAFKA-13419: the id is still
+valid, only the generation is stale); the wrapper does the same: when the commit raises
+``IllegalGenerationError`` it restores the member id before the rejoin runs. An
+``UNKNOWN_MEMBER_ID`` still resets it.
 
-:func:`install` patches ``GroupCoordinator._do_commit_offsets`` once per process, wrapping
-the original: when the commit raises ``IllegalGenerationError`` the member id it was sent with
-is restored before the rejoin runs (aiokafka has already dropped the generation and requested
-the rejoin). Nothing else changes; an ``UNKNOWN_MEMBER_ID`` still resets the id.
-
-**Do not spin on empty fetches.** A Fetch request carries ``max_wait_ms`` (Faust: 1,500 ms):
-Kafka holds an empty fetch until data arrives or that time passes, so a consumer with nothing
-to read sends a couple of requests a second. noida-db answers an empty fetch at once, and
-aiokafka's fetcher sends the next one at once: an idle worker burnt 85–95 % of a core (py-spy:
-the consumer thread encoding and decoding fetch requests), and the broker as much answering
-them, on a 2-core machine that also runs the pipeline. :func:`install` wraps
-``Fetcher._proc_fetch_request``: a fetch that brought nothing and came back in less than
-:data:`EMPTY_FETCH_PAUSE_S` is followed by a pause up to that time before the next request to
-that broker. On Kafka an empty fetch has already waited ``max_wait_ms``, so nothing changes;
-with data flowing fetches are not empty, so nothing changes either; an idle partition's first
-record may wait up to the pause.
+**Do not spin on empty fetches** (``Fetcher._proc_fetch_request``). Kafka holds an empty
+fetch for the request's ``max_wait_ms`` (Faust: 1,500 ms); noida-db answers it at once, and
+aiokafka sends the next at once, so an idle consumer and the broker each burn most of a core.
+After a fetch that brought nothing in less than :data:`EMPTY_FETCH_PAUSE_S` the wrapper waits
+out the rest of that time before the next request to that broker; an idle partition's first
+record may wait up to the pause. Tansu and Kafka honour ``max_wait_ms``.
 """
 
 from __future__ import annotations
@@ -48,14 +35,26 @@ from typing import Any
 from aiokafka import errors as kafka_errors
 from aiokafka.consumer import fetcher, group_coordinator
 
-__all__ = ["EMPTY_FETCH_PAUSE_S", "install"]
+__all__ = ["EMPTY_FETCH_PAUSE_S", "NEEDS_CORRECTION", "apply_for", "install"]
 
 #: The least time between fetches to one broker when they bring nothing (see above).
 EMPTY_FETCH_PAUSE_S = 0.02
 
+#: The ``kafka.broker`` values the corrections are for.
+NEEDS_CORRECTION = frozenset({"noida"})
+
 log = logging.getLogger("gyeongbo.kafka")
 
 _MARK = "_gyeongbo_keeps_member_id"
+
+
+def apply_for(broker: str) -> bool:
+    """Install the corrections when ``broker`` (``settings.kafka.broker``) needs them;
+    returns whether it did. Once installed they stay for the process."""
+    if broker not in NEEDS_CORRECTION:
+        return False
+    install()
+    return True
 
 
 def install() -> None:

@@ -17,8 +17,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from gyeongbo.exit_codes import FAILED
+from gyeongbo.listing import Column, print_listing
 from gyeongbo.settings import Settings
 from streams.operators import ROLES, TokenStore
 
@@ -27,7 +28,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-console = Console()
 err = Console(stderr=True)
 
 FileOpt = Annotated[
@@ -68,9 +68,8 @@ def add(
     with _locked(path) as store:
         try:
             token, entry = store.issue(operator, role, now_ms=_now(), note=note)
-        except ValueError as e:
-            err.print(f"[red]{e}[/red]")
-            raise typer.Exit(2) from None
+        except ValueError as e:  # an unknown role, a bad operator id: the command line's
+            raise typer.BadParameter(str(e)) from None
     err.print(
         f"token {entry.token_id} for {entry.operator} ({entry.role}) added to {path}; "
         "it is shown once:"
@@ -82,7 +81,7 @@ def add(
 def list_tokens(
     file: FileOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List tokens (id, operator, role, created, revoked); never the tokens or their hashes."""
     store = TokenStore.load(_path(file))
@@ -90,19 +89,20 @@ def list_tokens(
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    t = Table(title=f"{len(rows)} token(s) in {_path(file)}")
-    for col in ("token id", "operator", "role", "created", "revoked", "note"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(
+    table = [
+        [
             str(r["token_id"]),
             str(r["operator"]),
             str(r["role"]),
             _iso(r["created_ms"]),
             _iso(r["revoked_ms"]) if r["revoked_ms"] else "",
             str(r["note"]),
-        )
-    console.print(t)
+        ]
+        for r in rows
+    ]
+    cols = [Column("token id", key=True), Column("operator", key=True)]
+    cols += [Column(c) for c in ("role", "created", "revoked", "note")]
+    print_listing(cols, table, title=f"{len(rows)} token(s) in {_path(file)}")
 
 
 @app.command()
@@ -116,7 +116,7 @@ def revoke(
         hits = store.revoke(key, now_ms=_now())
     if not hits:
         err.print(f"[red]no active token or operator {key!r}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
     for e in hits:
         err.print(f"revoked {e.token_id} ({e.operator}, {e.role})")
 

@@ -197,7 +197,7 @@ def _spawn(
     log = logs / f"{name}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gyeongbo.cli", *args],
+            [sys.executable, "-m", "gyeongbo_cli", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

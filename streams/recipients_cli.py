@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from gyeongbo.errors import ConfigError
+from gyeongbo.exit_codes import FAILED, UNREACHABLE, unreachable
+from gyeongbo.listing import Column, print_listing
 from gyeongbo.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ app = typer.Typer(
         "record an opt-out. Phone numbers are shown masked."
     ),
     no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 console = Console(stderr=True)
 
@@ -38,8 +40,8 @@ def _open(settings: Settings) -> SubscriberStore:
         store = open_configured(settings)
         store.migrate()
     except StoreError as err:
-        console.print(f"[red]store[/red]: {err}")
-        raise typer.Exit(1) from None
+        console.print(f"[red]store[/red]: {err}", soft_wrap=True)
+        raise typer.Exit(UNREACHABLE if unreachable(err) else FAILED) from None
     return store
 
 
@@ -55,18 +57,21 @@ def import_(
     """Validate FILE, compute each subscriber's zones (location → 동/구/province and drawn
     zones; subscribed areas → every zone overlapping them) and write them to the store.
     Existing subscribers with the same id are replaced; their opt-outs are kept."""
-    from geo.recipients import load_recipients
-    from geo.zones import load_zones
+    from streams.config_files import load_recipients, load_zones
     from streams.store import StoreError, now_ms
     from streams.store.indexing import from_directory
 
     settings = Settings()
-    zones = load_zones(settings.paths.zones, settings.paths.admin_boundaries)
+    try:
+        zones = load_zones(settings.paths.zones, settings.paths.admin_boundaries)
+    except ConfigError as err:
+        console.print(f"[red]invalid zones[/red] {err} (gyeongbo config check)")
+        raise typer.Exit(FAILED) from None
     try:
         directory = load_recipients(file, zones=zones)
     except ConfigError as err:
         console.print(f"[red]invalid recipients file[/red] {err}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(FAILED) from None
     subs = from_directory(directory, zones)
     drills = sum(s.drill for s in subs)
     console.print(
@@ -81,8 +86,8 @@ def import_(
                 store.upsert(subs[i : i + 5000], now_ms=now_ms())
         console.print(f"[green]imported[/green] {len(subs)}; the store holds {store.count()}")
     except StoreError as err:
-        console.print(f"[red]import failed[/red]: {err}")
-        raise typer.Exit(1) from None
+        console.print(f"[red]import failed[/red]: {err}", soft_wrap=True)
+        raise typer.Exit(UNREACHABLE if unreachable(err) else FAILED) from None
     finally:
         store.close()
 
@@ -91,7 +96,7 @@ def import_(
 def list_(
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
     offset: Annotated[int, typer.Option(help="Skip this many (by id).")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List subscribers by id, phone numbers masked."""
     store = _open(Settings())
@@ -103,22 +108,25 @@ def list_(
     if as_json:
         print(json.dumps([s.public() for s in subs], ensure_ascii=False, indent=1))
         return
-    table = Table(title=f"subscribers {offset + 1}–{offset + len(subs)} of {total}")
-    for col in ("id", "phone", "lang", "hazards", "areas", "located", "drill", "opted out"):
-        table.add_column(col)
+    rows = []
     for s in subs:
         p = s.public()
-        table.add_row(
-            s.id,
-            str(p["phone"]),
-            s.language,
-            ",".join(s.hazards),
-            ",".join(s.declared_zones),
-            s.located[0] if s.located else "",
-            "yes" if s.drill else "",
-            s.opt_out_reason or "",
+        rows.append(
+            [
+                s.id,
+                str(p["phone"]),
+                s.language,
+                ", ".join(s.hazards),
+                ", ".join(s.declared_zones),
+                s.located[0] if s.located else "",
+                "yes" if s.drill else "",
+                s.opt_out_reason or "",
+            ]
         )
-    Console().print(table)
+    cols = [Column("id", key=True)]
+    cols += [Column(c) for c in ("phone", "lang", "hazards", "areas", "located", "drill")]
+    title = f"subscribers {offset + 1}–{offset + len(subs)} of {total}"
+    print_listing([*cols, Column("opted out")], rows, title=title)
 
 
 @app.command()
@@ -131,7 +139,7 @@ def show(subscriber_id: Annotated[str, typer.Argument(help="Subscriber id.")]) -
         store.close()
     if s is None:
         console.print(f"[red]no subscriber {subscriber_id!r}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
     print(json.dumps({**s.public(), "member_zones": list(s.member_zones)}, ensure_ascii=False))
 
 
@@ -151,5 +159,5 @@ def opt_out(
         store.close()
     if not done:
         console.print(f"[yellow]{subscriber_id}: unknown or already opted out[/yellow]")
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
     console.print(f"[green]{subscriber_id} opted out[/green]")

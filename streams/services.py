@@ -1,14 +1,10 @@
 """Build the pure packages' objects from settings: what a worker needs, in one place.
 
 ``streams`` is the only package that wires ``detectors``, ``geo`` and ``alerting`` together;
-this module does the adaptation between them (geo's zones → alerting's
-:class:`~alerting.model.ZoneInfo`; subscribers come from the store, ``streams/store``), once
-per process, and the geo join of detections (:meth:`Services.route`): which zones a
-detection stages, and at which level in each.
-
-A station detection stages the station's impact zones at its own level. An earthquake
-catalogue detection (``earthquake.catalogue``) is not about its relaying station: it is
-targeted by the expected intensity of the event (:func:`catalogue_routes`).
+this module reads their configuration files (:mod:`streams.config_files`) and does the
+adaptation between them (geo's zones → alerting's :class:`~alerting.model.ZoneInfo`;
+subscribers come from the store, ``streams/store``), once per process. The geo join of
+detections (which zones a detection stages, at which level) is :func:`geo.routing.route`.
 """
 
 from __future__ import annotations
@@ -16,24 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import msgspec
-
 from alerting.model import ZoneInfo
 from alerting.policy import StagePolicy, with_holds
-from alerting.templates import Templates, load_templates
-from geo.kma_quake import kma_targets
-from geo.quake import QuakeEvent
+from alerting.templates import Templates
+from geo.routing import route
 from geo.stations import StationZoneIndex, station_zones
-from geo.zones import ZoneRegistry, load_zones
+from geo.zones import ZoneRegistry
 from gyeongbo.events import Detection
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import Settings
-from gyeongbo.vocab import Hazard, Kind, Level
+from gyeongbo.vocab import Hazard, Kind
+from streams.config_files import load_templates, load_zones
 
-__all__ = ["CATALOGUE_RULE", "HAZARD_KIND", "Services", "catalogue_routes"]
-
-#: The rule of the detections made from earthquake catalogue events (``detectors.engine``).
-CATALOGUE_RULE = "earthquake.catalogue"
+__all__ = ["HAZARD_KIND", "Services"]
 
 #: Which sensor kind speaks for which hazard (the M of a zone's N-of-M is counted in it).
 HAZARD_KIND: dict[str, Kind | None] = {
@@ -103,15 +94,8 @@ class Services:
         return self.station_index.impact(station)
 
     def route(self, det: Detection) -> list[tuple[str, Detection]]:
-        """The zone commands one detection fans out to: ``(zone id, detection for that zone)``.
-
-        A catalogue event goes where its expected intensity says, each zone with its own copy
-        of the detection (:func:`catalogue_routes`); any other detection goes, unchanged, to
-        its station's impact zones.
-        """
-        if det.rule == CATALOGUE_RULE and det.hazard == Hazard.EARTHQUAKE:
-            return catalogue_routes(det, self.zones)
-        return [(zone, det) for zone in self.impact_zones(det.station)]
+        """The zone commands one detection fans out to (:func:`geo.routing.route`)."""
+        return route(det, self.zones, self.station_index)
 
     def zone_info(self, zone_id: str, hazard: str) -> ZoneInfo:
         """The zone as alerting needs it, with the stations of the hazard's kind in it."""
@@ -137,48 +121,3 @@ class Services:
             )
             self._zone_info[key] = info
         return info
-
-
-def catalogue_routes(det: Detection, zones: ZoneRegistry) -> list[tuple[str, Detection]]:
-    """Target an ``earthquake.catalogue`` detection by the KMA rules (:func:`geo.kma_quake.
-    kma_targets`, docs/design.md §3.4): expected intensity per municipality from the event
-    (``details``: ``magnitude``, ``lat``, ``lon``, ``depth_km``; magnitude clipped to [0, 10]
-    and depth to [0, 700] km), the event's message class, and per target zone its level.
-
-    Each copy keeps the detection's station, time, exercise flag, value (magnitude) and rule,
-    takes the zone's level, and adds to ``details`` the zone's ``message_class``
-    (``위급재난문자``, ``긴급재난문자``, ``안전안내문자`` or ``""``), the event's
-    ``event_class`` and ``max_intensity``, and the zone's ``intensity``, ``mmi`` and
-    ``distance_km``. The ``earthquake`` stage policy (raise at once, lapse 30 min after the last
-    detection) then applies per zone. Returns ``[]`` for a detection without the event details
-    and below M 2.
-    """
-    d = det.details
-    try:
-        event = QuakeEvent(
-            lat=float(d["lat"]),
-            lon=float(d["lon"]),
-            magnitude=min(max(float(d["magnitude"]), 0.0), 10.0),
-            depth_km=min(max(float(d["depth_km"]), 0.0), 700.0),
-        )
-    except (KeyError, TypeError, ValueError):
-        return []
-    plan = kma_targets(event, zones)
-    common = {**d, "event_class": plan.event_class, "max_intensity": plan.max_intensity}
-    return [
-        (
-            t.zone_id,
-            msgspec.structs.replace(
-                det,
-                level=Level(t.level).wire,
-                details={
-                    **common,
-                    "message_class": t.message_class,
-                    "intensity": t.intensity,
-                    "mmi": t.mmi,
-                    "distance_km": t.distance_km,
-                },
-            ),
-        )
-        for t in plan.targets
-    ]

@@ -92,12 +92,13 @@ from streams.commands import (
     encode_commands,
     encode_detections,
 )
-from streams.detector_state import StateBook, release_payload
+from streams.detector_state import StateBook
+from streams.faust_internals import mount_routes, release_payload, tables_recovered, waiting_queue
 from streams.influx_sink import InfluxSink
 from streams.notify import Notifier
-from streams.partitioning import partition_of
+from streams.partitioning import partition_of, partitions_for
 from streams.services import Services
-from streams.worker_web import web_options
+from streams.worker_web import middlewares, routes, web_options
 
 log = logging.getLogger("gyeongbo.worker")
 
@@ -178,9 +179,7 @@ class GyeongboApp(faust.App):
     web_middlewares: list[Any]
 
     def on_webserver_init(self, web: Any) -> None:
-        web.web_app.middlewares.extend(getattr(self, "web_middlewares", []))
-        for method, path, handler in getattr(self, "web_routes", []):
-            web.web_app.router.add_route(method, path, handler)
+        mount_routes(web, getattr(self, "web_middlewares", []), getattr(self, "web_routes", []))
 
 
 class Worker:
@@ -188,7 +187,7 @@ class Worker:
 
     def __init__(self, settings: Settings, *, sink: bool = True) -> None:
         self.settings = settings
-        kafka_compat.install()
+        kafka_compat.apply_for(settings.kafka.broker)
         self.services = Services(settings)
         self.services.warm()  # before the first record, not during the first alert
         topics = settings.kafka.topics
@@ -261,6 +260,14 @@ class Worker:
         #: again). Faust's generation id cannot tell: a restarted noida-db starts it over.
         self._assignment = 0
         self._exercise_watermark = 0
+        #: Per readings partition: the newest drill event time processed from it (the drill
+        #: clock its stations' silence is judged by), and the partitions whose last record
+        #: had later ones waiting in Kafka (being caught up on: their silence is not judged).
+        self._exercise_clock_part: dict[int, int] = {}
+        self._behind_parts: set[int] = set()
+        self._station_part = partitions_for(
+            self.detectors.ids, settings.kafka.topics.readings.partitions
+        ).astype(np.int64)
         self._machines: dict[int, AlertMachine] = {}
         #: Per zone.commands partition: offset of the last command its machine includes.
         self._applied: dict[int, int] = {}
@@ -293,8 +300,6 @@ class Worker:
         app.timer(self.settings.worker.log_every_s, name="report")(self._report)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        from streams.worker_web import middlewares, routes
-
         app.web_middlewares = middlewares(self)
         app.web_routes.extend(routes(self))
         app.web_routes.extend(self.notifier.wire(app))
@@ -346,7 +351,7 @@ class Worker:
         """
         stream.enable_acks = False
         self._readings_stream = stream
-        queue = getattr(stream.channel, "queue", None)
+        queue = waiting_queue(stream)
         limit = self.settings.worker.coalesce_readings
         group: list[tuple[Any, ReadingBatch | None, int]] = []
         waiting = 0
@@ -395,6 +400,7 @@ class Worker:
                             ),
                         )
                     self.metrics.counters["records"] += len(live)
+                    self._note_partitions(live)
                 if self._assignment == assignment:  # else reset meanwhile: they come again
                     for e, _ in live:
                         self.state.hold(e.message.partition, e)
@@ -402,6 +408,22 @@ class Worker:
             self.metrics.counters["stale_records"] += len(group) - len(live)
             group.clear()
             waiting = 0
+
+    def _note_partitions(self, live: list[tuple[Any, ReadingBatch | None]]) -> None:
+        """After a group's detections are sent: each partition's drill clock, and whether
+        Kafka held more of it (see :meth:`_deadman`)."""
+        last: dict[int, Any] = {}
+        for e, b in live:
+            p = e.message.partition
+            last[p] = e
+            if b is not None and len(b) and b.exercise.any():
+                ts = int(b.ts_ms[b.exercise].max())
+                self._exercise_clock_part[p] = max(self._exercise_clock_part.get(p, 0), ts)
+        for p, e in last.items():
+            if self._behind(e):
+                self._behind_parts.add(p)
+            else:
+                self._behind_parts.discard(p)
 
     def _behind(self, event: Any) -> bool:
         """Whether Kafka held later records of this event's partition at the last fetch."""
@@ -431,8 +453,6 @@ class Worker:
             self._exercise_watermark = max(self._exercise_watermark, ex_max)
         if self.sink is not None:
             self.sink.write_readings(batch)
-            if dets:
-                self.sink.write_detections(dets)
 
     async def _checkpoint_due(self, partitions: set[int], stream: Any) -> None:
         """Checkpoint the partitions whose interval has passed and acknowledge what the
@@ -476,16 +496,20 @@ class Worker:
         return ex or None
 
     async def _send_detections(self, dets: list[Detection]) -> None:
-        """Record detections on ``detections`` and stage them.
+        """Record detections on ``detections`` and in InfluxDB, and stage them.
+
+        Every detection passes here, those of the readings and those of the clock sweep
+        (deadman, air-quality hours closed on the clock): the dashboards' sensor-health and
+        detection panels show them all.
 
         ``detections`` gets one record per partition (the list of its stations' detections, in
         order, keyed by the first station). The geo join runs here too: each detection's
         zones (:meth:`Services.route`) become ``zone.commands``, one record per zone partition
         (keyed by its first zone). Joining where the detections are made, instead of in an
         agent consuming ``detections``, saves a Kafka hop on the alert path: under load every
-        hop waits for a fetch, and on the local broker each one stalls with it (measured,
-        README). ``detections`` remains the record of everything detected, for the sink and
-        any other consumer.
+        hop waits for a fetch, and on the local broker each one stalls with it (measured:
+        docs/benchmarks.md). ``detections`` remains the record of everything detected, for the
+        sink and any other consumer.
         """
         if not dets:
             return
@@ -509,6 +533,8 @@ class Worker:
                 key=part[0].station.encode(), value=encode_detections(part), partition=p
             )
         self.metrics.counters["detections"] += len(dets)
+        if self.sink is not None:
+            self.sink.write_detections(dets)
 
     def _machine(self, partition: int) -> AlertMachine:
         m = self._machines.get(partition)
@@ -682,26 +708,39 @@ class Worker:
         """The detectors' clock-driven work: silent stations (deadman) and air-quality hours
         that no later reading closed (:meth:`DetectorSet.close_hours`).
 
-        Live stations are judged on the wall clock, drill stations on the drill's clock (the
-        newest exercise event time this worker has seen): a drill replays hours in minutes
-        with timestamps behind the wall clock. Only stations of the readings partitions this
-        worker owns now are judged: after a rebalance the detectors still hold the state of
-        stations whose readings now go to another worker, and they are not silent there.
+        Live stations are judged on the wall clock, drill stations on the drill's clock of
+        their own readings partition (the newest exercise event time processed from it): a
+        drill replays hours in minutes with timestamps behind the wall clock, and partitions
+        are read unevenly, so one that ran ahead must not make another's stations look
+        silent. Only stations of the readings partitions this worker owns now are judged
+        (after a rebalance the detectors still hold the state of stations whose readings now
+        go to another worker, and they are not silent there), and not those of a partition
+        whose last record had later ones waiting in Kafka: while a worker catches up after a
+        restart or a stall, a station's silence may be only the worker's own lag.
         """
         async with self._state_lock:  # a checkpoint never includes unsent detections
-            now, ex = now_ms(), self._exercise_watermark or None
+            now = now_ms()
+            owned = self._owned_partitions(self.settings.kafka.topics.readings.name)
+            n_parts = self.settings.kafka.topics.readings.partitions
+            part_clock = np.zeros(n_parts, dtype=np.int64)
+            for p, t in self._exercise_clock_part.items():
+                if p < n_parts:
+                    part_clock[p] = t
+            ex = part_clock[self._station_part]
+            judged = np.zeros(n_parts, dtype=bool)
+            judged[[p for p in owned - self._behind_parts if p < n_parts]] = True
             # Hours first: an hour closed now ended before any silence judged now was noticed
             # (its event time is the hour's end), so its decision is made on trusted data.
             dets = self.detectors.close_hours(now, exercise_now_ms=ex)
             if dets:
                 self.state.mark_dirty()
             if self.settings.worker.deadman:
-                dets += self.detectors.check_deadman(now, exercise_now_ms=ex)
+                dets += self.detectors.check_deadman(
+                    now, exercise_now_ms=ex, judge=judged[self._station_part]
+                )
             if dets:
-                owned = self._owned_partitions(self.settings.kafka.topics.readings.name)
-                n = self.settings.kafka.topics.readings.partitions
                 await self._send_detections(
-                    [d for d in dets if partition_of(d.station, n) in owned]
+                    [d for d in dets if partition_of(d.station, n_parts) in owned]
                 )
 
     async def _checkpoint_idle(self) -> None:
@@ -792,7 +831,7 @@ class Worker:
         # Ready once partitions are assigned and the tables are recovered: before that the
         # worker knows neither its alert stages nor the drill clocks it checkpointed (a drill
         # runner asking then would read no clock and publish readings set aside as late).
-        recovered = self.app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        recovered = tables_recovered(self.app)
         return {
             "status": "ok" if assigned and recovered else "starting",
             "assigned": assigned,

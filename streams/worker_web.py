@@ -42,7 +42,7 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -54,10 +54,37 @@ from streams.prom import make_registry, pick_format, render
 from streams.web_auth import auth_middleware
 from streams.worker_metrics import families
 
-if TYPE_CHECKING:
-    from streams.worker import Worker
-
 Handler = Any
+
+
+class DeliveryViews(Protocol):
+    """The delivery reports the API serves (:class:`streams.notify.Notifier`)."""
+
+    def summaries(
+        self, *, limit: int = 50, event_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def deliveries(self, event_id: str, *, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+
+class Worker(Protocol):
+    """What the API needs of the worker (:class:`streams.worker.Worker`), so this module does
+    not import the worker that mounts it."""
+
+    settings: Settings
+
+    @property
+    def notifier(self) -> DeliveryViews: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def active_alerts(self, exercise: bool | None = None) -> list[dict[str, Any]]: ...
+
+    def audit(self) -> list[dict[str, Any]]: ...
+
+    async def submit_action(self, zone: str, action: OperatorAction) -> None: ...
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

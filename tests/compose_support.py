@@ -7,6 +7,13 @@ mount is the repository's file. Its environment is the compose file's, interpola
 secrets file as ``docker compose --env-file`` does (``${VAR}``, ``${VAR:-default}``,
 ``${VAR:?message}``), then rewritten by :meth:`Deployment.env` from container paths to those
 folders. Processes run as the service's user with ``setpriv`` (root needed).
+
+The services see the code and the bind-mounted files as a container would: the checkout may
+sit in a folder other users cannot enter (a clone under ``/root``, or CI's ``mktemp -d``), and
+in an image ``/app`` and a bind mount are readable whatever the host's parent folders are. So
+:meth:`Deployment.create` first hard-links the repository (without ``.git`` and local state)
+and this interpreter's environment under the deployment's root, mode 0755, and the services
+run from there (``PYTHONPATH`` on the staged repository, as the image's ``/app``).
 """
 
 from __future__ import annotations
@@ -108,6 +115,21 @@ class Deployment:
     #: named volume → folder; created on first use with the owner/mode given to volume().
     volumes: dict[str, Path] = field(default_factory=dict)
     running: list[Running] = field(default_factory=list)
+    #: the repository and the interpreter as the services see them (see :meth:`_stage`).
+    app: Path = REPO_ROOT
+    python: str = sys.executable
+
+    def _stage(self) -> None:
+        """Hard-link the repository and ``sys.prefix`` under the root (module docstring)."""
+        app, env = self.root / "app", self.root / "env"
+        skip = shutil.ignore_patterns(
+            ".git", ".venv", ".gyeongbo", "__pycache__", ".mypy_cache", ".ruff_cache"
+        )
+        shutil.copytree(REPO_ROOT, app, ignore=skip, copy_function=_link)
+        self.app = app
+        if sys.prefix != sys.base_prefix:  # a virtual environment: the services use it too
+            shutil.copytree(sys.prefix, env, symlinks=True, ignore=skip, copy_function=_link)
+            self.python = str(env / Path(sys.executable).relative_to(sys.prefix))
 
     @classmethod
     @contextlib.contextmanager
@@ -115,6 +137,7 @@ class Deployment:
         root = Path(tempfile.mkdtemp(prefix="gyeongbo-compose-", dir="/tmp"))
         root.chmod(0o755)
         dep = cls(load_compose(), generated_secrets(), root)
+        dep._stage()
         try:
             yield dep
         finally:
@@ -144,7 +167,7 @@ class Deployment:
         for spec in self.service(service).get("volumes", []):
             src, dst = spec.split(":")[:2]
             if src.startswith("."):
-                out[dst] = (REPO_ROOT / src).resolve()
+                out[dst] = (self.app / src).resolve()
             else:
                 assert src in self.volumes, f"{service}: create volume {src} first"
                 out[dst] = self.volumes[src]
@@ -190,16 +213,22 @@ class Deployment:
         home.mkdir(exist_ok=True)
         home.chmod(0o777)
         base = {k: v for k, v in os.environ.items() if not k.startswith("GYEONGBO_")}
-        full = {**base, "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1", **env}
+        full = {
+            **base,
+            "HOME": str(home),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": str(self.app),
+            **env,
+        }
         cmd = [
             "setpriv",
             f"--reuid={uid}",
             f"--regid={gid}",
             f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups",
             "--",
-            sys.executable,
+            self.python,
             "-m",
-            "gyeongbo.cli",
+            "gyeongbo_cli",
             *args,
         ]
         if not background:
@@ -231,6 +260,14 @@ class Deployment:
         running = Running(name, proc, log)
         self.running.append(running)
         return running
+
+
+def _link(src: str, dst: str) -> None:
+    """Hard-link a file (same file system), else copy it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def make_certificates(folder: Path, group: int) -> None:

@@ -24,10 +24,10 @@ from alerting.delivery import (
 )
 from alerting.model import Recipient, rfc3339
 from alerting.sms import DrillLeakError
-from alerting.templates import load_templates
-from geo.zones import ZoneRegistry, load_zones
+from geo.zones import ZoneRegistry
 from gyeongbo.events import AlertEvent
 from gyeongbo.vocab import Level
+from streams.config_files import load_templates, load_zones
 
 T0 = 1596678000000  # 2020-08-06T10:40:00+09:00
 MIN = 60_000

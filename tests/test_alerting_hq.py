@@ -6,7 +6,7 @@ import pytest
 
 from alerting.hq import HQMachine, compute_stage
 from alerting.machine import AlertMachine
-from alerting.model import ZoneInfo
+from alerting.model import ZoneInfo, rfc3339
 from gyeongbo.events import AlertEvent, Detection, HQStageEvent
 from gyeongbo.vocab import Level
 
@@ -153,3 +153,47 @@ def test_a_replayed_alert_event_is_nothing() -> None:
     assert hq.province_levels() == levels
     assert [h for e in evs for h in hq.feed(e)] == []  # the whole stream again
     assert hq.province_levels() == levels and len(hq.history()) == 1
+
+
+def _event(zone: str, level: str, ts: int, n: int) -> AlertEvent:
+    return AlertEvent(
+        alert_id=f"heavy_rain:{zone}",
+        event_id=f"heavy_rain:{zone}#{n}",
+        hazard="heavy_rain",
+        zone=zone,
+        zone_name=ZONES[zone].name,
+        level=level,  # type: ignore[arg-type]
+        previous="cleared",
+        level_ko="",
+        action="raise",
+        ts=rfc3339(ts),
+    )
+
+
+def test_a_short_dip_does_not_withdraw_and_reissue_the_proposal() -> None:
+    """Four provinces under 주의보 (rule: 1단계). At one instant one province clears and
+    another comes under 주의보: whatever order the two events arrive in, operators see one
+    proposal."""
+    start = [_event(z, "caution", 0, 1) for z in ("11010", "21010", "26010", "39010")]
+    swap = [_event("26010", "cleared", 2 * H, 2), _event("37020", "caution", 2 * H, 3)]
+    for order in (swap, swap[::-1]):
+        hq = HQMachine()
+        out = [h for e in [*start, *order] for h in hq.feed(e)]
+        assert [(h.action, h.previous, h.stage) for h in out] == [("propose", 0, 1)]
+        assert hq.proposed() == 1
+
+
+def test_a_dip_longer_than_the_withdrawal_time_asks_again() -> None:
+    hq = HQMachine(withdraw_after_s=3600)
+    feed = [
+        *(_event(z, "alert", 0, 1) for z in ("11010", "21010", "26010")),
+        _event("26010", "cleared", 1 * H, 2),  # rule back to 0: the proposal stands for now
+        _event("39010", "cleared", 2 * H + 1, 3),  # an hour later: withdrawn (still 0)
+        _event("26010", "alert", 5 * H, 4),  # the situation returns: asked again
+    ]
+    stages = []
+    for e in feed:
+        stages += [(h.action, h.stage) for h in hq.feed(e)]
+        if e.event_id.endswith("#3"):
+            assert hq.proposed() is None
+    assert stages == [("propose", 1), ("propose", 1)]

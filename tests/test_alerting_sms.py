@@ -20,15 +20,10 @@ from hypothesis import strategies as st
 from alerting.delivery import Board, apply, plan_notices
 from alerting.model import Recipient
 from alerting.sms import DrillLeakError, check_drill
-from alerting.templates import (
-    DEFAULT_TEMPLATES,
-    TemplateError,
-    load_templates,
-    parse_templates,
-    sms_stage,
-)
+from alerting.templates import TemplateError, parse_templates, sms_stage
 from gyeongbo.events import AlertEvent
 from gyeongbo.settings import TwilioSettings
+from streams.config_files import DEFAULT_TEMPLATES, load_templates
 from streams.sms_status import make_status_handler
 from streams.store import Outcome, open_store
 from streams.twilio_client import DryRunSender, TwilioSender, sender_from_settings

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import typer
 
-from gyeongbo.cli import app
 from gyeongbo.settings import REPO_ROOT
+from gyeongbo_cli.main import app
 
 SECRETS = {
     "GYEONGBO_MQTT_PASSWORD__GYEONGBO_BRIDGE": "bridge-pw-Zq81",
@@ -29,7 +29,7 @@ SECRETS = {
 def gyeongbo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GYEONGBO_")}
     return subprocess.run(
-        [sys.executable, "-m", "gyeongbo.cli", *args],
+        [sys.executable, "-m", "gyeongbo_cli", *args],
         env={**clean, **SECRETS, **env},
         capture_output=True,
         text=True,

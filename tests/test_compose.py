@@ -9,13 +9,15 @@
   the real mosquitto (Debian's) reads them after dropping to its own user and serves the TLS
   and the plain listener; ``kafka-init``, the bridge and a worker run as uid 10001 on fresh
   data folders, carry a gateway's TLS reading through Kafka into the worker, answer a
-  Prometheus scrape and refuse the API without an operator's token.
+  Prometheus scrape and refuse the API without an operator's token; Prometheus itself
+  (Debian's package, installed when missing) checks and runs the compose's scrape config
+  against them.
 
 What cannot run here, and is checked statically only: Apache Kafka (three KRaft nodes with
 SASL; the local broker speaks PLAINTEXT, so the reproductions use it without SASL and with
 one replica), InfluxDB 2.x and its init scripts (``sh -n`` and their variables; the local
-influxd is 1.x, so the sink's token file is written here as influx-init would write it),
-Grafana and Prometheus themselves.
+influxd is 1.x, so the sink's token file is written here as influx-init would write it) and
+Grafana.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +49,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from gyeongbo.cli import app as cli
 from gyeongbo.mqtt_auth import password_env_var
 from gyeongbo.registry import load_registry
 from gyeongbo.settings import REPO_ROOT, Settings
@@ -54,6 +56,7 @@ from gyeongbo.stack.install import ensure_binary
 from gyeongbo.stack.postgres import create_database
 from gyeongbo.stack.procs import free_port, port_open
 from gyeongbo.stack.stack import Stack
+from gyeongbo_cli.main import app as cli
 from streams.bridge_config import BridgeSettings
 from tests.compose_support import (
     APP_UID,
@@ -476,6 +479,7 @@ def deployed(stack: Stack) -> Iterator[dict[str, Any]]:
     }
     local_kafka = {
         "GYEONGBO_KAFKA__BOOTSTRAP": stack.kafka_bootstrap,
+        "GYEONGBO_KAFKA__BROKER": stack.config.broker,
         # The local broker speaks PLAINTEXT and is one node (module docstring).
         "GYEONGBO_KAFKA__SECURITY_PROTOCOL": "PLAINTEXT",
         "GYEONGBO_KAFKA__REPLICATION_FACTOR": "1",
@@ -712,3 +716,100 @@ def test_bridge_and_worker_as_uid_10001_carry_a_reading_and_answer_prometheus(
     assert _get(url + "/alerts", token=token) == []
     tokens = deployed["ops"] / "tokens.json"
     assert tokens.stat().st_uid == APP_UID and token not in tokens.read_text()
+
+
+#: The prom/prometheus image's user (nobody), which Debian's binary runs as here.
+PROMETHEUS_UID = 65534
+
+
+@needs_root
+@pytest.mark.stack
+def test_prometheus_with_the_compose_config_finds_the_bridge_and_the_worker_up(
+    compose: dict[str, Any], deployed: dict[str, Any]
+) -> None:
+    """Prometheus itself, with the compose file's scrape config: Debian's package (2.42;
+    compose runs the prom/prometheus v2.55.1 image), installed when missing. ``promtool``
+    accepts the mounted file as it is; the server, run as the image's user on a fresh
+    ``prometheus-data`` volume with the targets' service names mapped to the bridge and
+    worker-1 running here, is ready on the compose health check's path, finds both up
+    (scraping them as Prometheus does, OpenMetrics first) and stores their counters. worker-2
+    does not run here: its target is mapped to a closed port and must show down, as a dead
+    worker would in production."""
+    dep: Deployment = deployed["dep"]
+    promtool = ensure_binary("promtool", "prometheus", recommends=False)
+    prometheus = ensure_binary("prometheus", "prometheus", recommends=False)
+    data = dep.volume("prometheus-data", uid=PROMETHEUS_UID, gid=PROMETHEUS_UID, mode=0o755)
+    config = dep.mounts("prometheus")["/etc/prometheus/prometheus.yml"]
+    res = subprocess.run(
+        [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    svcs = compose["services"]
+    local = {
+        f"bridge:{_env(svcs['bridge'])['GYEONGBO_BRIDGE__METRICS_PORT']}": deployed["bridge_url"],
+        f"worker-1:{_env(svcs['worker-1'])['GYEONGBO_WORKER__WEB_PORT']}": deployed["worker_url"],
+        f"worker-2:{_env(svcs['worker-2'])['GYEONGBO_WORKER__WEB_PORT']}": (
+            f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        ),
+    }
+    cfg = yaml.safe_load(config.read_text())
+    service_of = {}
+    for job in cfg["scrape_configs"]:
+        for sc in job["static_configs"]:
+            mapped = [local[t].removeprefix("http://") for t in sc["targets"]]
+            service_of |= {m: t.split(":")[0] for m, t in zip(mapped, sc["targets"], strict=True)}
+            sc["targets"] = mapped
+    mapped_config = dep.root / "prometheus.yml"
+    mapped_config.write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    cmd = [
+        "setpriv",
+        f"--reuid={PROMETHEUS_UID}",
+        f"--regid={PROMETHEUS_UID}",
+        "--clear-groups",
+        "--",
+        prometheus,
+        f"--config.file={mapped_config}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    prom = dep.start("prometheus", cmd)
+    api = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            with urllib.request.urlopen(api + "/-/ready", timeout=5) as r:
+                return bool(r.status == 200)
+
+        _wait(ready, 60, "Prometheus /-/ready", prom)
+        assert _uid_of(prom.proc.pid) == PROMETHEUS_UID
+
+        def scraped() -> dict[tuple[str, str], tuple[str, str]] | None:
+            targets = _get(api + "/api/v1/targets")["data"]["activeTargets"]
+            out = {
+                (t["labels"]["job"], service_of[t["labels"]["instance"]]): (
+                    t["health"],
+                    t["lastError"],
+                )
+                for t in targets
+            }
+            return out if all(h != "unknown" for h, _ in out.values()) else None
+
+        # the first scrape of each target falls within the compose's 15 s interval
+        health = _wait(scraped, 60, "a scrape of every target", prom)
+        assert {k: h for k, (h, _) in health.items()} == {
+            ("gyeongbo-bridge", "bridge"): "up",
+            ("gyeongbo-worker", "worker-1"): "up",
+            ("gyeongbo-worker", "worker-2"): "down",
+        }, health
+        assert "connection refused" in health[("gyeongbo-worker", "worker-2")][1]
+        for metric, service in (
+            ("gyeongbo_bridge_readings_produced_total", "bridge"),
+            ("gyeongbo_worker_readings_total", "worker-1"),
+        ):
+            q = urllib.parse.urlencode({"query": metric})
+            result = _get(f"{api}/api/v1/query?{q}")["data"]["result"]
+            assert [service_of[r["metric"]["instance"]] for r in result] == [service], result
+    finally:
+        prom.stop()

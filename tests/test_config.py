@@ -9,10 +9,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from gyeongbo.cli import app as cli
 from gyeongbo.registry import RegistryError, load_registry, parse_registry
 from gyeongbo.settings import REPO_ROOT, Settings
 from gyeongbo.vocab import Kind
+from gyeongbo_cli.main import app as cli
 
 STATIONS = REPO_ROOT / "config" / "stations.yaml"
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from geo.zones import ZoneKind, load_zones
+from geo.zones import ZoneKind
 from gyeongbo.stack.stack import Stack
+from streams.config_files import load_zones
 from streams.pipeline import start_local_pipeline
 from streams.store import Subscriber, open_store
 from streams.store.indexing import indexed

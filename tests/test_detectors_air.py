@@ -84,7 +84,7 @@ def test_ozone_steps_down_one_level_per_hour(registry: Registry) -> None:
 def test_hourly_means_are_exposed_for_regional_averages(registry: Registry) -> None:
     ds = DetectorSet(registry)
     ds.process(hours([50.0, 60.0], "pm10_ugm3"))
-    hm = ds.drain_hourly_means()
+    hm = ds.closed_hourly_means()
     pm10 = [
         (int((h - T0) // H), float(m))
         for h, n, m in zip(hm.hour_ms, hm.name, hm.mean, strict=True)
@@ -92,7 +92,9 @@ def test_hourly_means_are_exposed_for_regional_averages(registry: Registry) -> N
     ]
     assert pm10 == [(0, 50.0), (1, 60.0)]
     assert set(hm.station.tolist()) == {YONGSAN} and not hm.exercise.any()
-    assert len(ds.drain_hourly_means()) == 0
+    assert len(ds.closed_hourly_means()) == 6  # (the other channels' hours are missing)
+    assert ds.close_hours(T0 + 2 * H + 60_000) == []
+    assert len(ds.closed_hourly_means()) == 0  # the last call closed nothing
     assert ds.latest_hourly_means()[YONGSAN]["pm10_ugm3"] == 60.0
 
 
@@ -131,7 +133,7 @@ def test_late_reading_within_grace_lands_in_its_hour(registry: Registry) -> None
         "values": {"pm25_ugm3": 10.0},
     }
     ds.process(ReadingBatch.from_rows([closing]))
-    hm = ds.drain_hourly_means()
+    hm = ds.closed_hourly_means()
     assert hm.mean[hm.name == "pm25_ugm3"].tolist() == [20.0]  # (11 × 10 + 130) / 12
     assert ds.stats["late"] == 0
 
@@ -153,6 +155,9 @@ def test_a_station_that_falls_silent_has_its_last_hour_closed_on_the_clock(
     assert ds.close_hours(T0 + 2 * H + grace - 1) == []  # not yet: late readings may come
     got = ds.close_hours(T0 + 2 * H + grace)
     assert public(got) == [(2, "air.pm25", "caution", 90.0)]
+    hm = ds.closed_hourly_means()  # the hour the clock closed, for its reader
+    assert [(int((h - T0) // H), float(m)) for h, n, m in zip(
+        hm.hour_ms, hm.name, hm.mean, strict=True) if n == "pm25_ugm3"] == [(1, 90.0)]  # fmt: skip
     assert ds.touched_stations() == [YONGSAN]
     assert ds.close_hours(T0 + 2 * H + grace + 60_000) == []  # closed once
     # The station comes back in hour 3: its readings land in hour 3, nothing re-closes.
@@ -182,3 +187,50 @@ def test_clock_closing_keeps_drills_on_their_own_clock(registry: Registry) -> No
     assert [(d.rule, d.level, d.exercise) for d in got if d.public] == [
         ("air.pm25", "caution", True)
     ]
+
+
+def test_closed_hours_reach_a_reader_once_each_and_are_not_kept_for_the_workers_life(
+    registry: Registry,
+) -> None:
+    """A worker runs for months and nothing reads its closed hours: they are held for the
+    call that closed them only, each hour once, so the detector set does not grow with them."""
+    ds = DetectorSet(registry)
+
+    def hour(k: int) -> ReadingBatch:  # hour k's readings from :05; the first closes k - 1
+        return ReadingBatch.from_rows(
+            {
+                "station": YONGSAN,
+                "kind": "air_quality",
+                "ts_ms": T0 + k * H + (j + 1) * 300_000,
+                "values": {
+                    "pm10_ugm3": 40.0 + k % 7 + wiggle(j),
+                    "pm25_ugm3": 20.0 + wiggle(j),
+                    "o3_ppm": 0.03 + 0.001 * wiggle(j),
+                },
+            }
+            for j in range(11)
+        )
+
+    def wiggle(j: int) -> float:  # a live analyser is never flat; the mean is the centre
+        return 0.0 if j == 10 else (1.0 if j % 2 else -1.0)
+
+    def seen() -> list[tuple[int, str, float]]:
+        hm = ds.closed_hourly_means()
+        return [
+            (int((h - T0) // H), str(n), round(float(m), 4))
+            for h, n, m in zip(hm.hour_ms, hm.name, hm.mean, strict=True)
+        ]
+
+    for k in range(30):
+        ds.process(hour(k))
+        got = seen()
+        assert got == ([] if k == 0 else [
+            (k - 1, "pm10_ugm3", 40.0 + (k - 1) % 7),
+            (k - 1, "pm25_ugm3", 20.0),
+            (k - 1, "o3_ppm", 0.03),
+        ])  # fmt: skip
+    for k in range(30, 150):  # five days of hours that nobody reads
+        ds.process(hour(k))
+    # Only the last call's hour is held: before, the 360 channel-hours nobody read stayed
+    # in the detector set (and in a worker's memory for its life).
+    assert [h for h, _, _ in seen()] == [148, 148, 148]

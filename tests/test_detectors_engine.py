@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors import engine, nab_score
+from detectors import engine, nab_score, structural
 from detectors.engine import STATE_DTYPE, DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.registry import REPO_ROOT, Registry, load_registry
@@ -115,6 +115,33 @@ def test_drill_stations_are_judged_on_the_drill_clock(registry: Registry) -> Non
     assert brief(d) == [(41, "health.deadman", "alert", False)] and d[0].exercise
 
 
+def test_a_drill_station_is_judged_on_its_own_clock_and_only_when_asked(
+    registry: Registry,
+) -> None:
+    """Per station drill clocks (a worker gives each station its partition's): a clock that
+    ran ahead elsewhere silences nobody, a station without a clock is not judged, and
+    ``judge`` leaves out the stations a worker is still catching up on."""
+    ds = DetectorSet(registry)
+    ds.process(water([(0, 5.0), (10, 5.0)], exercise=True))
+    ds.process(water([(0, 5.0)]))
+    wall = T0 + 24 * 60 * M
+    idx = int(np.flatnonzero(ds.ids == HANGANG)[0])
+    clocks = np.full(len(ds.ids), T0 + 90 * M, dtype=np.int64)  # other partitions, far ahead
+    clocks[idx] = T0 + 20 * M  # the gauge's own partition: not silent yet
+    assert ds.check_deadman(T0 + 20 * M, exercise_now_ms=clocks) == []
+    clocks[idx] = 0  # no drill clock for its partition: not judged
+    assert ds.check_deadman(T0 + 20 * M, exercise_now_ms=clocks) == []
+    clocks[idx] = T0 + 41 * M
+    skip = np.ones(len(ds.ids), dtype=bool)
+    skip[idx] = False  # being caught up on: not judged, real or drill
+    assert ds.check_deadman(wall, exercise_now_ms=clocks, judge=skip) == []
+    d = ds.check_deadman(wall, exercise_now_ms=clocks)
+    assert sorted((x.exercise, (x.ts_ms - T0) // M) for x in d) == [
+        (False, 24 * 60),
+        (True, 41),
+    ]
+
+
 def test_out_of_order_within_bound_is_used_too_late_is_counted(registry: Registry) -> None:
     ds = DetectorSet(registry)
     ds.process(water([(0, 8.0), (20, 8.2)]))
@@ -204,16 +231,18 @@ def test_import_rejects_a_blob_of_another_format_version(registry: Registry) -> 
     blob = ds.export_state([HANGANG])[HANGANG]
     magic, version, nrec, size = struct.unpack_from("<4sHHI", blob)
     assert (magic, nrec, size) == (b"GBDS", 1, STATE_DTYPE.itemsize)
-    old = struct.pack("<4sHHI", magic, version - 1, nrec, size) + blob[12:]
-    with pytest.raises(ValueError):
-        DetectorSet(registry).import_state({HANGANG: old})
+    for other in (3, version + 1):  # older than any migration, or newer than this code
+        old = struct.pack("<4sHHI", magic, other, nrec, size) + blob[12:]
+        with pytest.raises(ValueError):
+            DetectorSet(registry).import_state({HANGANG: old})
 
 
 def _as_version(blob: bytes, version: int) -> bytes:
-    """A version 6 blob as version 5 (or 4) wrote it: the anomaly record in float32 with
+    """A current blob as version 5 (or 4) wrote it: the anomaly record in float32 with
     its refractory a count, without the settling and run fields (and, for 4, without the held
-    bin: the profiles always current)."""
-    recs = np.frombuffer(blob, STATE_DTYPE, offset=12)
+    bin: the profiles always current); the structural byte the stage alone."""
+    recs = np.frombuffer(blob, STATE_DTYPE, offset=12).copy()
+    recs["struct"] = structural.level(recs["struct"])
     dt = engine._STATE_V5 if version == 5 else engine._STATE_V4
     anom = engine._ANOM_V5 if version == 5 else engine._ANOM_V4
     old = np.zeros(len(recs), dt)

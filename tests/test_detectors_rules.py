@@ -62,9 +62,11 @@ def test_heavy_rain_12h_accumulation_alone_raises_caution(registry: Registry) ->
 
 
 def test_structural_60_80_100_percent_of_allowable(registry: Registry) -> None:
-    # Seongsu pier 7: tilt allowable 0.002 rad, crack 5 mm.
+    # Seongsu pier 7: tilt allowable 0.002 rad, crack 5 mm. Each stage on two readings in a
+    # row: the channel moves at the second (2 of its last 3 readings; one alone moves nothing).
     sid = "SFC-SEONGSU-P7"
-    seq = [0.0010, 0.0012, 0.0016, 0.0020, 0.0017, 0.0011]
+    seq = [0.0010, 0.0012, 0.0012, 0.0016, 0.0016, 0.0020, 0.0020]
+    seq += [0.0017, 0.0017, 0.0011, 0.0011]
     rows = [
         {
             "station": sid,
@@ -74,7 +76,7 @@ def test_structural_60_80_100_percent_of_allowable(registry: Registry) -> None:
         }
         for k, v in enumerate(seq)
     ]
-    for k, crack in ((6, 2.6), (7, 4.1)):  # a crack opening (≤ 10 mm/h is physically possible)
+    for k, crack in ((11, 2.6), (12, 4.1), (13, 4.1)):  # a crack opening (≤ 10 mm/h is possible)
         rows.append(
             {
                 "station": sid,
@@ -84,12 +86,12 @@ def test_structural_60_80_100_percent_of_allowable(registry: Registry) -> None:
             }
         )
     assert run(registry, rows) == [
-        (10, "structural.tilt_rad", "caution", 0.0012),
-        (20, "structural.tilt_rad", "alert", 0.0016),
-        (30, "structural.tilt_rad", "serious", 0.002),
-        (40, "structural.tilt_rad", "alert", 0.0017),
-        (50, "structural.tilt_rad", "cleared", 0.0011),
-        (70, "structural.crack_mm", "alert", 4.1),
+        (20, "structural.tilt_rad", "caution", 0.0012),
+        (40, "structural.tilt_rad", "alert", 0.0016),
+        (60, "structural.tilt_rad", "serious", 0.002),
+        (80, "structural.tilt_rad", "alert", 0.0017),
+        (100, "structural.tilt_rad", "cleared", 0.0011),
+        (130, "structural.crack_mm", "alert", 4.1),
     ]
 
 

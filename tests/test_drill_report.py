@@ -310,7 +310,7 @@ def _obs(level: str, prev: str, t_h: float, eid: str, zone: str = "11030") -> Ob
 def test_two_runs_compare_on_what_people_receive_not_on_timing(tmp_path: Any) -> None:
     from typer.testing import CliRunner
 
-    from gyeongbo.cli import app as cli
+    from gyeongbo_cli.main import app as cli
     from simulators.compare import compare_reports
 
     ref = _report(

@@ -3,7 +3,7 @@ offsets, judges in scenario time and reports.
 
 The Faust worker does not run here; a stand-in responder plays its part with the worker's
 pure path (:class:`tests.core_support.PureCore`: validation, columnar batch, detectors, the geo
-join of ``streams.services``, the alert machine): it subscribes to the seismic readings like
+join of ``geo.routing``, the alert machine): it subscribes to the seismic readings like
 the bridge would and produces the resulting alert events onto Kafka ``alerts``, stamped with
 their readings' event time — the accelerometers' district alerts and, when the catalogue
 event arrives, the nationwide 긴급재난문자 an M5.8 calls for (docs/design.md §3.4) in every
@@ -13,6 +13,7 @@ province. The full-pipeline flood drill is the worker's test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -132,10 +133,8 @@ def test_a_drill_is_judged_in_scenario_time_and_passes(
     assert "PASSED" in console.export_text()
 
 
-def test_missing_pipeline_hook_says_what_to_do(stack_settings: Settings) -> None:
-    with pytest.raises(DrillError, match=r"streams\.nope:start is not available.*--no-start"):
-        pipeline_context(stack_settings, hook="streams.nope:start")
-    with pipeline_context(stack_settings, hook="contextlib:nullcontext"):
+def test_pipeline_starter_must_be_a_context_manager(stack_settings: Settings) -> None:
+    with pipeline_context(stack_settings, start=lambda s: contextlib.nullcontext()):
         pass
     with pytest.raises(DrillError, match="must return a context manager"):
-        pipeline_context(stack_settings, hook="builtins:str")
+        pipeline_context(stack_settings, start=str)  # type: ignore[arg-type]

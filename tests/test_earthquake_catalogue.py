@@ -1,6 +1,6 @@
 """Earthquake catalogue events: from the reading's ``event`` object to KMA-class alerts.
 
-The geo join (``streams.services.catalogue_routes``) as a plain function, then the whole pure
+The geo join (``geo.routing.catalogue_routes``) as a plain function, then the whole pure
 path (payload → batch → detectors → geo join → alert machine) on the Gyeongju drill.
 """
 
@@ -16,6 +16,7 @@ import pytest
 
 from alerting.model import parse_rfc3339_ms
 from geo.quake import QuakeEvent, target_zones
+from geo.routing import catalogue_routes
 from geo.zones import ZoneKind
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import Detection
@@ -24,7 +25,7 @@ from simulators.generator import generate
 from simulators.report import Observed, evaluate
 from simulators.scenario import load_checked
 from streams.influx_lines import reading_lines
-from streams.services import Services, catalogue_routes
+from streams.services import Services
 from tests.core_support import PureCore
 
 T0 = 1_473_679_974_000  # 2016-09-12 20:32:54 KST, the Gyeongju origin time

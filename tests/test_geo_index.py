@@ -6,8 +6,9 @@ import numpy as np
 import shapely
 
 from geo.index import PointIndex
-from geo.zonegen import build_all, dumps
+from geo.zonegen import dumps
 from gyeongbo.settings import REPO_ROOT
+from streams.zonegen import build_all
 
 
 def test_query_matches_shapely_point_by_point() -> None:
@@ -48,4 +49,4 @@ def test_empty_inputs() -> None:
 def test_committed_zone_files_are_the_generator_output() -> None:
     for name, doc in build_all().items():
         committed = (REPO_ROOT / "config" / "zones" / name).read_text(encoding="utf-8")
-        assert committed == dumps(doc), f"config/zones/{name} is stale: python -m geo.zonegen"
+        assert committed == dumps(doc), f"config/zones/{name} is stale: python -m streams.zonegen"

@@ -23,7 +23,8 @@ from geo.quake import (
     mmi_from_pga,
     target_zones,
 )
-from geo.zones import ZoneKind, ZoneRegistry, load_zones
+from geo.zones import ZoneKind, ZoneRegistry
+from streams.config_files import load_zones
 
 # KMA epicentres and local magnitudes.
 GYEONGJU_2016 = QuakeEvent(lat=35.76, lon=129.19, magnitude=5.8, depth_km=15.0)

@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from geo.phone import PhoneNumber, mask_phone
-from geo.recipients import RecipientDirectory, RecipientError, load_recipients, parse_recipients
-from geo.zones import ZoneRegistry, load_zones
+from geo.recipients import RecipientDirectory, RecipientError, parse_recipients
+from geo.zones import ZoneRegistry
 from gyeongbo.settings import REPO_ROOT
 from gyeongbo.vocab import Hazard
+from streams.config_files import load_recipients, load_zones
 
 RECIPIENTS = REPO_ROOT / "config" / "recipients.yaml"
 

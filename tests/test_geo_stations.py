@@ -13,10 +13,11 @@ import yaml
 from geo.aggregates import RegionalMeans, count_provinces_at, provinces_at
 from geo.geojson import ZoneError
 from geo.stations import StationZoneIndex, station_zones
-from geo.zones import ZoneRegistry, load_zones
+from geo.zones import ZoneRegistry
 from gyeongbo.registry import Registry, load_registry, parse_registry
 from gyeongbo.settings import REPO_ROOT
 from gyeongbo.vocab import Kind, Level
+from streams.config_files import load_zones
 
 STATIONS = REPO_ROOT / "config" / "stations.yaml"
 

@@ -12,8 +12,9 @@ import pytest
 import shapely
 
 from geo.geojson import ZoneError
-from geo.zones import ADMIN_DIR_ENV, ZoneKind, ZoneRegistry, default_admin_dir, load_zones
+from geo.zones import ZoneKind, ZoneRegistry
 from gyeongbo.settings import REPO_ROOT
+from streams.config_files import ADMIN_DIR_ENV, default_admin_dir, load_zones
 
 CITY_HALL = (37.5663, 126.9779)
 HANGANG_GAUGE = (37.5172, 126.9590)

@@ -7,8 +7,9 @@ import msgspec
 import pytest
 import yaml
 
-from alerting.templates import DEFAULT_TEMPLATES, TemplateError, load_templates, parse_templates
+from alerting.templates import TemplateError, parse_templates
 from gyeongbo.events import AlertEvent
+from streams.config_files import DEFAULT_TEMPLATES, load_templates
 
 T = load_templates()
 MANUAL = AlertEvent(

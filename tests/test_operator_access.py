@@ -17,9 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from gyeongbo.cli import app as cli
 from gyeongbo.settings import Settings
 from gyeongbo.stack.stack import Stack
+from gyeongbo_cli.main import app as cli
 from streams.pipeline import LocalPipeline, LocalProcess
 from tests.pipeline_support import alert_events, isolated_settings, issue_token, wait_for
 

@@ -18,8 +18,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from alerting.cap_check import check_cap
-from geo.recipients import load_recipients
-from geo.zones import load_zones
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import AlertEvent
 from gyeongbo.settings import REPO_ROOT, Settings
@@ -27,6 +25,7 @@ from gyeongbo.stack import influx
 from gyeongbo.stack.stack import Stack
 from simulators.drill import DrillError, DrillOptions, run_drill
 from streams.codec import encode_batch
+from streams.config_files import load_recipients, load_zones
 from streams.partitioning import partitions_for
 from streams.pipeline import start_local_pipeline
 from streams.store import open_store
@@ -353,7 +352,7 @@ def test_readings_in_exact_alert_events_out_with_operator_actions(
         # the same through the operators' CLI, with the token from settings
         from typer.testing import CliRunner
 
-        from gyeongbo.cli import app as cli
+        from gyeongbo_cli.main import app as cli
 
         env = {"GYEONGBO_OPERATOR__TOKEN": park}
         out = CliRunner().invoke(cli, ["alerts", "list", "--url", url, "--real", "--json"], env=env)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gyeongbo.cli import app as cli
 from gyeongbo.settings import REPO_ROOT
+from gyeongbo_cli.main import app as cli
 
 
 def test_import_list_show_opt_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,15 @@ import pytest
 
 from gyeongbo.registry import Registry, load_registry
 from gyeongbo.settings import REPO_ROOT
-from simulators.generator import Clock, batch_publications, crossing_time, generate, rfc3339
-from simulators.scenario import load_checked
+from simulators.generator import (
+    Clock,
+    batch_publications,
+    crossing_time,
+    evaluate_signal,
+    generate,
+    rfc3339,
+)
+from simulators.scenario import Signal, load_checked
 
 ANCHOR = 1_596_661_200_000  # 2020-08-06T06:00:00+09:00
 
@@ -85,6 +92,24 @@ def test_one_stations_noise_does_not_depend_on_the_others(reg: Registry) -> None
     ]
     b = generate(alone, reg, seed=3, anchor_ms=ANCHOR).payloads()
     assert a == b
+
+
+def test_a_dry_gauge_reads_zero_and_its_noise_adds_no_rain() -> None:
+    # 12 mm per 10 min for an hour, then dry for 11 h: a 0.5 mm bucket, noise 0.5 mm
+    sig = Signal(curve="rain", noise=0.5, min=0, step=0.5, round=1)
+    curves = {"rain": [(0.0, 12.0), (3600.0, 12.0), (3601.0, 0.0), (43_200.0, 0.0)]}
+    t = np.arange(600.0, 43_201.0, 600.0)  # readings at the end of each 10 minutes
+    wet = t <= 3600.0
+    runs = np.array(
+        [evaluate_signal(sig, t, curves, rng=np.random.default_rng(seed)) for seed in range(50)]
+    )
+    # no rain falls on a dry gauge: every reading after the rain is 0, not a drizzle of
+    # clipped noise (~0.2 mm per reading, 13 mm in 11 h, once enough to carry a 12 h sum
+    # over a KMA line hours after the rain had stopped)
+    assert (runs[:, ~wet] == 0.0).all(), runs[:, ~wet].sum(axis=1)
+    assert runs[:, wet].std() > 0.3  # while it rains, the gauge is noisy
+    # the 12 h total is the rain that fell (6 × 12 mm), up to the wet readings' noise
+    assert abs(runs.sum(axis=1).mean() - 72.0) < 0.5
 
 
 def test_event_time_keeps_the_scenario_cadence_at_any_speed() -> None:

@@ -20,6 +20,7 @@ and heavy rain's hold is 6 h, so neither clears.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -176,15 +177,22 @@ def test_transitions_do_not_depend_on_when_ticks_arrive(
     assert _ticked(dets, ticks, zones) == _ticked(dets, [end], zones)
 
 
-def _flood_drill(tick_phase_s: int, *, hold_s: int | None = None) -> list[tuple[str, float, str]]:
+def _flood_drill(
+    tick_phase_s: int,
+    *,
+    hold_s: int | None = None,
+    scenario: Path = SCENARIO_DIR / "han-river-flood.yaml",
+    tick_every_s: float = 3000.0,
+) -> list[tuple[str, float, str]]:
     """The flood drill's heavy-rain transitions through the worker's pure path, with ticks as
-    the worker sends them at 600x: one per 5 s of wall time = 3,000 s of drill time, carrying
-    the newest drill reading processed so far; ``tick_phase_s`` shifts them."""
+    the worker sends them: one per 5 s of wall time (at 600x, ``tick_every_s`` = 3,000 s of
+    drill time), carrying the newest drill reading processed so far; ``tick_phase_s`` shifts
+    them."""
     core = PureCore(Settings(_env_file=None))
     if hold_s is not None:
         core.machine = AlertMachine(with_holds({"heavy_rain": hold_s}))
     reg = load_registry(REPO_ROOT / "config" / "stations.yaml")
-    sc = load_scenario(SCENARIO_DIR / "han-river-flood.yaml")
+    sc = load_scenario(scenario)
     gen = generate(sc, reg, anchor_ms=T0, exercise=True)
     out: list[AlertEvent] = []
     newest = 0.0
@@ -192,7 +200,7 @@ def _flood_drill(tick_phase_s: int, *, hold_s: int | None = None) -> list[tuple[
     for pub in sorted(gen.publications, key=lambda p: p.t_s):
         while tick < pub.t_s:
             out += core.machine.advance(T0 + 48 * H, exercise_now_ms=T0 + round(newest * 1000))
-            tick += 3000.0
+            tick += tick_every_s
         out += core.feed(pub.topic, pub.payload, received_ms=T0 + round(pub.t_s * 1000))
         newest = max(newest, pub.t_s)
     out += core.machine.advance(T0 + 48 * H, exercise_now_ms=T0 + round(newest * 1000))
@@ -202,6 +210,20 @@ def _flood_drill(tick_phase_s: int, *, hold_s: int | None = None) -> list[tuple[
         for e in out
         if e.hazard == "heavy_rain"
     )
+
+
+def _one_peak_each(got: list[tuple[str, float, str]]) -> dict[str, list[str]]:
+    """The levels of each zone, checked to go up to one peak and down from it: never a lift
+    and a re-issue, never a step down and back up."""
+    by_zone: dict[str, list[str]] = {}
+    for zone, _, level in got:
+        by_zone.setdefault(zone, []).append(level)
+    for zone, levels in by_zone.items():
+        ranks = [LEVELS.index(lv) for lv in levels]
+        peak = ranks.index(max(ranks))
+        assert all(a < b for a, b in itertools.pairwise(ranks[: peak + 1])), (zone, levels)
+        assert all(a > b for a, b in itertools.pairwise(ranks[peak:])), (zone, levels)
+    return by_zone
 
 
 def test_zone_32010_flapping_in_the_flood_drill_is_gone_and_never_depended_on_the_tick() -> None:
@@ -216,14 +238,21 @@ def test_zone_32010_flapping_in_the_flood_drill_is_gone_and_never_depended_on_th
     # With the default 6 h hold no zone is lifted and re-issued, whatever the phase.
     new = {tuple(_flood_drill(p)) for p in phases}
     assert len(new) == 1
-    by_zone: dict[str, list[str]] = {}
-    for zone, _, level in next(iter(new)):
-        by_zone.setdefault(zone, []).append(level)
-    for zone, levels in by_zone.items():
-        ranks = [LEVELS.index(lv) for lv in levels]
-        peak = ranks.index(max(ranks))
-        # up to one peak and down from it: never a lift and a re-issue, never a step down
-        # and back up (what 양평군 31380 did with the 1 h hold: 경보, 주의보, 경보)
-        assert all(a < b for a, b in itertools.pairwise(ranks[: peak + 1])), (zone, levels)
-        assert all(a > b for a, b in itertools.pairwise(ranks[peak:])), (zone, levels)
+    # (what 양평군 31380 did with the 1 h hold: 경보, 주의보, 경보)
+    by_zone = _one_peak_each(list(next(iter(new))))
     assert by_zone["32010"] == ["caution", "alert"]  # 경보 stands at the end of the drill
+
+
+def test_the_fault_drill_warns_chuncheon_of_heavy_rain_once() -> None:
+    # tests/test_faults.py's clean run (1,200x: a tick per 6,000 s of drill time). Chuncheon
+    # (station 101) reaches 경보 on its 3 h sum at 1.67 h; its 12 h sum peaks at 171 mm and
+    # only falls once the rain has stopped (5.5 h at this gauge), so the stage steps down to
+    # 주의보 6 h after the 3 h sum fell below 90 mm, and stays. Before, the generator's
+    # clipped noise rained 12.5 mm on the dry gauge after the rain, the 12 h sum reached
+    # exactly 180.0 mm at 11.33 h, and 경보 was issued again hours after the rain.
+    got = _flood_drill(
+        0, scenario=Path(__file__).parent / "scenarios" / "flood-faults.yaml", tick_every_s=6000.0
+    )
+    chuncheon = [(t, lv) for z, t, lv in got if z == "32010"]
+    assert chuncheon == [(1.17, "caution"), (1.67, "alert"), (10.5, "caution")]
+    _one_peak_each(got)

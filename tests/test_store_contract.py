@@ -10,10 +10,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from geo.recipients import load_recipients
-from geo.zones import ZoneRegistry, load_zones
+from geo.zones import ZoneRegistry
 from gyeongbo.stack import postgres
 from gyeongbo.stack.stack import Stack
+from streams.config_files import load_recipients, load_zones
 from streams.store import Outcome, PlannedDelivery, Subscriber, SubscriberStore, open_store
 from streams.store.indexing import from_directory, prepare
 

@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from gyeongbo.exit_codes import FAILED
+from gyeongbo.listing import Column, print_listing
 from gyeongbo.settings import Settings
 from gyeongbo.stack.procs import StackError
 from gyeongbo.stack.stack import Stack
@@ -60,7 +61,7 @@ def up(
         stack.up(report=lambda msg: console.print(f"[cyan]stack[/cyan] {msg}"))
     except StackError as err:
         console.print(f"[red]stack up failed[/red]: {err}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(FAILED) from None
     _print_status(stack)
     console.print("Point apps at it with:")
     for k, v in stack.env().items():
@@ -78,7 +79,7 @@ def down(home: HomeOpt = None) -> None:
 @app.command()
 def status(
     home: HomeOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show each component's pid, port and health; exit 1 if anything is down."""
     stack = _stack(home, None)
@@ -88,22 +89,27 @@ def status(
     else:
         _print_status(stack)
     if not st or not stack.healthy():
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 def _print_status(stack: Stack) -> None:
-    table = Table(title=f"gyeongbo stack ({stack.config.broker}) at {stack.home}")
-    for col in ("component", "pid", "port", "health", "log"):
-        table.add_column(col)
-    for name, s in stack.status().items():
-        ok = s["alive"] and s["listening"]
-        table.add_row(
+    rows = [
+        [
             name,
             str(s["pid"]),
             str(s["port"]),
-            "[green]up[/green]" if ok else "[red]down[/red]",
+            "up" if s["alive"] and s["listening"] else "down",
             s["log"],
-        )
+        ]
+        for name, s in stack.status().items()
+    ]
     if not stack.procs:
-        table.add_row("(nothing running)", "", "", "", "")
-    console.print(table)
+        rows.append(["(nothing running)", "", "", "", ""])
+    cols = [
+        Column("component", key=True),
+        Column("pid"),
+        Column("port"),
+        Column("health", styles={"up": "green", "down": "red"}),
+    ]
+    title = f"gyeongbo stack ({stack.config.broker}) at {stack.home}"
+    print_listing([*cols, Column("log")], rows, title=title, console=console)

@@ -3,7 +3,9 @@
 The stack needs ``mosquitto`` and ``influxd`` (Debian packages ``mosquitto`` and
 ``influxdb``). When a binary is missing and we run as root with apt-get available, it is
 installed (``apt-get update`` once, then ``apt-get install -y``); otherwise the error says
-exactly what to install.
+exactly what to install. ``recommends=False`` leaves out the package's recommended packages
+(Debian's ``prometheus`` recommends the node exporter and its collectors, which a test that
+only runs Prometheus has no use for).
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ _updated = False
 
 
 def ensure_binary(
-    binary: str, package: str, *, search: tuple[str, ...] = ("/usr/sbin", "/usr/bin")
+    binary: str,
+    package: str,
+    *,
+    search: tuple[str, ...] = ("/usr/sbin", "/usr/bin"),
+    recommends: bool = True,
 ) -> str:
     found = shutil.which(binary) or next(
         (f"{d}/{binary}" for d in search if os.access(f"{d}/{binary}", os.X_OK)), None
@@ -41,8 +47,12 @@ def ensure_binary(
             stderr=subprocess.DEVNULL,
         )
         _updated = True
+    extra = [] if recommends else ["--no-install-recommends"]
     r = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", package], env=env, capture_output=True, text=True
+        ["apt-get", "install", "-y", "-qq", *extra, package],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     found = shutil.which(binary) or next(
         (f"{d}/{binary}" for d in search if os.access(f"{d}/{binary}", os.X_OK)), None

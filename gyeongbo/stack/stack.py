@@ -124,6 +124,7 @@ class Stack:
             "GYEONGBO_GATEWAY__HOST": "127.0.0.1",
             "GYEONGBO_GATEWAY__PORT": str(self.config.mqtt_port),
             "GYEONGBO_KAFKA__BOOTSTRAP": self.kafka_bootstrap,
+            "GYEONGBO_KAFKA__BROKER": self.config.broker,
             "GYEONGBO_INFLUX__URL": self.influx_url,
             "GYEONGBO_TWILIO__API_BASE": self.twilio_url,
             # The fake Twilio accepts these; the real twilio client is used end to end.
@@ -153,7 +154,7 @@ class Stack:
             password=stack_password(self.home, self.bridge_user),
         )
         base["gateway"].update(host="127.0.0.1", port=self.config.mqtt_port)
-        base["kafka"].update(bootstrap=self.kafka_bootstrap)
+        base["kafka"].update(bootstrap=self.kafka_bootstrap, broker=self.config.broker)
         base["influx"].update(url=self.influx_url)
         base["twilio"].update(
             api_base=self.twilio_url,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from streams.store import STATUS_RANK, DeliveryRecord, EventSummary
+from streams.store.model import STATUS_RANK, DeliveryRecord, EventSummary
 
 SUMMARY = """
 SELECT event_id, MIN(hazard),

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import msgspec
 
-from geo.recipients import RecipientDirectory, load_recipients, memberships
+from geo.recipients import RecipientDirectory, memberships
 from geo.zones import ZoneRegistry
 from gyeongbo.settings import Settings
+from streams.config_files import load_recipients
 from streams.store import StoreError, Subscriber, SubscriberStore, now_ms, open_store
 
 __all__ = ["from_directory", "indexed", "open_configured", "prepare", "reindex"]

@@ -16,16 +16,6 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from alerting.model import Recipient
-from streams.store import (
-    DeliveryRecord,
-    EventSummary,
-    Outcome,
-    PlannedDelivery,
-    StoreError,
-    Subscriber,
-    migrations,
-    now_ms,
-)
 from streams.store.common import (
     DELIVERY_COLS,
     PLANNED_COLS,
@@ -37,6 +27,16 @@ from streams.store.common import (
     moves_forward,
     pg,
     summary,
+)
+from streams.store.model import (
+    DeliveryRecord,
+    EventSummary,
+    Outcome,
+    PlannedDelivery,
+    StoreError,
+    Subscriber,
+    migrations,
+    now_ms,
 )
 from streams.store.sqlite import _statements
 

@@ -16,15 +16,6 @@ from typing import Any
 import msgspec
 
 from alerting.model import Recipient
-from streams.store import (
-    DeliveryRecord,
-    EventSummary,
-    Outcome,
-    PlannedDelivery,
-    Subscriber,
-    migrations,
-    now_ms,
-)
 from streams.store.common import (
     DELIVERY_COLS,
     LAST_LEVELS,
@@ -35,6 +26,15 @@ from streams.store.common import (
     latest_statuses,
     moves_forward,
     summary,
+)
+from streams.store.model import (
+    DeliveryRecord,
+    EventSummary,
+    Outcome,
+    PlannedDelivery,
+    Subscriber,
+    migrations,
+    now_ms,
 )
 
 _ARRAYS = ("declared_zones", "hazards", "member_zones", "located")
