@@ -24,6 +24,13 @@ Held out: the parameters were chosen on NAB's even-numbered files of each group 
 name) and on the synthetic corpus of seed 1; the figures under ``held_out`` are NAB's
 odd-numbered files and the synthetic corpus of seed 2, which were looked at only to report.
 
+``--jitter N`` also scores NAB (standard profile, all files) with N parameter sets near the
+given one: each time constant and the settling and adoption lines (:data:`JITTERED`) scaled by
+its own factor drawn uniformly from [0.95, 1.05] (a fixed seed, the same draws every run).
+The figure moves by about a point between such neighbours, because an alarm raised or not
+near the line moves the refractory and everything after it; under ``nab.jitter`` its mean,
+standard deviation and range say whether a change moved the detector or only the draw.
+
 The last line printed is one JSON object; progress goes to stderr. NAB is not shipped with
 Gyeongbo (see ``benchmarks/nab.py``): without ``--nab`` (or ``GYEONGBO_NAB``) only the
 synthetic corpus is run.
@@ -31,6 +38,7 @@ synthetic corpus is run.
 Usage::
 
     python benchmarks/anomaly.py [--nab PATH] [--seed 1 --held-out-seed 2] [--param k=v]
+                                 [--only nab|synthetic] [--jitter N]
 """
 
 from __future__ import annotations
@@ -57,6 +65,18 @@ from detectors.nab_score import PROFILES, best_threshold, normalised, sweep_scor
 
 F64 = npt.NDArray[np.float64]
 HOUR = 3600.0
+#: The parameters ``--jitter`` scales (time constants, settling and adoption lines).
+JITTERED = (
+    "tau_level",
+    "tau_fast",
+    "tau_fast_scale",
+    "tau_short",
+    "lik_window",
+    "refractory",
+    "tau_settle",
+    "settle",
+    "rebase",
+)
 
 
 def run_channels(
@@ -161,6 +181,49 @@ def synthetic(machines: list[Machine], params: AnomalyParams) -> dict[str, Any]:
     return out
 
 
+def _nab_matrix(values: list[F64], stamps: list[npt.NDArray[np.datetime64]]) -> tuple[F64, F64]:
+    """NAB's series as columns (NaN after a series ends) and their times (s)."""
+    steps = max(len(v) for v in values)
+    mat = np.full((steps, len(values)), np.nan)
+    tsm = np.zeros((steps, len(values)))
+    for j, (v, s) in enumerate(zip(values, stamps, strict=True)):
+        mat[: len(v), j] = v
+        tsm[: len(v), j] = s.astype("datetime64[s]").astype(np.int64)
+    return mat, tsm
+
+
+def jitter(root: Path, params: AnomalyParams, runs: int) -> dict[str, Any]:
+    """NAB's standard score for ``runs`` parameter sets near ``params`` (see ``--jitter``)."""
+    names, stamps, values, windows = load_corpus(root)
+    mat, tsm = _nab_matrix(values, stamps)
+    files = [
+        sweep_scores(
+            ts, [(np.datetime64(a[:19], "s"), np.datetime64(b[:19], "s")) for a, b in windows[nm]]
+        )
+        for nm, ts in zip(names, stamps, strict=True)
+    ]
+    n_windows = sum(f.n_windows for f in files)
+    prof = PROFILES["standard"]
+    rng = np.random.default_rng(0)
+    got = []
+    for k in range(runs):
+        near = dataclasses.replace(
+            params,
+            **{f: getattr(params, f) * float(rng.uniform(0.95, 1.05)) for f in JITTERED},
+        )
+        score, _ = run_channels(mat, tsm, near, label=f"NAB jitter {k + 1}/{runs}")
+        scores = [np.nan_to_num(score[: len(v), j], nan=0.0) for j, v in enumerate(values)]
+        got.append(normalised(best_threshold(files, scores, prof)[1], prof, n_windows))
+    a = np.array(got)
+    return {
+        "runs": runs,
+        "standard_mean": round(float(a.mean()), 2),
+        "standard_sd": round(float(a.std()), 2),
+        "standard_min": round(float(a.min()), 2),
+        "standard_max": round(float(a.max()), 2),
+    }
+
+
 def nab(root: Path, params: AnomalyParams) -> dict[str, Any]:
     """NAB scores, alarm time on the normal stretches, catches and delays; for the whole
     corpus and for its tuning and held-out halves."""
@@ -168,12 +231,7 @@ def nab(root: Path, params: AnomalyParams) -> dict[str, Any]:
     labels: dict[str, list[str]] = json.loads(
         (root / "labels" / "combined_labels.json").read_text()
     )
-    steps = max(len(v) for v in values)
-    mat = np.full((steps, len(values)), np.nan)
-    tsm = np.zeros((steps, len(values)))
-    for j, (v, s) in enumerate(zip(values, stamps, strict=True)):
-        mat[: len(v), j] = v
-        tsm[: len(v), j] = s.astype("datetime64[s]").astype(np.int64)
+    mat, tsm = _nab_matrix(values, stamps)
     score, level = run_channels(mat, tsm, params, label="NAB")
     groups: dict[str, list[int]] = {}
     for j, name in enumerate(names):
@@ -242,6 +300,13 @@ def main(argv: list[str] | None = None) -> int:
         help="override one AnomalyParams field (for a parameter search)",
     )
     ap.add_argument("--only", choices=("nab", "synthetic"), default=None, help="run one corpus")
+    ap.add_argument(
+        "--jitter",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score NAB with N parameter sets near the given one (see above)",
+    )
     args = ap.parse_args(argv)
     fields = {f.name: f.type for f in dataclasses.fields(AnomalyParams)}
     over: dict[str, float | int] = {}
@@ -259,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             assert args.nab is not None
             print("NAB …", file=sys.stderr)
             result["nab"] = nab(args.nab, params)
+            if args.jitter > 0:
+                result["nab"]["jitter"] = jitter(args.nab, params, args.jitter)
         else:
             print(f"skipping NAB: {problem}", file=sys.stderr)
     if args.only != "nab":

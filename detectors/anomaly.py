@@ -38,10 +38,10 @@ channel's unit (``max(g⁺, g⁻)·s``) above ``(1 + sp_cusum)`` times its large
 times, a profile residual ``|e|`` above ``(1 + sp_tod)`` times its largest (armed
 ``tod_arm_hours`` clock hours after every bin has had a reading); a run of identical readings
 longer than ``(1 + sp_run)`` times the longest that has ended plus ``run_min`` (a stuck
-sensor; not on a channel whose value has never changed). The range and the records decay
-towards ``μ`` with ``τ_range``, once per clock hour entered. The score is 0 during the
-warm-up (``warmup`` readings and ``warmup_s``) and for ``refractory`` after each raise, but
-for a new extreme, which scores 1 through it.
+sensor; not on a channel whose value has never changed), reported once per run. The range
+and the records decay towards ``μ`` with ``τ_range``, once per clock hour entered. The score
+is 0 during the warm-up (``warmup`` readings and ``warmup_s``) and for ``refractory`` after
+each raise, but for a new extreme, which scores 1 through it.
 
 **Alarm** (``level`` in the record; the engine's ``anomaly.<channel>`` detection): raised at a
 score ≥ ``fire``. From the next reading a settling mean ``m`` follows the readings and ``q``
@@ -205,6 +205,7 @@ _ALL_BINS = np.uint32((1 << TOD_BINS) - 1)  # every bin has had a reading
 _HOUR_1 = np.uint32(1 << TOD_BINS)  # one clock hour since complete (above the bins)
 RESEED = np.uint8(1)  # flags: seed the settling mean m at the next reading
 WARM = np.uint8(2)  # flags: the refractory under way is the channel's warm-up
+TOLD = np.uint8(4)  # flags: the run of identical readings under way has been reported
 
 
 def new_profiles(rows: int) -> F32:
@@ -534,6 +535,11 @@ def _update(
     rmax = init(np.full(len(xf), -1.0, np.float32), "rmax")
     # (rmax < 0: no run has ended yet, as on a channel's first readings: nothing to compare)
     nov_r = (run > rmax * (1.0 + p.sp_run) + p.run_min) & (span > 0) & (rmax >= 0)
+    # ... once per run: a run stays longer than the record every reading until it ends, and
+    # would raise the alarm again at the end of every refractory (a sensor stuck for a day
+    # was reported five times).
+    told = (st["flags"] & TOLD) != 0
+    nov_r &= ~told
     nov |= nov_r
     np.copyto(score, 1.0, where=nov)
     # Weights 1/(n+1) while a channel is young, then the time weights: one shared division.
@@ -584,6 +590,9 @@ def _update(
     settled = raised & ~up & (q_new < p.settle * s)
     lvl_new = (up | (raised & ~settled)).view(np.uint8)
     flags_new = np.where(up, flags | RESEED, flags & ~RESEED)
+    # the run has been reported once the reading it was a record on raised or kept the alarm
+    told_new = (told | (nov_r & up)) & (run != 0)
+    flags_new = (flags_new & ~TOLD) | np.left_shift(told_new.view(np.uint8), 2)
     refr_new = np.where(fire, np.float32(p.refractory / p.dt_ref), np.maximum(refr - u, zero))
     reset = fire | warm | settled
     if reset.any():

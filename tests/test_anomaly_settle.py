@@ -108,3 +108,25 @@ def test_one_second_and_ten_minute_channels_behave_alike_per_unit_of_time() -> N
     assert abs(f1 - f600) < 0.05 * 3.0  # the fast mean an hour in: the same share of the step
     p = AnomalyParams()
     assert abs(r1 - r600) <= 600 / p.dt_ref  # the refractory counts down in seconds
+
+
+def test_a_stuck_sensor_is_reported_once_however_long_it_stays_stuck() -> None:
+    # Four days of a noisy channel read every ten minutes (its value changes at every
+    # reading), then the sensor repeats its last value for a day: five refractories long.
+    # The run is reported when it becomes a record, and not again at the end of every
+    # refractory while it goes on. After a day of changing readings it sticks again, for
+    # longer than twice the first run (a record again): reported again, once.
+    rng = np.random.default_rng(4)
+    t = T0 + np.arange(int(8.5 * 144)) * 600.0
+    x = 20.0 + rng.normal(0.0, 0.2, len(t))
+    stuck = int(np.searchsorted(t, T0 + 4 * 86400))
+    end = stuck + 144
+    x[stuck:end] = x[stuck - 1]
+    again = end + 144
+    x[again:] = x[again - 1]  # 2.5 days
+    level, _ = _alarm(t, x)
+    raised = _raises(level)
+    first = raised[(raised >= stuck) & (raised < end)]
+    assert len(first) == 1 and first[0] - stuck <= 6  # within the hour, once
+    second = raised[raised >= again]
+    assert len(second) == 1
