@@ -27,6 +27,12 @@ would otherwise withdraw and re-issue the proposal, or not, by arrival order).
 
 Exercise alerts drive a separate exercise headquarters state.
 
+Operators' decisions (:meth:`HQMachine.confirm`, :meth:`HQMachine.set_stage`) reach the machine
+as commands on the same ordered input as the alert events; each carries a ``command_id``, and
+a command applied already is ignored (a replay after a crash changes nothing and audits
+nothing). Every operator decision, applied or refused, is kept in the namespace's audit log
+(:meth:`HQMachine.audit_log`) with who, when, what and why.
+
 >>> hq = HQMachine()
 >>> evs = hq.feed_levels({"11": "caution", "41": "caution", "42": "caution", "43": "caution"},
 ...                      ts_ms=0)
@@ -40,11 +46,12 @@ from collections.abc import Mapping
 
 import msgspec
 
+from alerting.machine import AuditEntry
 from alerting.model import parse_rfc3339_ms, province_of, rfc3339
 from gyeongbo.events import AlertEvent, HQStageEvent
 from gyeongbo.vocab import Level
 
-__all__ = ["HQMachine", "HQRecord", "compute_stage"]
+__all__ = ["HQMachine", "HQRecord", "compute_stage", "stage_name"]
 
 _HISTORY_MAX = 500
 #: Alert events remembered per namespace to recognise a replayed one (a worker that crashed
@@ -72,6 +79,15 @@ def compute_stage(levels: Mapping[str, str]) -> int:
     return 0
 
 
+def stage_name(stage: int) -> str:
+    """The stage as operators say it.
+
+    >>> stage_name(0), stage_name(2)
+    ('평시', '비상 2단계')
+    """
+    return "평시" if stage == 0 else f"비상 {stage}단계"
+
+
 class HQRecord(msgspec.Struct, frozen=True):
     ts_ms: int
     action: str
@@ -94,6 +110,8 @@ class _NS(msgspec.Struct):
     #: Event time (ms) since when the rule has agreed with the standing stage while a
     #: proposal stands; None when it does not.
     agreed_since_ms: int | None = None
+    #: Operators' decisions, applied or refused (newest last).
+    audit: list[AuditEntry] = []
 
 
 class _HQState(msgspec.Struct):
@@ -134,6 +152,10 @@ class HQMachine:
 
     def history(self, *, exercise: bool = False) -> list[HQRecord]:
         return list(self._ns(exercise).history)
+
+    def audit_log(self, *, exercise: bool = False) -> list[AuditEntry]:
+        """Operators' decisions in this namespace: who, when, what, why, and the result."""
+        return list(self._ns(exercise).audit)
 
     def province_levels(self, *, exercise: bool = False) -> dict[str, str]:
         """The highest level standing in each province (provinces with none are left out)."""
@@ -193,30 +215,85 @@ class HQMachine:
 
     # ----------------------------------------------------------------- operators
     def confirm(
-        self, *, actor: str, ts_ms: int, reason: str = "", exercise: bool = False
+        self,
+        *,
+        actor: str,
+        ts_ms: int,
+        reason: str = "",
+        exercise: bool = False,
+        command_id: str | None = None,
     ) -> list[HQStageEvent]:
-        """Apply the standing proposal."""
+        """Apply the standing proposal; ValueError (audited as refused) when none stands.
+
+        A ``command_id`` already applied is a replay: nothing changes, nothing is audited."""
         ns = self._ns(exercise)
+        if self._replayed(ns, command_id):
+            return []
+        target = self._target(exercise)
         if ns.proposed is None:
-            raise ValueError("no stage proposal to confirm")
-        target, ns.proposed, ns.agreed_since_ms = ns.proposed, None, None
-        action = "confirm" if target > ns.stage else "deescalate"
-        return [self._emit(ns, exercise, ts_ms, action, target, actor, reason)]
+            why = "no stage proposal to confirm"
+            self._audit(ns, ts_ms, actor, "hq_confirm", target, reason, f"rejected: {why}")
+            raise ValueError(why)
+        stage, ns.proposed, ns.agreed_since_ms = ns.proposed, None, None
+        action = "confirm" if stage > ns.stage else "deescalate"
+        self._audit(
+            ns, ts_ms, actor, "hq_confirm", target, f"{reason} (→ {stage_name(stage)})", "ok"
+        )
+        return [self._emit(ns, exercise, ts_ms, action, stage, actor, reason)]
 
     def set_stage(
-        self, stage: int, *, actor: str, ts_ms: int, reason: str, exercise: bool = False
+        self,
+        stage: int,
+        *,
+        actor: str,
+        ts_ms: int,
+        reason: str,
+        exercise: bool = False,
+        command_id: str | None = None,
     ) -> list[HQStageEvent]:
-        """Set the stage by hand (any jump, up or down); needs a reason."""
-        if not 0 <= stage <= 3:
-            raise ValueError("headquarters stage is 0..3")
-        if not reason:
-            raise ValueError("a manual stage change needs a reason")
+        """Set the stage by hand (any jump, up or down); needs a reason. Setting the standing
+        stage changes nothing (audited ``ok (unchanged)``) and leaves a proposal standing."""
         ns = self._ns(exercise)
+        if self._replayed(ns, command_id):
+            return []
+        target = self._target(exercise)
+        why = None
+        if not 0 <= stage <= 3:
+            why = "headquarters stage is 0..3"
+        elif not reason:
+            why = "a manual stage change needs a reason"
+        if why is not None:
+            self._audit(ns, ts_ms, actor, "hq_stage", target, reason, f"rejected: {why}")
+            raise ValueError(why)
+        said = f"{reason} (→ {stage_name(stage)})"
         if stage == ns.stage:
+            self._audit(ns, ts_ms, actor, "hq_stage", target, said, "ok (unchanged)")
             return []
         ns.proposed = ns.agreed_since_ms = None
         action = "manual" if stage > ns.stage else "deescalate"
+        self._audit(ns, ts_ms, actor, "hq_stage", target, said, "ok")
         return [self._emit(ns, exercise, ts_ms, action, stage, actor, reason)]
+
+    def _replayed(self, ns: _NS, command_id: str | None) -> bool:
+        """Whether the operator command ``command_id`` was applied already (else note it)."""
+        if not command_id:
+            return False
+        key = f"cmd:{command_id}"
+        if key in ns.applied:
+            return True
+        ns.applied.append(key)
+        del ns.applied[:-_APPLIED_MAX]
+        return False
+
+    def _target(self, exercise: bool) -> str:
+        return f"hq:{'exercise' if exercise else 'real'}:{self.hazard_group}"
+
+    @staticmethod
+    def _audit(
+        ns: _NS, ts_ms: int, actor: str, action: str, target: str, reason: str, result: str
+    ) -> None:
+        ns.audit.append(AuditEntry(ts_ms, actor, action, target, reason, result))
+        del ns.audit[:-_HISTORY_MAX]
 
     def _emit(
         self,

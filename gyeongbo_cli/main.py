@@ -31,6 +31,7 @@ from streams.alerts_cli import app as alerts_app
 from streams.bridge_cli import app as bridge_app
 from streams.config_check import FileCheck, check_files, setting_problems, settings_check
 from streams.deliveries_cli import app as deliveries_app
+from streams.hq_cli import app as hq_app
 from streams.operators_cli import app as operators_app
 from streams.recipients_cli import app as recipients_app
 from streams.worker_cli import worker as worker_command
@@ -63,6 +64,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(bridge_app, name="bridge")
 app.command("worker")(worker_command)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(hq_app, name="hq")
 app.add_typer(recipients_app, name="recipients")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(operators_app, name="operators")

@@ -1,11 +1,11 @@
-"""Records on the worker-internal topics ``zone.commands`` and ``detections``.
+"""Records on the worker-internal topics ``zone.commands``, ``detections`` and ``hq.inputs``.
 
 Everything that changes a zone's alert stage travels on one topic, keyed and partitioned by
 zone, so exactly one worker (the owner of that partition) applies it to the zone's stage
 machine, in order: station detections fanned out per impact zone, timer ticks (minimum
 durations, off-delays), and operator actions (acknowledge, silence, escalate, clear).
 
->>> from gyeongbo.events import Detection
+>>> from gyeongbo.events import AlertEvent, Detection, decode_alert
 >>> d = Detection(station="1018683", hazard="flood", level="caution", ts_ms=1, rule="r", value=1.0)
 >>> c = ZoneCommand(kind="detection", zone="11030", detection=d)
 >>> decode_command(encode_command(c)) == c
@@ -30,7 +30,7 @@ from typing import Literal
 
 import msgspec
 
-from gyeongbo.events import Detection
+from gyeongbo.events import AlertEvent, Detection, decode_alert
 
 
 class OperatorAction(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -58,7 +58,39 @@ class ZoneCommand(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     exercise_now_ms: int = 0  # tick: the drill clock (newest exercise reading seen)
 
 
+class HQCommand(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    omit_defaults=True,
+    tag="hq_command",
+    tag_field="kind",
+):
+    """An operator's headquarters decision (docs/design.md §4), queued on ``hq.inputs`` among
+    the alert events so the headquarters agent applies it in order, durably, once: confirm the
+    standing proposal, or set ``stage`` (0..3) by hand. ``command_id`` makes a replay a no-op.
+
+    >>> c = HQCommand(action="stage", stage=3, actor="op-kim", ts_ms=1, reason="r", command_id="x")
+    >>> decode_hq_input(encode_hq_command(c)) == c
+    True
+    """
+
+    action: Literal["confirm", "stage"]
+    actor: str
+    ts_ms: int
+    reason: str
+    command_id: str
+    stage: int | None = None  # stage
+    exercise: bool = False
+
+
+class _Kind(msgspec.Struct):
+    kind: str = ""
+
+
 _enc = msgspec.json.Encoder()
+_hq_dec = msgspec.json.Decoder(HQCommand)
+_kind_dec = msgspec.json.Decoder(_Kind)
 _dec = msgspec.json.Decoder(ZoneCommand)
 _dec_list = msgspec.json.Decoder(list[ZoneCommand])
 _det_dec = msgspec.json.Decoder(Detection)
@@ -109,3 +141,15 @@ def zone_of_alert(alert_id: str) -> str:
     if len(parts) < 3:
         raise ValueError(f"not an alert id: {alert_id!r}")
     return parts[1]
+
+
+def encode_hq_command(cmd: HQCommand) -> bytes:
+    return _enc.encode(cmd)
+
+
+def decode_hq_input(raw: bytes) -> AlertEvent | HQCommand:
+    """A record of ``hq.inputs``: an alert event (sent by the stage agent) or an operator's
+    :class:`HQCommand` (``"kind": "hq_command"``)."""
+    if _kind_dec.decode(raw).kind == "hq_command":
+        return _hq_dec.decode(raw)
+    return decode_alert(raw)

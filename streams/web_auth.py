@@ -44,8 +44,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Routes anyone may call (the Twilio callback checks its own signature).
 OPEN: Final = frozenset({("GET", "/health"), ("GET", "/metrics"), ("POST", "/twilio/status")})
-_VIEW_PREFIXES: Final = ("/alerts", "/audit", "/cap/", "/deliveries")
-_ACTIONS: Final = ("/alerts/", "/zones/")
+_VIEW_PREFIXES: Final = ("/alerts", "/audit", "/cap/", "/deliveries", "/hq")
+_ACTIONS: Final = ("/alerts/", "/zones/", "/hq/")
 
 
 def required_role(method: str, path: str) -> Role | None:
@@ -57,6 +57,8 @@ def required_role(method: str, path: str) -> Role | None:
     ('viewer', 'viewer')
     >>> required_role("POST", "/zones/11030/escalate"), required_role("GET", "/table/")
     ('operator', 'admin')
+    >>> required_role("GET", "/hq"), required_role("POST", "/hq/confirm")
+    ('viewer', 'operator')
     """
     if (method, path) in OPEN or (method == "HEAD" and ("GET", path) in OPEN):
         return None

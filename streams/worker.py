@@ -85,12 +85,15 @@ from streams import kafka_compat
 from streams.cap_feed import CapFeed
 from streams.codec import decode_batch
 from streams.commands import (
+    HQCommand,
     OperatorAction,
     ZoneCommand,
     decode_commands,
+    decode_hq_input,
     encode_command,
     encode_commands,
     encode_detections,
+    encode_hq_command,
 )
 from streams.detector_state import StateBook
 from streams.faust_internals import mount_routes, release_payload, tables_recovered, waiting_queue
@@ -666,22 +669,35 @@ class Worker:
                 await loop.run_in_executor(None, self.cap.publish, ev, zone)
             await self.notifier.forward(ev, raw)
 
+    def _hq_machine(self) -> HQMachine:
+        """The HQ machine, restored from ``hq-state`` on first use after an assignment."""
+        if self._hq is None:
+            blob = self.hq_state.get("hq")
+            self._hq_applied, raw = unpack_state(blob) if blob else (-1, b"")
+            self._hq = HQMachine().restore(raw) if raw else HQMachine()
+        return self._hq
+
     async def _headquarters(self, stream: Any) -> None:
-        """Alert events → the HQ machine → ``hq.stages``, as :meth:`_stage` does: stages in
-        Kafka first, then the machine with the input's offset; replayed inputs skipped."""
+        """Alert events and operators' HQ commands → the HQ machine → ``hq.stages``, as
+        :meth:`_stage` does: stages in Kafka first, then the machine with the input's offset;
+        replayed inputs skipped (and a replayed command by its ``command_id``)."""
         async for event in stream.events():
             offset = int(event.message.offset)
-            ev = decode_alert(event.value)
-            if self._hq is None:
-                blob = self.hq_state.get("hq")
-                self._hq_applied, raw = unpack_state(blob) if blob else (-1, b"")
-                self._hq = HQMachine().restore(raw) if raw else HQMachine()
+            try:
+                rec = decode_hq_input(event.value)
+            except msgspec.DecodeError as err:
+                self._poison(event, err)
+                continue
+            hq = self._hq_machine()
             if offset <= self._hq_applied:
                 continue
-            province = None
-            if ev.zone in self.services.zones:
-                province = self.services.zone_info(ev.zone, ev.hazard).province
-            out: list[HQStageEvent] = self._hq.feed(ev, province)
+            if isinstance(rec, HQCommand):
+                out: list[HQStageEvent] = self._apply_hq_command(hq, rec)
+            else:
+                province = None
+                if rec.zone in self.services.zones:
+                    province = self.services.zone_info(rec.zone, rec.hazard).province
+                out = hq.feed(rec, province)
             futs = [
                 await self.hq_stages.send(key=h.hazard_group.encode(), value=encode(h), partition=0)
                 for h in out
@@ -690,8 +706,33 @@ class Worker:
                 await asyncio.gather(*futs)
             if self.sink is not None and out:
                 self.sink.write_hq(out)
-            self.hq_state["hq"] = pack_state(offset, self._hq.to_bytes())
+            self.hq_state["hq"] = pack_state(offset, hq.to_bytes())
             self._hq_applied = offset
+
+    def _apply_hq_command(self, hq: HQMachine, c: HQCommand) -> list[HQStageEvent]:
+        """An operator's confirm / set-stage with the authenticated actor; a refusal (no
+        proposal any more, a bad stage) is audited by the machine, counted and logged."""
+        try:
+            if c.action == "confirm":
+                return hq.confirm(
+                    actor=c.actor,
+                    ts_ms=c.ts_ms,
+                    reason=c.reason,
+                    exercise=c.exercise,
+                    command_id=c.command_id,
+                )
+            return hq.set_stage(
+                -1 if c.stage is None else c.stage,
+                actor=c.actor,
+                ts_ms=c.ts_ms,
+                reason=c.reason,
+                exercise=c.exercise,
+                command_id=c.command_id,
+            )
+        except ValueError as err:
+            self.metrics.counters["operator_rejected"] += 1
+            log.warning("headquarters %s by %s rejected: %s", c.action, c.actor, err)
+            return []
 
     # ----------------------------------------------------------------------------- timers
     async def _tick(self) -> None:
@@ -804,7 +845,38 @@ class Worker:
         out = []
         for p in sorted(self._owned_zone_partitions()):
             out += [msgspec.to_builtins(a) for a in self._machine(p).audit_log]
+        if self._owns_hq():
+            hq = self._hq_machine()
+            for exercise in (False, True):
+                out += [msgspec.to_builtins(a) for a in hq.audit_log(exercise=exercise)]
         return sorted(out, key=lambda a: a.get("ts_ms", 0))
+
+    def _owns_hq(self) -> bool:
+        return 0 in self._owned_partitions(self.settings.kafka.topics.hq_inputs.name)
+
+    def hq_view(self, *, history: int = 20) -> dict[str, Any] | None:
+        """``/hq``: per namespace the standing stage, the standing proposal (None when none),
+        the level standing per province and the latest ``history`` stage records; None when
+        this worker does not hold the headquarters machine (``hq.inputs`` is another's)."""
+        if not self._owns_hq():
+            return None
+        hq = self._hq_machine()
+        doc: dict[str, Any] = {"hazard_group": hq.hazard_group}
+        for name, exercise in (("real", False), ("exercise", True)):
+            doc[name] = {
+                "stage": hq.stage(exercise=exercise),
+                "proposed": hq.proposed(exercise=exercise),
+                "provinces": hq.province_levels(exercise=exercise),
+                "history": [
+                    msgspec.to_builtins(r) for r in hq.history(exercise=exercise)[-history:]
+                ],
+            }
+        return doc
+
+    async def submit_hq(self, command: HQCommand) -> None:
+        """Queue an operator's headquarters decision on ``hq.inputs`` (after the alert events
+        already there: the machine applies it in order)."""
+        await self.hq_inputs.send(key=b"hq-command", value=encode_hq_command(command), partition=0)
 
     def _owned_zone_partitions(self) -> set[int]:
         return self._owned_partitions(self.settings.kafka.topics.zone_commands.name)

@@ -15,6 +15,11 @@
 ``POST /alerts/{alert_id}/clear``            clear (``{"cancel": true}`` = issued in error)
 ``POST /zones/{zone}/silence``               ``{"hazard"?, "duration_s", "exercise"?}``
 ``POST /zones/{zone}/escalate``              ``{"hazard", "level", "exercise"?}``
+``GET  /hq``                                 headquarters' 비상 stage per namespace (``real``,
+                                              ``exercise``): ``stage``, ``proposed``,
+                                              ``provinces``, ``history``
+``POST /hq/confirm``                         ``{"reason", "exercise"?}``: confirm the proposal
+``POST /hq/stage``                           ``{"stage": 0..3, "reason", "exercise"?}``
 ``GET  /cap/index.json``, ``/cap/{file}``    the CAP 1.2 feed
 ``POST /twilio/status``                      Twilio delivery-status callbacks
 ``GET  /deliveries?limit=&event=``           SMS per event: recipients, messages, planned,
@@ -33,6 +38,12 @@ Every action needs a ``reason`` in its JSON body; who acted is the token's opera
 applied by the worker that owns the zone, recorded in the audit log and answered
 ``202 {"request_id": …}``. With several workers, each lists the alerts of the zones it owns;
 ``gyeongbo alerts list`` asks every worker URL it is given.
+
+Headquarters decisions are queued on ``hq.inputs`` (behind the alert events already there)
+with a ``command_id`` and applied by the worker that holds the HQ machine, which alone
+answers ``/hq``: others answer 503 (``gyeongbo hq`` tries each URL). Confirming when no
+proposal stands is refused at once (409); a proposal withdrawn while the command waits is
+refused by the machine and audited as such.
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ from aiohttp import web
 
 from gyeongbo.settings import Settings
 from streams.cap_feed import build_index
-from streams.commands import OperatorAction, zone_of_alert
+from streams.commands import HQCommand, OperatorAction, zone_of_alert
 from streams.operators import TokenEntry, TokenFileWatcher
 from streams.prom import make_registry, pick_format, render
 from streams.web_auth import auth_middleware
@@ -85,6 +96,10 @@ class Worker(Protocol):
     def audit(self) -> list[dict[str, Any]]: ...
 
     async def submit_action(self, zone: str, action: OperatorAction) -> None: ...
+
+    def hq_view(self, *, history: int = 20) -> dict[str, Any] | None: ...
+
+    async def submit_hq(self, command: HQCommand) -> None: ...
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -252,6 +267,63 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
             ),
         )
 
+    def _hq_doc() -> dict[str, Any]:
+        doc = worker.hq_view()
+        if doc is None:
+            raise web.HTTPServiceUnavailable(
+                text="this worker does not hold the headquarters machine (hq.inputs is "
+                "assigned to another worker, or not yet): ask another worker"
+            )
+        return doc
+
+    async def hq(request: web.Request) -> web.Response:
+        return _json(_hq_doc())
+
+    async def submit_hq(command: HQCommand) -> web.Response:
+        await worker.submit_hq(command)
+        return _json({"request_id": command.command_id, "queued": True}, 202)
+
+    async def hq_confirm(request: web.Request) -> web.Response:
+        body = await _body(request)
+        actor, reason = _who(request, body)
+        exercise = bool(body.get("exercise", False))
+        ns = _hq_doc()["exercise" if exercise else "real"]
+        if ns["proposed"] is None:
+            raise web.HTTPConflict(
+                text=f"no stage proposal stands in the {'exercise' if exercise else 'real'} "
+                f"namespace (stage {ns['stage']}): nothing to confirm; set a stage by hand "
+                "with POST /hq/stage"
+            )
+        return await submit_hq(
+            HQCommand(
+                action="confirm",
+                actor=actor,
+                reason=reason,
+                exercise=exercise,
+                ts_ms=_now(),
+                command_id=uuid.uuid4().hex,
+            )
+        )
+
+    async def hq_stage(request: web.Request) -> web.Response:
+        body = await _body(request)
+        actor, reason = _who(request, body)
+        stage = body.get("stage")
+        if not isinstance(stage, int) or isinstance(stage, bool) or not 0 <= stage <= 3:
+            raise web.HTTPBadRequest(text="'stage' (0..3: 0 = 평시, 1..3 = 비상 N단계) is required")
+        _hq_doc()  # 503 here rather than a command no one applies soon
+        return await submit_hq(
+            HQCommand(
+                action="stage",
+                stage=stage,
+                actor=actor,
+                reason=reason,
+                exercise=bool(body.get("exercise", False)),
+                ts_ms=_now(),
+                command_id=uuid.uuid4().hex,
+            )
+        )
+
     folder = Path(worker.settings.paths.cap_feed)
 
     async def cap_index(request: web.Request) -> web.Response:
@@ -292,6 +364,9 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
         ("POST", "/alerts/{alert_id}/clear", clear),
         ("POST", "/zones/{zone}/silence", silence),
         ("POST", "/zones/{zone}/escalate", escalate),
+        ("GET", "/hq", hq),
+        ("POST", "/hq/confirm", hq_confirm),
+        ("POST", "/hq/stage", hq_stage),
         ("GET", "/cap/index.json", cap_index),
         ("GET", "/cap/{name}", cap_doc),
     ]

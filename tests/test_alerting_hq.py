@@ -197,3 +197,53 @@ def test_a_dip_longer_than_the_withdrawal_time_asks_again() -> None:
         if e.event_id.endswith("#3"):
             assert hq.proposed() is None
     assert stages == [("propose", 1), ("propose", 1)]
+
+
+def _proposing(exercise: bool = False) -> HQMachine:
+    hq = HQMachine()
+    hq.feed_levels(
+        {"11": "caution", "21": "caution", "22": "caution", "23": "caution"},
+        ts_ms=T_JULY19,
+        exercise=exercise,
+    )
+    assert hq.proposed(exercise=exercise) == 1
+    return hq
+
+
+def test_a_replayed_operator_command_changes_nothing_and_audits_once() -> None:
+    hq = _proposing()
+    (ev,) = hq.confirm(actor="op-kim", ts_ms=T_JULY19 + 1, reason="4 provinces", command_id="c1")
+    assert (ev.action, ev.previous, ev.stage, ev.actor) == ("confirm", 0, 1, "op-kim")
+    # the same command again (a worker crashed before recording it): no error, no event
+    assert (
+        hq.confirm(actor="op-kim", ts_ms=T_JULY19 + 1, reason="4 provinces", command_id="c1") == []
+    )
+    (m,) = hq.set_stage(3, actor="op-lee", ts_ms=T_JULY19 + 2, reason="damage", command_id="c2")
+    assert (m.action, m.previous, m.stage) == ("manual", 1, 3)
+    assert (
+        hq.set_stage(3, actor="op-lee", ts_ms=T_JULY19 + 2, reason="damage", command_id="c2") == []
+    )
+    hq2 = HQMachine().restore(hq.to_bytes())  # the ids survive a restore
+    assert hq2.set_stage(0, actor="op-lee", ts_ms=0, reason="x", command_id="c2") == []
+    assert hq2.stage() == 3
+    assert [(a.actor, a.action, a.result) for a in hq2.audit_log()] == [
+        ("op-kim", "hq_confirm", "ok"),
+        ("op-lee", "hq_stage", "ok"),
+    ]
+    assert hq2.audit_log()[1].reason == "damage (→ 비상 3단계)"
+
+
+def test_refused_operator_decisions_are_audited_and_namespaces_stay_apart() -> None:
+    hq = _proposing(exercise=True)
+    with pytest.raises(ValueError, match="no stage proposal"):
+        hq.confirm(actor="op-kim", ts_ms=T_JULY19, reason="r", command_id="a")
+    with pytest.raises(ValueError, match=r"0\.\.3"):
+        hq.set_stage(4, actor="op-kim", ts_ms=T_JULY19, reason="r", command_id="b")
+    assert [(a.action, a.target, a.result) for a in hq.audit_log()] == [
+        ("hq_confirm", "hq:real:storm_flood", "rejected: no stage proposal to confirm"),
+        ("hq_stage", "hq:real:storm_flood", "rejected: headquarters stage is 0..3"),
+    ]
+    assert hq.audit_log(exercise=True) == [] and hq.proposed(exercise=True) == 1
+    # setting the standing stage changes nothing and keeps the proposal
+    assert hq.set_stage(0, actor="op-kim", ts_ms=T_JULY19, reason="r", exercise=True) == []
+    assert hq.proposed(exercise=True) == 1
