@@ -403,7 +403,9 @@ class Worker:
                             ),
                         )
                     self.metrics.counters["records"] += len(live)
-                    self._note_partitions(live)
+                # Every live record, readings or not (a group of replays skipped whole still
+                # says whether its partition is caught up).
+                self._note_partitions(live)
                 if self._assignment == assignment:  # else reset meanwhile: they come again
                     for e, _ in live:
                         self.state.hold(e.message.partition, e)
