@@ -135,6 +135,71 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def group_cpu_s(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system, with reaped children's) of every process in each named
+    process group or descended from one: the stack's services and the pipeline's processes
+    each run in a session of their own, and PostgreSQL's backends (which call ``setsid``)
+    are the postmaster's children."""
+    names = {pgid: name for name, pgid in groups.items()}
+    tck = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, int, float]] = {}  # pid → (ppid, pgrp, cpu s)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu = sum(int(x) for x in fields[11:15]) / tck  # fields: state, ppid, pgrp, …
+        procs[int(entry)] = (int(fields[1]), int(fields[2]), cpu)
+    out = dict.fromkeys(groups, 0.0)
+    for ppid, pgrp, cpu in procs.values():
+        for _ in range(8):  # up the tree to a named group, if any
+            name = names.get(pgrp)
+            if name is not None:
+                out[name] += cpu
+                break
+            if ppid not in procs:
+                break
+            ppid, pgrp, _ = procs[ppid]
+    return out
+
+
+def own_cpu_s() -> float:
+    """This driver's CPU seconds (not its children's: the stack is counted per group)."""
+    t = os.times()
+    return t.user + t.system
+
+
+class CpuMeter:
+    """CPU seconds per process between :meth:`start` and :meth:`stop`, per group; a worker
+    SIGKILLed in between is sampled just before (:meth:`sample`), its replacement from 0."""
+
+    def __init__(self, groups: dict[str, int]) -> None:
+        self.groups = dict(groups)
+        self.spent: dict[str, float] = dict.fromkeys([*groups, "driver"], 0.0)
+        self._base: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._base = {**group_cpu_s(self.groups), "driver": own_cpu_s()}
+
+    def sample(self, name: str) -> None:
+        """Bank ``name``'s CPU so far (before it is killed)."""
+        now = group_cpu_s({name: self.groups[name]})[name]
+        self.spent[name] += now - self._base.get(name, 0.0)
+        self._base[name] = now
+
+    def replace(self, name: str, pgid: int) -> None:
+        self.groups[name] = pgid
+        self._base[name] = 0.0
+
+    def stop(self) -> dict[str, float]:
+        now = {**group_cpu_s(self.groups), "driver": own_cpu_s()}
+        for k, v in now.items():
+            self.spent[k] += v - self._base.get(k, 0.0)
+        return self.spent
+
+
 def viewer_token(settings: Settings) -> str:
     """A viewer's token in the worker's tokens file (as ``gyeongbo operators add``)."""
     from streams.operators import TokenStore
@@ -220,7 +285,13 @@ def main() -> None:
             after = n // 3 if args.burst_after is None else args.burst_after
             http(fake + "/_fake/burst", {"count": args.burst, "after": after})
         with start_local_pipeline(settings, static_membership=True) as pipe:
+            groups = {name: p.pid for name, p in stack.procs.items()}
+            assert pipe.bridge is not None
+            groups["bridge"] = pipe.bridge.proc.pid
+            groups["worker"] = pipe.workers[0].proc.pid
+            meter = CpuMeter(groups)
             log("pipeline up; publishing the M5.8 catalogue reading through MQTT")
+            meter.start()
             t0 = publish_quake(settings)
             killed = False
             last = 0
@@ -228,8 +299,8 @@ def main() -> None:
             deadline = time.monotonic() + args.timeout_s
             while time.monotonic() < deadline:
                 time.sleep(1.0)
-                st = http(fake + "/_fake/stats")
-                done = len(st["per_to"])
+                st = http(fake + "/_fake/stats?per_to=0")  # counts only: cheap for the fake
+                done = st["handsets"]
                 log(
                     f"{done}/{n} handsets ({done - last}/s), in flight at the fake "
                     f"{st['in_flight']} (max {st['max_in_flight']}), 429s {st['rate_limited']}, "
@@ -239,13 +310,16 @@ def main() -> None:
                 if args.kill_at is not None and not killed and done >= args.kill_at * n:
                     log("SIGKILL the worker, and start it again")
                     worker_cpu += cpu_s(pipe.workers[0].proc.pid)
+                    meter.sample("worker")
                     pipe.workers[0].kill()
                     pipe.start_worker(0)
+                    meter.replace("worker", pipe.workers[0].proc.pid)
                     killed = True
                 if done >= n:
                     break
             time.sleep(2.0)  # a duplicate, if any, would come right behind
             worker_cpu += cpu_s(pipe.workers[0].proc.pid)
+            spent = meter.stop()
             st = http(fake + "/_fake/stats")
             metrics = http(pipe.workers[0].url + "/metrics")
             sums = http(pipe.workers[0].url + "/deliveries", token=viewer_token(settings))
@@ -269,6 +343,11 @@ def main() -> None:
             "killed": killed,
             "worker_cpu_s": round(worker_cpu, 1),
             "worker_cpu_ms_per_message": round(1000 * worker_cpu / max(1, sum(ours)), 3),
+            "cpu_s": {k: round(v, 2) for k, v in spent.items()},
+            "cpu_ms_per_message": {
+                k: round(1000 * v / max(1, sum(ours)), 3) for k, v in spent.items()
+            },
+            "cpu_ms_per_message_total": round(1000 * sum(spent.values()) / max(1, sum(ours)), 3),
             "resumed": metrics.get("sms_resumed", 0),
             "fake_latency_ms": [float(lo), float(hi or lo)],
             "event": sums[0] if sums else None,
