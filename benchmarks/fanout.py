@@ -23,6 +23,14 @@ What it does:
 ``submit_s`` is from the reading's MQTT publish to the last message the fake accepted;
 ``latency_ms_p50``/``p99`` are the worker's own request latencies (after a kill, the
 restarted worker's); ``max_in_flight`` is the most concurrent requests the fake saw.
+``cpu_s`` / ``cpu_ms_per_message``: CPU seconds (user + system) each process spent from just
+before the publish to the end, and per message submitted: the fake Twilio, the worker (a
+killed worker's up to the kill, plus its replacement's), PostgreSQL (postmaster and
+backends), the broker (``kafka``), the bridge, mosquitto, influxd and this driver;
+``cpu_ms_per_message_total`` sums them. The machine's other work does not count in them,
+so they compare across runs where wall-clock figures cannot (paired runs still: a
+crowded machine makes each instruction dearer). ``worker_cpu_s`` is the worker's CPU since
+it started (startup included), as printed before these fields.
 """
 
 from __future__ import annotations
