@@ -50,6 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.proc_cpu import group_cpu_s
 from geo.zones import ZoneKind
 from gyeongbo.settings import Settings, StackSettings, Topics, WorkerSettings
 from gyeongbo.stack.procs import free_port
@@ -141,36 +142,6 @@ def cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu_s(groups: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (user + system, with reaped children's) of every process in each named
-    process group or descended from one: the stack's services and the pipeline's processes
-    each run in a session of their own, and PostgreSQL's backends (which call ``setsid``)
-    are the postmaster's children."""
-    names = {pgid: name for name, pgid in groups.items()}
-    tck = os.sysconf("SC_CLK_TCK")
-    procs: dict[int, tuple[int, int, float]] = {}  # pid → (ppid, pgrp, cpu s)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        cpu = sum(int(x) for x in fields[11:15]) / tck  # fields: state, ppid, pgrp, …
-        procs[int(entry)] = (int(fields[1]), int(fields[2]), cpu)
-    out = dict.fromkeys(groups, 0.0)
-    for ppid, pgrp, cpu in procs.values():
-        for _ in range(8):  # up the tree to a named group, if any
-            name = names.get(pgrp)
-            if name is not None:
-                out[name] += cpu
-                break
-            if ppid not in procs:
-                break
-            ppid, pgrp, _ = procs[ppid]
-    return out
 
 
 def own_cpu_s() -> float:
