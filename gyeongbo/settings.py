@@ -62,7 +62,6 @@ class Topics(_Frozen):
     #: Operators' data-quality alerts (sensor health; docs/design.md §11.7), keyed and
     #: partitioned by zone like ``alerts``. Never public.
     dq_alerts: Topic = Topic(name="dq.alerts", partitions=4)
-    sms_status: Topic = Topic(name="sms.status", partitions=1)
     #: Worker-internal: every public zone transition again, keyed by namespace|hazard, so
     #: one worker sees all zones of a hazard and groups them into events per person.
     notify: Topic = Topic(name="alerts.notify", partitions=4)
