@@ -56,6 +56,16 @@ class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
         self.url = url
         try:
+            # One direct attempt first: a server that is down or refuses us is reported at
+            # once (the pool alone would retry quietly for its whole timeout).
+            try:
+                psycopg.connect(url, connect_timeout=5).close()
+            except psycopg.OperationalError as err:
+                if "FATAL:" not in str(err):  # the server said no (role, database, password)
+                    raise StoreError(f"cannot connect to PostgreSQL: {_safe(err)}") from (
+                        ConnectionError(str(err))
+                    )
+                raise
             self._pool = ConnectionPool(
                 url,
                 min_size=1,
@@ -65,6 +75,8 @@ class PostgresStore:
                 name="gyeongbo-store",
             )
             self._pool.wait(timeout=30.0)
+        except StoreError:
+            raise
         except (psycopg.Error, Exception) as err:
             raise StoreError(f"cannot connect to PostgreSQL: {_safe(err)}") from None
 
@@ -352,7 +364,7 @@ class PostgresStore:
 
 
 def _safe(err: BaseException) -> str:
-    """An error message without a password from the URL."""
+    """An error message on one line, without a password from the URL."""
     import re
 
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", str(err))
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", " ".join(str(err).split()))
