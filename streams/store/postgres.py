@@ -53,19 +53,11 @@ def _subscriber(row: Sequence[Any]) -> Subscriber:
 class PostgresStore:
     dialect = "postgres"
 
-    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+    def __init__(self, url: str, *, pool_size: int = 4, fail_fast: bool = False) -> None:
         self.url = url
         try:
-            # One direct attempt first: a server that is down or refuses us is reported at
-            # once (the pool alone would retry quietly for its whole timeout).
-            try:
-                psycopg.connect(url, connect_timeout=5).close()
-            except psycopg.OperationalError as err:
-                if "FATAL:" not in str(err):  # the server said no (role, database, password)
-                    raise StoreError(f"cannot connect to PostgreSQL: {_safe(err)}") from (
-                        ConnectionError(str(err))
-                    )
-                raise
+            if fail_fast:  # one direct attempt: the pool alone retries quietly for 30 s
+                _probe(url)
             self._pool = ConnectionPool(
                 url,
                 min_size=1,
@@ -361,6 +353,19 @@ class PostgresStore:
         with self._conn() as conn:
             rows = conn.execute(pg(SUMMARY.format(where=where)), [*args, limit]).fetchall()
         return [summary(tuple(r)) for r in rows]
+
+
+def _probe(url: str) -> None:
+    """Connect once: a server that does not answer raises :class:`StoreError` caused by a
+    :class:`ConnectionError` (exit 3 in the CLI); one that refuses us (``FATAL:`` role,
+    database, password) raises psycopg's error."""
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError as err:
+        if "FATAL:" in str(err):
+            raise
+        msg = f"cannot connect to PostgreSQL: {_safe(err)}"
+        raise StoreError(msg) from ConnectionError(str(err))
 
 
 def _safe(err: BaseException) -> str:
