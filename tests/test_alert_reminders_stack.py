@@ -11,6 +11,8 @@ goes on where it stopped, without a burst of repeats.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -22,7 +24,7 @@ from gyeongbo.settings import Settings
 from gyeongbo.stack import influx
 from gyeongbo.stack.stack import Stack
 from gyeongbo_cli.main import app as cli
-from streams.pipeline import LocalPipeline, LocalProcess
+from streams.pipeline import LocalPipeline
 from tests.kafka_helpers import consume_all, run
 from tests.pipeline_support import (
     alert_events,
@@ -63,9 +65,7 @@ def pipe(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loc
 
 
 def reminders(settings: Settings) -> list[AlertReminder]:
-    recs = run(
-        consume_all(settings.kafka.bootstrap, settings.kafka.topics.reminders.name, None, 3)
-    )
+    recs = run(consume_all(settings.kafka.bootstrap, settings.kafka.topics.reminders.name, None, 3))
     return [decode_reminder(r.value) for r in recs]
 
 
@@ -83,7 +83,7 @@ def test_unacknowledged_alerts_are_recalled_to_operators_and_acknowledged_ones_a
         )
         assert status == 202
 
-    def active() -> dict[str, dict[str, object]]:
+    def active() -> dict[str, dict[str, Any]]:
         return {a["zone"]: a for a in get_json(w.url + "/alerts", viewer)}
 
     rows = wait_for(lambda: len(a := active()) == 2 and a, 30, "both alerts raised")
@@ -107,7 +107,7 @@ def test_unacknowledged_alerts_are_recalled_to_operators_and_acknowledged_ones_a
     ns = [r.n for r in got]
     assert ns == list(range(1, len(got) + 1)), ns
     times = [parse_rfc3339_ms(r.ts) for r in got]
-    assert all(b - a >= REPEAT_S * 1000 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= REPEAT_S * 1000 for a, b in pairwise(times))
     first = got[0]
     assert parse_rfc3339_ms(first.last_notified) == parse_rfc3339_ms(str(left["since"]))
     assert (first.hazard, first.zone, first.level, first.exercise) == (
@@ -164,9 +164,7 @@ def test_a_restarted_worker_goes_on_without_a_burst(pipe: LocalPipeline) -> None
     stopped = len(reminders(settings))
     w = pipe.start_worker(0)
     viewer = issue_token(settings, "desk-viewer-2", "viewer")
-    wait_for(
-        lambda: len(reminders(settings)) >= stopped + 2, 90, "two reminders after the restart"
-    )
+    wait_for(lambda: len(reminders(settings)) >= stopped + 2, 90, "two reminders after the restart")
     sent = reminders(settings)
     # A stop between a tick's reminder and the write of the machine that sent it replays the
     # tick: the same reminder again, with the same event_id (at most this one). Otherwise one
@@ -175,6 +173,6 @@ def test_a_restarted_worker_goes_on_without_a_burst(pipe: LocalPipeline) -> None
     assert len(sent) - len(got) <= 1
     assert [r.n for r in got] == list(range(1, len(got) + 1))
     times = [parse_rfc3339_ms(r.ts) for r in got]
-    assert all(b - a >= REPEAT_S * 1000 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= REPEAT_S * 1000 for a, b in pairwise(times))
     (left,) = [a for a in get_json(w.url + "/alerts", viewer) if a["zone"] == LEFT]
     assert left["reminders"] >= got[-1].n
