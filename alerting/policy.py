@@ -39,9 +39,8 @@ Enforcement Rule Annex 7; docs/design.md §3.2). This module decides how the *zo
     Remind operators of an alert nobody has acknowledged this long after they were last told
     of it, and again every ``repeat_s`` until it is acknowledged, silenced or cleared (None =
     never: an earthquake message is an event, not a condition that stands). Reminders go to
-    operators only (``alerts.reminders``), never to residents. 30 min by default: the
-    situation room's shift practice of re-announcing what stands unanswered, and a reminder
-    no more often than a flood gauge's third 10-minute reading. A setting
+    operators only (``alerts.reminders``), never to residents. 30 min by default: our choice,
+    not a published figure (a 10-minute gauge has reported three times meanwhile). A setting
     (``GYEONGBO_ALERTING__REPEAT_S__<HAZARD>``, 0 = never; :func:`with_repeats`).
 
 >>> DEFAULT_POLICIES["flood"].hold_s
