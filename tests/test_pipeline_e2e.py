@@ -449,6 +449,15 @@ def test_worker_crash_mid_episode_loses_no_stage_and_sends_no_second_sms(
         sms_before_crash = wait_for(
             lambda: [m for m in fake_sms(stack) if m["sid"] not in before], 30, "the 주의 SMS"
         )
+        # The gauge's newest reading is 3 h 50 min old: on the wall clock it is silent, and
+        # the deadman says so (the machine holds it out of public stages). The crash comes
+        # after that judgement: the restarted worker must still know it, so that the readings
+        # that follow clear it and raise 경계 (a worker that forgot it held the zones for good).
+        wait_for(
+            lambda: [e for e in dq_alert_events(settings) if e.zone == "11030"],
+            30,
+            "the deadman's data-quality alert on 11030",
+        )
         pipe.workers[0].kill()  # SIGKILL: no shutdown, no final commit
         pipe.start_worker(0)
         produce_readings(settings, flood_rows(t0 + 12 * 10 * MIN, levels[12:], start_seq=13))
