@@ -812,7 +812,10 @@ class Worker:
             if dead and self._readings_stream is not None:
                 idx = self.detectors.index_of(dead)
                 self.state.mark_dirty(idx)
+                # (a partition with nothing processed since its assignment has no offset to
+                # checkpoint: its next record, being processed, brings the station back)
                 parts = {int(p) for p in self._station_part[idx].tolist()} & owned
+                parts &= set(self.state.processed)
                 await self._checkpoint(parts, self._readings_stream)
 
     async def _checkpoint_idle(self) -> None:
