@@ -8,6 +8,7 @@ create`` / the local stack, Faust creates only its changelogs)::
                       └─ geo join: station → zones ──→ zone.commands (Z, key = zone)
     zone.commands  (detections per zone, timer ticks, operator actions)
       └─ agent stage ── AlertMachine per partition ─→ alerts (Z, key = zone) + hq.inputs (1)
+                        └─ on ticks: reminders of unacknowledged alerts ─→ alerts.reminders (Z)
     alerts
       └─ agent deliver ── CAP 1.2 feed, InfluxDB, public transitions → alerts.notify
     alerts.notify (N, key = namespace|hazard)
@@ -70,6 +71,7 @@ from alerting.machine import AlertMachine, OperatorError
 from detectors.engine import DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import (
+    AlertReminder,
     DataQualityAlert,
     Detection,
     HQStageEvent,
@@ -100,6 +102,7 @@ from streams.faust_internals import mount_routes, release_payload, tables_recove
 from streams.influx_sink import InfluxSink
 from streams.notify import Notifier
 from streams.partitioning import partition_of, partitions_for
+from streams.reminders import ReminderChannel
 from streams.services import Services
 from streams.worker_web import middlewares, routes, web_options
 
@@ -286,6 +289,9 @@ class Worker:
         self.cap = CapFeed(settings.paths.cap_feed, sender=settings.twilio.cap_sender)
         self.notifier = Notifier(
             self.app, settings, self.services, sink=self.sink, counters=self.metrics.counters
+        )
+        self.reminder_channel = ReminderChannel(
+            self.app, settings, sink=self.sink, counters=self.metrics.counters
         )
         self._wire()
 
@@ -573,6 +579,7 @@ class Worker:
                 self.metrics.counters["replayed_commands_skipped"] += 1
                 continue
             out: list[StageEvent] = []
+            reminders: list[AlertReminder] = []
             changed = False
             for cmd in cmds:
                 step: list[StageEvent] = []
@@ -583,13 +590,16 @@ class Worker:
                     changed = changed or det.public or det.hazard == "sensor_health"
                 elif cmd.kind == "tick":
                     step = m.advance(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms or None)
+                    # operators' reminders of what nobody acknowledged (§4), on the same clocks
+                    reminders += m.reminders(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms)
                     changed = True
                 elif cmd.kind == "action" and cmd.action is not None:
                     step = self._apply_action(m, cmd.zone, cmd.action)
                     changed = True
                 out.extend(step)
-            if out:
-                await asyncio.gather(*await self._send_alerts(out, p))
+            if out or reminders:
+                futs = await self._send_alerts(out, p)
+                await asyncio.gather(*futs, *await self.reminder_channel.send(reminders, p))
             if changed:
                 self.alert_state[str(p)] = pack_state(offset, m.to_bytes())
                 self._applied[p] = offset
