@@ -17,6 +17,7 @@ differences); only timings (``publish_elapsed_s``, receive times) are the core's
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 import time
@@ -46,6 +47,7 @@ from streams.cap_feed import CapFeed
 from streams.core import (
     CapIntent,
     Core,
+    Flush,
     Input,
     Message,
     Rejected,
@@ -75,8 +77,7 @@ def timeline(
     the last publication (then one more tick and sweep, so the run always ends with both).
 
     >>> from simulators.records import Publication
-    >>> pubs = [Publication(t_s=0.0, topic="t", payload=b"1"),
-    ...         Publication(t_s=600.0, topic="t", payload=b"2")]
+    >>> pubs = [Publication(t, "t", b"{}", "108", "rainfall", "gw") for t in (0.0, 600.0)]
     >>> [(w, type(r).__name__) for w, r in timeline(
     ...     pubs, wall_start_s=0, speed=60, tick_s=5, sweep_s=8, settle_s=0)]
     ... # doctest: +NORMALIZE_WHITESPACE
@@ -84,7 +85,7 @@ def timeline(
      (10.0, 'Sweep')]
     """
     out: list[tuple[float, Input]] = []
-    next_tick, next_sweep = wall_start_s + tick_s, wall_start_s + sweep_s
+    next_tick, next_sweep = float(wall_start_s + tick_s), float(wall_start_s + sweep_s)
 
     def timers(until: float) -> None:
         nonlocal next_tick, next_sweep
@@ -96,14 +97,15 @@ def timeline(
                 out.append((next_sweep, Sweep(round(next_sweep * 1000))))
                 next_sweep += sweep_s
 
-    last = wall_start_s
-    for p in pubs:
-        w = wall_start_s + p.t_s / speed
-        timers(w - 1e-9)  # a timer due at the same instant fires after the message
-        out.append((w, Message(p.topic, p.payload, round(w * 1000))))
+    last = float(wall_start_s)
+    for t_s, due in itertools.groupby(pubs, key=lambda p: p.t_s):
+        w = wall_start_s + t_s / speed
+        timers(w - 1e-9)  # a timer due at the same instant fires after the messages
+        msgs = tuple(Message(p.topic, p.payload, round(w * 1000)) for p in due)
+        out.append((w, msgs[0] if len(msgs) == 1 else Flush(msgs)))
         last = max(last, w)
-    timers(last + settle_s)
-    end = max(last + settle_s, out[-1][0] if out else last)
+    end = last + settle_s
+    timers(end - 1e-9)
     out += [(end, Tick(round(end * 1000))), (end, Sweep(round(end * 1000)))]
     return out
 

@@ -58,6 +58,7 @@ from gyeongbo.events import (
 )
 from gyeongbo.vocab import Hazard, Level
 from streams.commands import HQCommand, OperatorAction, ZoneCommand
+from streams.partitioning import partition_of
 from streams.services import Services
 from streams.store.model import PlannedDelivery
 from streams.validate import Rejection, Validator, readings_batch
@@ -69,6 +70,7 @@ __all__ = [
     "Decoded",
     "Delivery",
     "Detections",
+    "Flush",
     "Message",
     "Rejected",
     "SentLog",
@@ -409,6 +411,14 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Flush:
+    """Messages the front door takes together: their readings reach the detectors as one
+    batch, as a bridge flush joined by the detect agent does."""
+
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
 class Tick:
     """The leader's timer: ``exercise_now_ms`` None carries the newest drill reading seen."""
 
@@ -463,7 +473,7 @@ class SmsIntent:
     recipient: Recipient
 
 
-Input = Message | Tick | Sweep | Detections | Action
+Input = Message | Flush | Tick | Sweep | Detections | Action
 Output = Rejected | Detection | AlertEvent | DataQualityAlert | HQStageEvent | CapIntent | SmsIntent
 
 
@@ -510,6 +520,7 @@ class Core:
         #: The newest drill reading's event time processed (the drill clock).
         self.exercise_now_ms = 0
         self.rejected_actions: list[str] = []
+        self.zone_partitions = settings.kafka.topics.zone_commands.partitions
 
     def _seen(self, key: tuple[str, int]) -> bool:
         if key in self._taken:
@@ -525,15 +536,21 @@ class Core:
         return out
 
     def _one(self, rec: Input) -> list[Output]:
-        if isinstance(rec, Message):
-            d = decode_message(
-                self.validator, rec.topic, rec.payload, received_ms=rec.received_ms, seen=self.seen
-            )
-            out: list[Output] = [Rejected(rec, r) for r in d.rejections]
-            if d.batch is not None:
-                dets = detect(self.detectors, d.batch)
-                if d.batch.exercise.any():
-                    ts = int(d.batch.ts_ms[d.batch.exercise].max())
+        if isinstance(rec, Message | Flush):
+            out: list[Output] = []
+            batches = []
+            for m in rec.messages if isinstance(rec, Flush) else (rec,):
+                d = decode_message(
+                    self.validator, m.topic, m.payload, received_ms=m.received_ms, seen=self.seen
+                )
+                out += [Rejected(m, r) for r in d.rejections]
+                if d.batch is not None:
+                    batches.append(d.batch)
+            if batches:
+                batch = batches[0] if len(batches) == 1 else ReadingBatch.concat(batches)
+                dets = detect(self.detectors, batch)
+                if batch.exercise.any():
+                    ts = int(batch.ts_ms[batch.exercise].max())
                     self.exercise_now_ms = max(self.exercise_now_ms, ts)
                 out += self._detected(dets)
             return out
@@ -553,9 +570,18 @@ class Core:
         return self._staged([ZoneCommand(kind="action", zone=rec.zone, action=rec.action)])
 
     def _detected(self, dets: list[Detection]) -> list[Output]:
+        """Detections → their zone commands, staged as the worker's stage agent gets them:
+        one record per ``zone.commands`` partition, in the order the partitions first
+        appear (so zones raised at one instant reach the notify step in the same order)."""
         if not dets:
             return []
-        return [*dets, *self._staged(route(self.services, dets))]
+        by_part: dict[int, list[ZoneCommand]] = {}
+        for cmd in route(self.services, dets):
+            by_part.setdefault(partition_of(cmd.zone, self.zone_partitions), []).append(cmd)
+        out: list[Output] = list(dets)
+        for cmds in by_part.values():
+            out += self._staged(cmds)
+        return out
 
     def _staged(self, cmds: list[ZoneCommand]) -> list[Output]:
         st = stage(self.machine, self.services, cmds)
