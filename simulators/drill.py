@@ -61,6 +61,7 @@ from simulators.generator import (
     rfc3339,
 )
 from simulators.publisher import drill_gateway, gateway_publisher, play
+from simulators.records import Publication
 from simulators.report import (
     DrillReport,
     Observed,
@@ -80,7 +81,9 @@ from streams.pipeline import start_local_pipeline
 __all__ = [
     "DrillError",
     "DrillOptions",
+    "DrillPayloads",
     "Followed",
+    "drill_payloads",
     "judge_run",
     "mask_number",
     "pipeline_context",
@@ -582,6 +585,58 @@ def _sms_summary(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> l
     ]
 
 
+@dataclass
+class DrillPayloads:
+    """What a drill publishes, on its clock, and its report as far as the payloads tell."""
+
+    clock: Clock
+    generated: Generated
+    gateway: str
+    publications: list[Publication]
+    report: DrillReport
+
+
+def drill_payloads(
+    sc: Scenario, reg: Registry, settings: Settings, options: DrillOptions, seed: int
+) -> DrillPayloads:
+    """The drill's clock (starting a second from now), its payloads as the drill gateway
+    publishes them (in gateway batches with ``options.batch``), and the report's header:
+    scenario, seed, speed, anchor, the rejections expected, and a note on the malformed
+    payloads the drill gateway cannot send."""
+    clock = drill_clock(sc, options, time.time() + 1.0)
+    root = settings.mqtt.topic_root
+    gen = generate(
+        sc,
+        reg,
+        seed=seed,
+        anchor_ms=clock.anchor_ms,
+        seq_base=int(clock.wall_start * 1000) * 1000,
+        topic_root=root,
+    )
+    gateway = drill_gateway(reg)
+    pubs, unsendable = as_gateway(gen.publications, gateway, topic_root=root)
+    if options.batch:
+        pubs = batch_publications(
+            pubs, max_readings=options.max_batch, topic_root=root, gateway=gateway
+        )
+    report = DrillReport(
+        scenario=sc.name,
+        seed=seed,
+        speed=options.speed,
+        overlays=list(sc.overlays),
+        anchor=rfc3339(clock.anchor_ms),
+        wall_start=rfc3339(round(clock.wall_start * 1000)),
+        expected_rejections=sum(1 for p in pubs if p.expect_rejected),
+    )
+    if unsendable:
+        report.notes.append(
+            f"{len(unsendable)} malformed payload(s) not sent: the drill gateway {gateway} "
+            "publishes on batch topics, which name no station for a payload to contradict "
+            f"({', '.join(sorted({p.tag for p in unsendable}))})"
+        )
+    return DrillPayloads(clock, gen, gateway, pubs, report)
+
+
 # -- the drill ------------------------------------------------------------------------------------
 def run_drill(
     scenario: str,
@@ -644,41 +699,16 @@ async def _drill(
     await followers.start()
     sms_before = fetch_sms(settings.twilio.api_base)
     cap_before = cap_statuses(Path(settings.paths.cap_feed))
-    clock = drill_clock(sc, options, time.time() + 1.0)
+    drill = drill_payloads(sc, reg, settings, options, seed)
+    clock, gen, gateway, pubs, report = (
+        drill.clock,
+        drill.generated,
+        drill.gateway,
+        drill.publications,
+        drill.report,
+    )
     wall_start = clock.wall_start
-    gen = generate(
-        sc,
-        reg,
-        seed=seed,
-        anchor_ms=clock.anchor_ms,
-        seq_base=int(wall_start * 1000) * 1000,
-        topic_root=settings.mqtt.topic_root,
-    )
-    gateway = drill_gateway(reg)
-    pubs, unsendable = as_gateway(gen.publications, gateway, topic_root=settings.mqtt.topic_root)
-    if options.batch:
-        pubs = batch_publications(
-            pubs,
-            max_readings=options.max_batch,
-            topic_root=settings.mqtt.topic_root,
-            gateway=gateway,
-        )
-    expected_rejections = sum(1 for p in pubs if p.expect_rejected)
-    report = DrillReport(
-        scenario=sc.name,
-        seed=seed,
-        speed=options.speed,
-        overlays=list(sc.overlays),
-        anchor=rfc3339(clock.anchor_ms),
-        wall_start=rfc3339(round(wall_start * 1000)),
-        expected_rejections=expected_rejections,
-    )
-    if unsendable:
-        report.notes.append(
-            f"{len(unsendable)} malformed payload(s) not sent: the drill gateway {gateway} "
-            "publishes on batch topics, which name no station for a payload to contradict "
-            f"({', '.join(sorted({p.tag for p in unsendable}))})"
-        )
+    expected_rejections = report.expected_rejections
     publisher = gateway_publisher(settings, gateway)
     stop = threading.Event()
     progress = Progress(

@@ -32,13 +32,11 @@ from gyeongbo.settings import Settings
 from simulators.drill import (
     DrillOptions,
     Followed,
-    drill_clock,
+    drill_payloads,
     judge_run,
     mask_number,
     truth_times,
 )
-from simulators.generator import as_gateway, batch_publications, generate, rfc3339
-from simulators.publisher import drill_gateway
 from simulators.records import Publication
 from simulators.report import DrillReport, print_report
 from simulators.scenario import load_checked
@@ -124,40 +122,10 @@ def run_offline(
     reg = registry or load_registry(settings.paths.stations)
     sc = load_checked(scenario, reg, overlays=options.faults, directory=settings.paths.scenarios)
     seed = sc.seed if options.seed is None else options.seed
-    clock = drill_clock(sc, options, time.time() + 1.0)
-    wall_start = clock.wall_start
-    root = settings.mqtt.topic_root
-    gen = generate(
-        sc,
-        reg,
-        seed=seed,
-        anchor_ms=clock.anchor_ms,
-        seq_base=int(wall_start * 1000) * 1000,
-        topic_root=root,
-    )
-    gateway = drill_gateway(reg)
-    pubs, unsendable = as_gateway(gen.publications, gateway, topic_root=root)
-    if options.batch:
-        pubs = batch_publications(
-            pubs, max_readings=options.max_batch, topic_root=root, gateway=gateway
-        )
-    report = DrillReport(
-        scenario=sc.name,
-        seed=seed,
-        speed=options.speed,
-        overlays=list(sc.overlays),
-        anchor=rfc3339(clock.anchor_ms),
-        wall_start=rfc3339(round(wall_start * 1000)),
-        expected_rejections=sum(1 for p in pubs if p.expect_rejected),
-        messages=len(pubs),
-        readings=sum(p.readings for p in pubs),
-    )
-    if unsendable:
-        report.notes.append(
-            f"{len(unsendable)} malformed payload(s) not sent: the drill gateway {gateway} "
-            "publishes on batch topics, which name no station for a payload to contradict "
-            f"({', '.join(sorted({p.tag for p in unsendable}))})"
-        )
+    drill = drill_payloads(sc, reg, settings, options, seed)
+    clock, pubs, report = drill.clock, drill.publications, drill.report
+    report.messages, report.readings = len(pubs), sum(p.readings for p in pubs)
+    wall_start, root = clock.wall_start, settings.mqtt.topic_root
     services = Services(settings)
     store = open_store("sqlite:///:memory:")
     prepare(store, services.zones, settings.store.seed_recipients)
@@ -224,7 +192,7 @@ def run_offline(
             sc,
             clock,
             seen,
-            truths=truth_times(sc, reg, gen),
+            truths=truth_times(sc, reg, drill.generated),
             rejected_topic=settings.kafka.topics.rejected.name,
             sms=sms,
             sent=sent,

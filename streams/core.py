@@ -570,9 +570,9 @@ class Core:
         return self._staged([ZoneCommand(kind="action", zone=rec.zone, action=rec.action)])
 
     def _detected(self, dets: list[Detection]) -> list[Output]:
-        """Detections → their zone commands, staged as the worker's stage agent gets them:
-        one record per ``zone.commands`` partition, in the order the partitions first
-        appear (so zones raised at one instant reach the notify step in the same order)."""
+        """Detections → their zone commands, staged as the worker sends them to the stage
+        agent: one record per ``zone.commands`` partition, in the order the partitions
+        first appear."""
         if not dets:
             return []
         by_part: dict[int, list[ZoneCommand]] = {}
