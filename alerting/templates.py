@@ -250,13 +250,17 @@ def parse_templates(
                 problems.append(
                     f"{where}.stages.{st}: lacks the English keyword {spec['keyword']!r}"
                 )
-            worst = drill_prefix + text.format(
-                prefix=prefix,
-                issuer=spec["issuer"],
-                zone="가" * limits["zone"],
-                station="가" * limits["station"],
-                value="9" * limits["value"],
-            )
+            try:
+                worst = drill_prefix + text.format(
+                    prefix=prefix,
+                    issuer=spec["issuer"],
+                    zone="가" * limits["zone"],
+                    station="가" * limits["station"],
+                    value="9" * limits["value"],
+                )
+            except (ValueError, IndexError, KeyError) as err:
+                problems.append(f"{where}.stages.{st}: {type(err).__name__}: {err}")
+                continue
             if len(worst) > limit:
                 problems.append(
                     f"{where}.stages.{st}: up to {len(worst)} chars with the drill prefix and "

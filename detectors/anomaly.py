@@ -232,7 +232,7 @@ class _Columns:
     """The records of :func:`update` as one contiguous array per field (read and written
     by name like the records).
 
-    An operation on a strided field of 84-byte records streams every record through the
+    An operation on a strided field of 112-byte records streams every record through the
     cache and costs ~8x one on a contiguous array; copying the records to columns and back
     in L2-sized blocks costs about as much as three such operations each way, and :func:`update`
     makes about forty.
@@ -329,9 +329,9 @@ def update(
     """Update the records ``st`` (one per row, modified in place) with values ``x``.
 
     Rows with NaN ``x`` are left untouched and score NaN. Returns the anomaly score per row
-    (``max(λ, ρ)``; 0 during warm-up and refractory periods, but for a spatial anomaly during
-    a standing alarm: see the module docstring) and the raw evidence ``ρ`` of
-    this reading alone (never held at 0; the engine clears a raised anomaly when it is low).
+    (``max(λ, ρ)``; 0 during warm-up and refractory periods, but for a new extreme, which
+    scores 1 through a refractory: see the module docstring) and the raw evidence ``ρ`` of
+    this reading alone (never held at 0; the engine reports it as the detection's score).
 
     ``ts``: each row's time in seconds since the epoch (float64, 1970 to 2106, used to the
     whole second; the engine's milliseconds / 1000), for the time-of-day profile and its
@@ -536,8 +536,7 @@ def _update(
     # (rmax < 0: no run has ended yet, as on a channel's first readings: nothing to compare)
     nov_r = (run > rmax * (1.0 + p.sp_run) + p.run_min) & (span > 0) & (rmax >= 0)
     # ... once per run: a run stays longer than the record every reading until it ends, and
-    # would raise the alarm again at the end of every refractory (a sensor stuck for a day
-    # was reported five times).
+    # would raise the alarm again at the end of every refractory.
     told = (st["flags"] & TOLD) != 0
     nov_r &= ~told
     nov |= nov_r
@@ -569,16 +568,16 @@ def _update(
     warm = (n < p.warmup) | (in_refr & ((flags & WARM) != 0))
     quiet = warm | in_refr
     fire = ~quiet & (score >= p.fire)
-    # A spatial anomaly (a new extreme by a clear margin) while the alarm stands is reported
-    # through the refractory (score 1), without restarting it or the CUSUMs.
+    # A spatial anomaly (a new extreme by a clear margin) is reported through the refractory
+    # (score 1), whether or not the alarm still stands, without restarting it or the CUSUMs.
     raised = st["level"] > 0
     zeroed = warm | (in_refr & ~spatial)
     out = np.where(zeroed, 0.0, score) if zeroed.any() else score
     up = out >= p.fire  # raised (or kept) by this reading: the settling mean starts anew
     # Settling: while raised, m follows the readings (seeded by the first reading after a
     # raise) and q is the mean distance of the readings from it; the alarm clears once q is
-    # within ``settle`` slow scales, and then μ and f take the new level m (the change was
-    # reported: the baseline adapts to it) and the CUSUMs restart.
+    # within ``settle`` slow scales, and the CUSUMs restart. The baseline takes the new level
+    # m only at the end of the refractory (below).
     seed = raised & ((flags & RESEED) != 0)
     m_old = st["m"]
     w_m = -np.expm1(dt * np.float32(-1.0 / p.tau_settle))

@@ -108,9 +108,9 @@ def update(
     newest_t = st["t"][rows, head]
     count = st["count"].astype(np.int64)
     # A reading within ``spacing`` of the newest point does not join the ring. (Replacing the
-    # newest point with it, as this did until 2026-11-22, moved the newest time along with
-    # every reading: a gauge reporting more often than every ``spacing`` never got a second
-    # point, so it never had a forecast.)
+    # newest point with it would move the newest time along with every reading: a gauge
+    # reporting more often than every ``spacing`` would never get a second point, so never a
+    # forecast.)
     append = (count == 0) | (ts >= newest_t + spacing)
     pos = np.where(count == 0, 0, (head + 1) % RING)
     t_arr = st["t"]

@@ -1,4 +1,4 @@
-"""Exit status of every ``gyeongbo`` command, one meaning each (README "Exit status").
+"""Exit status of every ``gyeongbo`` command, one meaning each (the README's exit-status table).
 
 * ``0`` done; a check found nothing wrong.
 * ``1`` a check failed (``config check``, ``drill run`` expectations, ``drill compare``,

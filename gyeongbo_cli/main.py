@@ -2,7 +2,7 @@
 
 Sub-commands live next to the code they drive and are registered here: ``config`` (show and
 check configuration), ``topics``, ``stack`` (local development stack), ``bridge``, ``worker``,
-``alerts``, ``recipients``, ``deliveries``, ``operators``, ``drill`` and ``simulate``.
+``alerts``, ``hq``, ``recipients``, ``deliveries``, ``operators``, ``drill`` and ``simulate``.
 
 Exit status (:mod:`gyeongbo.exit_codes`): 0 ok, 1 a check or the operation failed, 2 usage,
 3 a service did not answer. :func:`main` turns what escapes a command into one line on

@@ -6,20 +6,21 @@ Stations are named by their id in the station registry; each value of a station 
 (keyframe ``points``, a shared ``curve`` shifted/scaled per station, or a ``constant``) plus
 optional ``pulses`` and Gaussian ``noise``. The expected outcome is a list of stage
 transitions per hazard and zone (or station) with an ``earliest``/``latest`` window, and
-``never`` rules (e.g. no public alert from a faulty sensor)::
+``never`` rules (e.g. no public alert from a faulty sensor). Abridged from
+``han-river-flood.yaml``::
 
     format: gyeongbo.scenario/v1
     name: han-river-flood
-    duration: 15h
+    duration: 22h
     curves:
-      wave: [[0, 6.2], [4h50m, 8.36], [8h30m, 11.0], [15h, 6.9]]
+      hangang: [[0, 6.2], [4h50m, 8.36], [13h40m, 11.02], [22h, 7.3]]
     stations:
       - station: "1018683"
-        values: {level_m: {curve: wave, noise: 0.01, round: 2}}
+        values: {level_m: {curve: hangang, noise: 0.01, round: 2}}
     expect:
-      - {hazard: flood, zone: "11030", level: caution, earliest: 3h, latest: 5h40m}
+      - {hazard: flood, zone: "11030", level: caution, earliest: 3h, latest: 5h50m}
     never:
-      - {station: "1018658"}
+      - {hazard: flood, zone: "11030", min_level: serious}
 
 A *faults overlay* (``format: gyeongbo.faults/v1``) carries its own stations, ``faults`` and
 expectations and is merged into any scenario (:func:`apply_overlay`); a station the scenario

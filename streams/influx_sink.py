@@ -84,6 +84,12 @@ measurement        tags                                               fields
 ``station``        ``station``, ``kind``                              ``lat``, ``lon``, ``name``,
                                                                       ``name_en``, ``zones``,
                                                                       stage lines, allowables
+``delivery``       ``event``, ``hazard``, ``exercise``                ``recipients``, ``messages``,
+                                                                      ``planned``, ``submitted``,
+                                                                      ``delivered``,
+                                                                      ``undelivered``, ``failed``,
+                                                                      ``permanent``, ``opted_out``;
+                                                                      ``fanout_s``
 ``pipeline``       ``component``, ``instance``                        metrics (floats), see below
 =================  =================================================  ============================
 

@@ -37,7 +37,7 @@ def _open(settings: Settings) -> SubscriberStore:
     from streams.store.indexing import open_configured
 
     try:
-        store = open_configured(settings)
+        store = open_configured(settings, fail_fast=True)
         store.migrate()
     except StoreError as err:
         console.print(f"[red]store[/red]: {err}", soft_wrap=True)

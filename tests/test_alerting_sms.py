@@ -250,6 +250,7 @@ def test_templates_are_validated_at_load() -> None:
             bad["hazards"]["flood"]["stages"],
             alert="{prefix} 홍수경보 {zone}: {station} {value}m {oops}",
             serious="{prefix} Flood " + "가" * 80 + " {zone}",
+            caution="{prefix} Flood 홍수주의보 {zone}: {value:.q}m",
         ),
     )
     del bad["hazards"]["pm25"]
@@ -259,6 +260,7 @@ def test_templates_are_validated_at_load() -> None:
     assert "hazards.flood.stages.alert: unknown placeholder(s) ['oops']" in text
     assert "hazards.flood.stages.serious: up to " in text and "over 90" in text
     assert "hazards.pm25: missing" in text
+    assert "hazards.flood.stages.caution: ValueError: Format specifier missing precision" in text
     with pytest.raises(TemplateError):
         parse_templates(dict(data, max_chars=200))
 

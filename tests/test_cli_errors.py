@@ -10,12 +10,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
 import typer
 
-from gyeongbo.settings import REPO_ROOT
+from gyeongbo.settings import REPO_ROOT, Settings
 from gyeongbo_cli.main import app
 
 SECRETS = {
@@ -83,3 +84,21 @@ def test_no_cli_shows_local_variables_in_a_traceback() -> None:
     (typer_dep,) = [d for d in deps if d.startswith("typer")]
     floor = re.search(r">=(\d+)\.(\d+)", typer_dep)
     assert floor and (int(floor[1]), int(floor[2])) >= (0, 23)
+
+
+def test_a_store_that_does_not_answer_is_exit_3_at_once_a_refusal_exit_1(
+    stack_settings: Settings,
+) -> None:
+    from gyeongbo.stack.procs import free_port
+
+    nobody = f"postgresql://gyeongbo@127.0.0.1:{free_port()}/gyeongbo"
+    started = time.monotonic()
+    out = gyeongbo("recipients", "list", env={"GYEONGBO_STORE__URL": nobody})
+    assert time.monotonic() - started < 15  # not the connection pool's 30 s of retries
+    line = assert_one_line_without_secrets(out)
+    assert out.returncode == 3 and "Connection refused" in line
+    url = stack_settings.store.url.get_secret_value()
+    assert url.startswith("postgresql://")
+    wrong_db = url.rsplit("/", 1)[0] + "/no_such_database"
+    out = gyeongbo("recipients", "list", env={"GYEONGBO_STORE__URL": wrong_db})
+    assert out.returncode == 1 and 'database "no_such_database" does not exist' in out.stderr

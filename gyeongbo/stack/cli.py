@@ -18,7 +18,8 @@ from gyeongbo.stack.stack import Stack
 app = typer.Typer(
     help=(
         "Local stack on loopback ports of its own: mosquitto, a Kafka-protocol broker "
-        "(noida-db or Tansu), influxd 1.x with a v2-write endpoint, and a fake Twilio API. "
+        "(noida-db or Tansu), influxd 1.x with a v2-write endpoint, a fake Twilio API and "
+        "a PostgreSQL cluster for the subscriber store (GYEONGBO_STACK__POSTGRES). "
         "Logs and data under .gyeongbo/ (GYEONGBO_STACK__HOME)."
     ),
     no_args_is_help=True,

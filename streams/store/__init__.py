@@ -59,9 +59,10 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, pool_size: int = 4) -> SubscriberStore:
+def open_store(url: str, *, pool_size: int = 4, fail_fast: bool = False) -> SubscriberStore:
     """A store for ``sqlite:///path`` (``sqlite:///:memory:`` for tests) or
-    ``postgresql://…``."""
+    ``postgresql://…``. ``fail_fast`` (commands run by a person): a PostgreSQL that does not
+    answer is an error at once instead of after the pool's 30 s of retries (a worker waits)."""
     if url.startswith("sqlite://"):
         from streams.store.sqlite import SqliteStore
 
@@ -69,5 +70,5 @@ def open_store(url: str, *, pool_size: int = 4) -> SubscriberStore:
     if url.startswith(("postgresql://", "postgres://")):
         from streams.store.postgres import PostgresStore
 
-        return PostgresStore(url, pool_size=pool_size)
+        return PostgresStore(url, pool_size=pool_size, fail_fast=fail_fast)
     raise StoreError(f"unknown store URL scheme: {url.split(':', 1)[0]!r} (sqlite or postgresql)")

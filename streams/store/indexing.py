@@ -125,10 +125,11 @@ def prepare(store: SubscriberStore, zones: ZoneRegistry, seed: Path | None) -> d
     return {"migrations": len(applied), "reindexed": reindexed, "seeded": seeded}
 
 
-def open_configured(settings: Settings) -> SubscriberStore:
-    """The store named by ``settings.store.url``."""
+def open_configured(settings: Settings, *, fail_fast: bool = False) -> SubscriberStore:
+    """The store named by ``settings.store.url`` (``fail_fast``: see :func:`open_store`)."""
     try:
-        return open_store(settings.store.url.get_secret_value(), pool_size=settings.store.pool_size)
+        url = settings.store.url.get_secret_value()
+        return open_store(url, pool_size=settings.store.pool_size, fail_fast=fail_fast)
     except StoreError:
         raise
     except Exception as err:  # a broken path, a driver error: say which store

@@ -53,9 +53,11 @@ def _subscriber(row: Sequence[Any]) -> Subscriber:
 class PostgresStore:
     dialect = "postgres"
 
-    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+    def __init__(self, url: str, *, pool_size: int = 4, fail_fast: bool = False) -> None:
         self.url = url
         try:
+            if fail_fast:  # one direct attempt: the pool alone retries quietly for 30 s
+                _probe(url)
             self._pool = ConnectionPool(
                 url,
                 min_size=1,
@@ -65,6 +67,8 @@ class PostgresStore:
                 name="gyeongbo-store",
             )
             self._pool.wait(timeout=30.0)
+        except StoreError:
+            raise
         except (psycopg.Error, Exception) as err:
             raise StoreError(f"cannot connect to PostgreSQL: {_safe(err)}") from None
 
@@ -351,8 +355,21 @@ class PostgresStore:
         return [summary(tuple(r)) for r in rows]
 
 
+def _probe(url: str) -> None:
+    """Connect once: a server that does not answer raises :class:`StoreError` caused by a
+    :class:`ConnectionError` (exit 3 in the CLI); one that refuses us (``FATAL:`` role,
+    database, password) raises psycopg's error."""
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError as err:
+        if "FATAL:" in str(err):
+            raise
+        msg = f"cannot connect to PostgreSQL: {_safe(err)}"
+        raise StoreError(msg) from ConnectionError(str(err))
+
+
 def _safe(err: BaseException) -> str:
-    """An error message without a password from the URL."""
+    """An error message on one line, without a password from the URL."""
     import re
 
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", str(err))
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", " ".join(str(err).split()))
