@@ -73,6 +73,7 @@ from alerting.policy import DEFAULT_POLICIES, StagePolicy, policy_for
 from gyeongbo.events import (
     ActionName,
     AlertEvent,
+    AlertReminder,
     DataQualityAlert,
     Detection,
     LevelName,
@@ -89,6 +90,7 @@ __all__ = [
     "AuditEntry",
     "OperatorError",
     "Reminder",
+    "reminder_due_ms",
     "track_key",
 ]
 
@@ -187,7 +189,10 @@ class Track(msgspec.Struct):
     floor: int = 0
     cleared_hold: int = 0
     acked: bool = False
+    #: When operators were last told of the alert: its raise or latest rise, or a reminder.
     last_notified_ms: int = 0
+    #: Reminders sent since then (numbers the next one's ``event_id``).
+    reminded: int = 0
     last_ts_ms: int = 0
     history: list[Transition] = []
 
@@ -228,6 +233,11 @@ class ActiveAlert(msgspec.Struct, frozen=True):
     manual_floor: LevelName | None
     stations: dict[str, LevelName]
     history: list[Transition]
+    #: When operators were last told (raise, rise or reminder), how many reminders since, and
+    #: when the next is due (None: acknowledged, or a hazard that never repeats).
+    last_notified: str | None = None
+    reminders: int = 0
+    next_reminder: str | None = None
 
 
 class ActiveDataQualityAlert(msgspec.Struct, frozen=True):
@@ -245,16 +255,34 @@ class ActiveDataQualityAlert(msgspec.Struct, frozen=True):
     silenced_until: str | None
     stations: dict[str, SeverityName]
     checks: dict[str, list[str]]
+    last_notified: str | None = None
+    reminders: int = 0
+    next_reminder: str | None = None
 
 
-class Reminder(msgspec.Struct, frozen=True):
-    """An unacknowledged alert due for another operator notification."""
+#: An unacknowledged alert due for another operator notification (the ``alerts.reminders``
+#: record).
+Reminder = AlertReminder
 
-    alert_id: str
-    hazard: str
-    zone: str
-    level: str  # a crisis level, or a data-quality alert's severity
-    ts: str
+
+def reminder_due_ms(
+    last_notified_ms: int, repeat_s: int | None, silenced_until_ms: int | None = None
+) -> int | None:
+    """When an unacknowledged alert is next due for a reminder: ``repeat_s`` after operators
+    were last told of it, and not before a silence over it ends (a silence mutes the alert's
+    reminders as it mutes its transitions); None for a hazard that never repeats.
+
+    >>> reminder_due_ms(0, 1800)
+    1800000
+    >>> reminder_due_ms(0, 1800, silenced_until_ms=3_600_000)
+    3600000
+    >>> reminder_due_ms(0, None) is None
+    True
+    """
+    if repeat_s is None:
+        return None
+    due = last_notified_ms + repeat_s * 1000
+    return due if silenced_until_ms is None else max(due, silenced_until_ms)
 
 
 #: Prefix of a compressed state blob (:meth:`AlertMachine.to_bytes`); JSON never starts so.
@@ -583,7 +611,7 @@ class AlertMachine:
             tr.stage, tr.stage_since_ms = level, now
         if level > previous:
             tr.acked = False
-            tr.last_notified_ms = now
+            tr.last_notified_ms, tr.reminded = now, 0
         tr.history.append(
             Transition(now, level, previous, action, event_id, actor=actor, reason=reason)
         )
@@ -881,6 +909,9 @@ class AlertMachine:
                 and s.until_ms > tr.last_ts_ms
             ]
             silenced_until = rfc3339(max(until)) if until else None
+            due = None if tr.acked else self._reminder_due(tr, tr.last_ts_ms)
+            last_notified = rfc3339(tr.last_notified_ms)
+            next_reminder = None if due is None else rfc3339(due)
             if tr.hazard == SENSOR_HEALTH:
                 dq.append(
                     ActiveDataQualityAlert(
@@ -895,6 +926,9 @@ class AlertMachine:
                         silenced_until=silenced_until,
                         stations={s: _severity(st.level) for s, st in sorted(tr.stations.items())},
                         checks=self._checks(tr),
+                        last_notified=last_notified,
+                        reminders=tr.reminded,
+                        next_reminder=next_reminder,
                     )
                 )
                 continue
@@ -913,6 +947,9 @@ class AlertMachine:
                     manual_floor=_wire(tr.floor) if tr.floor else None,
                     stations={s: _wire(st.level) for s, st in sorted(tr.stations.items())},
                     history=list(tr.history),
+                    last_notified=last_notified,
+                    reminders=tr.reminded,
+                    next_reminder=next_reminder,
                 )
             )
         rows.sort(key=lambda a: (-int(Level.parse(a.level)), a.alert_id))
@@ -923,16 +960,60 @@ class AlertMachine:
         tr = self._s.tracks.get(track_key(hazard, zone, exercise))
         return Level(tr.stage if tr else 0)
 
-    def reminders(self, now_ms: int) -> list[Reminder]:
-        """Unacknowledged, unsilenced alerts due for another operator notification."""
-        out = []
+    def _reminder_due(self, tr: Track, now: int) -> int | None:
+        """When the track's alert is next due for a reminder, judged at ``now`` (a silence
+        standing then defers it to the silence's end)."""
+        until = [
+            s.until_ms
+            for s in self._s.silences
+            if s.exercise == tr.exercise
+            and s.zone == tr.zone
+            and s.hazard in (None, tr.hazard)
+            and s.until_ms > now
+        ]
+        return reminder_due_ms(
+            tr.last_notified_ms, self._policy(tr.hazard).repeat_s, max(until, default=None)
+        )
+
+    def reminders(self, now_ms: int, *, exercise_now_ms: int | None = None) -> list[Reminder]:
+        """Reminders for the unacknowledged, unsilenced alerts due one at this instant.
+
+        An alert is due ``repeat_s`` (its hazard's policy) after operators were last told of
+        it — its raise, its latest rise, or the previous reminder — and each reminder starts
+        the period again, so an alert left alone is recalled every ``repeat_s``, and an alert
+        overdue by many periods (a worker down for hours) gets one reminder, not one per
+        period. An acknowledgement stops them until the alert rises again; a silence defers
+        them to its end; a clear ends them. Real alerts follow ``now_ms``, exercise alerts the
+        drill clock as in :meth:`advance`. The time a reminder was sent is part of the state
+        (:meth:`to_bytes`): a restored machine does not send it again, and the same calls on
+        the same state give the same reminders with the same ``event_id``.
+        """
+        ex_now = max(self._s.exercise_watermark_ms, exercise_now_ms or 0)
+        out: list[Reminder] = []
         for key in sorted(self._s.tracks):
             tr = self._s.tracks[key]
-            rep = self._policy(tr.hazard).repeat_s
-            if tr.alert_id is None or tr.acked or rep is None or self._silenced(tr, now_ms):
+            if tr.alert_id is None or tr.acked:
                 continue
-            if now_ms - tr.last_notified_ms >= rep * 1000:
-                tr.last_notified_ms = now_ms
-                level = _severity(tr.stage) if tr.hazard == SENSOR_HEALTH else _wire(tr.stage)
-                out.append(Reminder(tr.alert_id, tr.hazard, tr.zone, level, rfc3339(now_ms)))
+            now = ex_now if tr.exercise else now_ms
+            due = self._reminder_due(tr, now)
+            if due is None or now < due:
+                continue
+            last = tr.last_notified_ms
+            tr.last_notified_ms, tr.reminded = now, tr.reminded + 1
+            health = tr.hazard == SENSOR_HEALTH
+            out.append(
+                AlertReminder(
+                    alert_id=tr.alert_id,
+                    hazard=tr.hazard,
+                    zone=tr.zone,
+                    zone_name=tr.zone_name,
+                    level=_severity(tr.stage) if health else _wire(tr.stage),
+                    ts=rfc3339(now),
+                    since=rfc3339(tr.stage_since_ms),
+                    last_notified=rfc3339(last),
+                    n=tr.reminded,
+                    exercise=tr.exercise,
+                    event_id=f"{tr.alert_id}#{tr.seq}-r{tr.reminded}",
+                )
+            )
         return out

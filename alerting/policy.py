@@ -35,6 +35,13 @@ Enforcement Rule Annex 7; docs/design.md §3.2). This module decides how the *zo
     when no new detection confirms them).
 ``public``
     False for operator-only hazards (sensor health, docs/design.md §4): never SMS, never CAP.
+``repeat_s``
+    Remind operators of an alert nobody has acknowledged this long after they were last told
+    of it, and again every ``repeat_s`` until it is acknowledged, silenced or cleared (None =
+    never: an earthquake message is an event, not a condition that stands). Reminders go to
+    operators only (``alerts.reminders``), never to residents. 30 min by default: our choice,
+    not a published figure (a 10-minute gauge has reported three times meanwhile). A setting
+    (``GYEONGBO_ALERTING__REPEAT_S__<HAZARD>``, 0 = never; :func:`with_repeats`).
 
 >>> DEFAULT_POLICIES["flood"].hold_s
 1800
@@ -49,7 +56,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-__all__ = ["DEFAULT_POLICIES", "StagePolicy", "policy_for", "with_holds"]
+__all__ = ["DEFAULT_POLICIES", "StagePolicy", "policy_for", "with_holds", "with_repeats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,8 @@ class StagePolicy:
             raise ValueError("quorum must be >= 1")
         if self.hold_s < 0 or self.min_dwell_s < 0:
             raise ValueError("hold_s and min_dwell_s must be >= 0")
+        if self.repeat_s is not None and self.repeat_s <= 0:
+            raise ValueError("repeat_s must be > 0 (None = never)")
 
 
 DEFAULT_POLICIES: dict[str, StagePolicy] = {
@@ -123,4 +132,24 @@ def with_holds(
     for hazard, hold in holds.items():
         if hold is not None:
             table[hazard] = replace(table.get(hazard, _FALLBACK), hold_s=int(hold))
+    return table
+
+
+def with_repeats(
+    repeats: Mapping[str, int | None], base: Mapping[str, StagePolicy] | None = None
+) -> dict[str, StagePolicy]:
+    """The policies with the given reminder periods (seconds; 0 = never remind) in place of
+    the defaults; None keeps one.
+
+    >>> with_repeats({"flood": 60})["flood"].repeat_s
+    60
+    >>> with_repeats({"flood": 0})["flood"].repeat_s is None
+    True
+    """
+    table = dict(DEFAULT_POLICIES if base is None else base)
+    for hazard, repeat in repeats.items():
+        if repeat is not None:
+            table[hazard] = replace(
+                table.get(hazard, _FALLBACK), repeat_s=int(repeat) if repeat > 0 else None
+            )
     return table

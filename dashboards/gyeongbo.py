@@ -778,6 +778,25 @@ def operations() -> Built:
         "are held out of the zone's public stages and which checks they fail. They never "
         "reach SMS, CAP or the headquarters stages.",
     )
+    b.row("Unacknowledged alerts · 미확인 경보 (operators only)")
+    b.panel(
+        "table",
+        "Reminders: alerts nobody acknowledged",
+        24,
+        8,
+        [
+            (
+                'SELECT "hazard", "zone", "level", "n", "message" '
+                f'FROM "alert_reminder" WHERE {EX} AND $timeFilter ORDER BY time DESC LIMIT 500',
+                Expect(("time", "hazard", "zone", "level", "n", "message")),
+            )
+        ],
+        table=True,
+        description="Each reminder of an alert (or data-quality alert) still unacknowledged "
+        "its hazard's repeat period after operators were last told of it (topic "
+        "alerts.reminders; n = reminders since its raise or latest rise). Acknowledge with "
+        "`gyeongbo alerts ack`. Never sent to residents.",
+    )
     b.row("SMS delivery · 문자 발송")
     b.panel(
         "table",

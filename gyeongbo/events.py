@@ -1,8 +1,8 @@
 """Records that cross package boundaries: detections, alert events, headquarters stages.
 
-These are the v1 wire shapes of the ``detections``, ``alerts`` and ``hq.stages`` topics
-(docs/design.md §11.2). They are msgspec Structs: typed, immutable, and encoded to JSON an order
-of magnitude faster than dataclasses + ``json``.
+These are the v1 wire shapes of the ``detections``, ``alerts``, ``dq.alerts``,
+``alerts.reminders`` and ``hq.stages`` topics (docs/design.md §11). They are msgspec Structs:
+typed, immutable, and encoded to JSON an order of magnitude faster than dataclasses + ``json``.
 
 >>> d = Detection(station="1018683", hazard="flood", level="caution", ts_ms=1596678600000,
 ...               rule="flood.gauge_stage", value=8.6, threshold=8.5)
@@ -94,6 +94,31 @@ class DataQualityAlert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
         return "sensor_health"
 
 
+class AlertReminder(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An operators' reminder: an alert still unacknowledged ``repeat_s`` after operators were
+    last told of it (its raise or rise, or the previous reminder), on the ``alerts.reminders``
+    topic (docs/design.md §4, §11.8). Never public: no SMS, CAP document or HQ stage is made
+    from it, and the alert's stage is unchanged.
+    """
+
+    alert_id: str
+    hazard: str
+    zone: str
+    zone_name: str
+    #: The alert's crisis level, or a data-quality alert's severity.
+    level: str
+    #: The reminder's time: event time (the drill's clock for exercises), RFC 3339.
+    ts: str
+    #: Since when the alert has stood at ``level``; when operators were last told of it.
+    since: str
+    last_notified: str
+    #: Reminders since operators were last told of a rise (1, 2, …).
+    n: int
+    exercise: bool = False
+    #: ``{alert_id}#{transitions so far}-r{n}``: unique and deterministic.
+    event_id: str = ""
+
+
 #: What the stage machine emits: public alert transitions and data-quality ones.
 StageEvent = AlertEvent | DataQualityAlert
 
@@ -118,6 +143,7 @@ _det_decoder = msgspec.json.Decoder(Detection)
 _alert_decoder = msgspec.json.Decoder(AlertEvent)
 _hq_decoder = msgspec.json.Decoder(HQStageEvent)
 _dq_decoder = msgspec.json.Decoder(DataQualityAlert)
+_reminder_decoder = msgspec.json.Decoder(AlertReminder)
 
 
 def encode(obj: msgspec.Struct) -> bytes:
@@ -138,3 +164,7 @@ def decode_hq(data: bytes) -> HQStageEvent:
 
 def decode_dq_alert(data: bytes) -> DataQualityAlert:
     return _dq_decoder.decode(data)
+
+
+def decode_reminder(data: bytes) -> AlertReminder:
+    return _reminder_decoder.decode(data)

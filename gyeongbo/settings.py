@@ -62,7 +62,9 @@ class Topics(_Frozen):
     #: Operators' data-quality alerts (sensor health; docs/design.md §11.7), keyed and
     #: partitioned by zone like ``alerts``. Never public.
     dq_alerts: Topic = Topic(name="dq.alerts", partitions=4)
-    sms_status: Topic = Topic(name="sms.status", partitions=1)
+    #: Operators' reminders of alerts nobody has acknowledged (docs/design.md §4, §11.8),
+    #: keyed and partitioned by zone like ``alerts``. Never public.
+    reminders: Topic = Topic(name="alerts.reminders", partitions=4)
     #: Worker-internal: every public zone transition again, keyed by namespace|hazard, so
     #: one worker sees all zones of a hazard and groups them into events per person.
     notify: Topic = Topic(name="alerts.notify", partitions=4)
@@ -359,12 +361,29 @@ class HoldSettings(_Frozen):
     sensor_health: int | None = Field(default=None, ge=0)
 
 
+class RepeatSettings(_Frozen):
+    """How often operators are reminded of an alert nobody has acknowledged, per hazard, in
+    seconds of event time (docs/design.md §4); 0 = never. None keeps the default of
+    ``alerting/policy.py``: 1,800 for every hazard but earthquake (never)."""
+
+    flood: int | None = Field(default=None, ge=0)
+    heavy_rain: int | None = Field(default=None, ge=0)
+    pm10: int | None = Field(default=None, ge=0)
+    pm25: int | None = Field(default=None, ge=0)
+    ozone: int | None = Field(default=None, ge=0)
+    structural: int | None = Field(default=None, ge=0)
+    earthquake: int | None = Field(default=None, ge=0)
+    sensor_health: int | None = Field(default=None, ge=0)
+
+
 class AlertingSettings(_Frozen):
     """The alert stage machines (``GYEONGBO_ALERTING__…``)."""
 
     #: ``GYEONGBO_ALERTING__HOLD_S__HEAVY_RAIN=10800`` and so on (``Services.policies``
     #: applies them with ``alerting.policy.with_holds``).
     hold_s: HoldSettings = HoldSettings()
+    #: ``GYEONGBO_ALERTING__REPEAT_S__FLOOD=900`` and so on (``alerting.policy.with_repeats``).
+    repeat_s: RepeatSettings = RepeatSettings()
 
 
 class Settings(BaseSettings):

@@ -123,7 +123,8 @@ def list_alerts(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List active alerts: id (what ack, clear take), stage, zone, stations, acknowledged."""
+    """List active alerts: id (what ack, clear take), stage, zone, stations, acknowledged,
+    and for an unacknowledged one the operators' reminders sent and when the next is due."""
     q = "" if exercise is None else f"?exercise={'true' if exercise else 'false'}"
     alerts: list[dict[str, Any]] = []
     for u in _urls(url):
@@ -149,12 +150,26 @@ def list_alerts(
                 str(a.get("since", "")),
                 ", ".join(a.get("stations", {}) or []),
                 "yes" if a.get("acked") else "",
+                _reminder(a),
                 "훈련" if a.get("exercise") else "",
             ]
         )
     columns = [Column("alert", key=True)]
     columns += [Column(c) for c in ("hazard", "zone", "level", "since", "stations", "acked")]
-    print_listing([*columns, Column("drill")], rows, title=f"{len(alerts)} active alert(s)")
+    print_listing(
+        [*columns, Column("reminders"), Column("drill")],
+        rows,
+        title=f"{len(alerts)} active alert(s)",
+    )
+
+
+def _reminder(a: dict[str, Any]) -> str:
+    """``2 sent, next 2020-08-06T12:00:00+09:00``; empty once acknowledged or never repeated."""
+    n, due = int(a.get("reminders") or 0), a.get("next_reminder")
+    parts = [f"{n} sent"] if n else []
+    if due and not a.get("acked"):
+        parts.append(f"next {due}")
+    return ", ".join(parts)
 
 
 @app.command()

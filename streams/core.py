@@ -22,9 +22,10 @@ The Faust agents (``streams/worker.py``, ``streams/notify.py``) call these funct
 their pure steps and keep all I/O: Kafka sends, changelog writes, InfluxDB, the CAP folder,
 the SMS fan-out. :class:`Core` runs the same functions in one process, in order, for the drill
 runner's offline mode (``gyeongbo drill run NAME --offline``) and the tests: push a list of
-records in (:class:`Message`, :class:`Tick`, :class:`Sweep`, :class:`Detections`,
-:class:`Action`), get the list of what came out (rejections, detections, alert and
-data-quality events, HQ stages, CAP and SMS intents).
+records in (:class:`Message`, :class:`Flush`, :class:`Tick`, :class:`Sweep`,
+:class:`Detections`, :class:`Action`), get the list of what came out (rejections,
+detections, alert and data-quality events, operators' reminders, HQ stages, CAP and SMS
+intents).
 
 This module imports no broker, MQTT, HTTP, database or Faust client
 (``tests/test_layering.py``); the subscriber store is reached only through the
@@ -51,6 +52,7 @@ from detectors.engine import DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import (
     AlertEvent,
+    AlertReminder,
     DataQualityAlert,
     Detection,
     HQStageEvent,
@@ -173,10 +175,12 @@ def tick(now_ms: int, exercise_now_ms: int | None) -> ZoneCommand:
 # ----------------------------------------------------------------------------- stage
 @dataclass
 class Staged:
-    """What a list of zone commands did to an alert machine: its transitions, whether the
-    machine changed (and must be written), and the operator actions it refused (why)."""
+    """What a list of zone commands did to an alert machine: its transitions, the operators'
+    reminders of unacknowledged alerts its ticks found due, whether the machine changed (and
+    must be written), and the operator actions it refused (why)."""
 
     events: list[StageEvent] = field(default_factory=list)
+    reminders: list[AlertReminder] = field(default_factory=list)
     changed: bool = False
     rejected: list[str] = field(default_factory=list)
 
@@ -192,6 +196,8 @@ def stage(machine: AlertMachine, services: Services, commands: Iterable[ZoneComm
             out.changed = out.changed or det.public or det.hazard == "sensor_health"
         elif cmd.kind == "tick":
             out.events += machine.advance(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms or None)
+            # operators' reminders of what nobody acknowledged (§4), on the same clocks
+            out.reminders += machine.reminders(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms)
             out.changed = True
         elif cmd.kind == "action" and cmd.action is not None:
             try:
@@ -474,7 +480,16 @@ class SmsIntent:
 
 
 Input = Message | Flush | Tick | Sweep | Detections | Action
-Output = Rejected | Detection | AlertEvent | DataQualityAlert | HQStageEvent | CapIntent | SmsIntent
+Output = (
+    Rejected
+    | Detection
+    | AlertEvent
+    | DataQualityAlert
+    | AlertReminder
+    | HQStageEvent
+    | CapIntent
+    | SmsIntent
+)
 
 
 class Core:
@@ -591,7 +606,7 @@ class Core:
             out.append(ev)
             if isinstance(ev, AlertEvent):
                 out += self._delivered(ev)
-        return out
+        return [*out, *st.reminders]
 
     def _delivered(self, ev: AlertEvent) -> list[Output]:
         hq, refused = headquarters(self.hq, self.services, ev)

@@ -48,6 +48,10 @@ measurement        tags                                        fields
                                                                ``event_id``, ``stations``,
                                                                ``evidence`` (JSON), ``actor``,
                                                                ``reason`` (strings)
+``alert_reminder`` ``hazard``, ``zone``, ``level``,            ``n`` (int); ``message``,
+                   ``exercise``                                ``zone_name``, ``alert_id``,
+                                                               ``event_id``, ``since``,
+                                                               ``last_notified`` (strings)
 ``hq_stage``       ``hazard_group``, ``action``, ``exercise``  ``stage``, ``previous`` (int);
                                                                ``message``, ``provinces`` (JSON),
                                                                ``event_id``, ``actor`` (strings)
@@ -101,7 +105,13 @@ import numpy as np
 import numpy.typing as npt
 
 from gyeongbo.batch import KINDS_BY_CODE, ReadingBatch
-from gyeongbo.events import AlertEvent, DataQualityAlert, Detection, HQStageEvent
+from gyeongbo.events import (
+    AlertEvent,
+    AlertReminder,
+    DataQualityAlert,
+    Detection,
+    HQStageEvent,
+)
 from gyeongbo.registry import Registry, Station
 from gyeongbo.vocab import Hazard, Level, Severity
 
@@ -117,6 +127,7 @@ __all__ = [
     "line",
     "metric_lines",
     "reading_lines",
+    "reminder_lines",
     "rfc3339_to_ms",
     "station_lines",
 ]
@@ -131,6 +142,7 @@ MEASUREMENTS: Final = (
     "sensor_health",
     "alert",
     "dq_alert",
+    "alert_reminder",
     "hq_stage",
     "station",
     "pipeline",
@@ -428,6 +440,45 @@ def dq_alert_lines(events: Iterable[DataQualityAlert]) -> list[str]:
                 "reason": a.reason,
             },
             rfc3339_to_ms(a.ts),
+        )
+        if ln is not None:
+            out.append(ln)
+    return out
+
+
+def reminder_message(r: AlertReminder) -> str:
+    """The operator-facing text of a reminder (``alert_reminder.message``, the worker's log).
+
+    >>> r = AlertReminder(alert_id="flood:11030:x", hazard="flood", zone="11030",
+    ...     zone_name="용산구", level="caution", ts="2020-08-06T11:30:00+09:00",
+    ...     since="2020-08-06T11:00:00+09:00", last_notified="2020-08-06T11:00:00+09:00", n=1)
+    >>> reminder_message(r)
+    '[미확인 1] Flood 용산구 (11030) caution since 2020-08-06T11:00:00+09:00: not acknowledged'
+    """
+    kw = HAZARD_KEYWORD.get(r.hazard, r.hazard)
+    text = (
+        f"[미확인 {r.n}] {kw} {r.zone_name} ({r.zone}) {r.level} since {r.since}: not acknowledged"
+    )
+    return ("[훈련] " if r.exercise else "") + text
+
+
+def reminder_lines(reminders: Iterable[AlertReminder]) -> list[str]:
+    """Operators' reminders → ``alert_reminder`` at the reminder's time (never public)."""
+    out: list[str] = []
+    for r in reminders:
+        ln = line(
+            "alert_reminder",
+            {"hazard": r.hazard, "zone": r.zone, "level": r.level, "exercise": _bool(r.exercise)},
+            {
+                "n": r.n,
+                "message": reminder_message(r),
+                "zone_name": r.zone_name,
+                "alert_id": r.alert_id,
+                "event_id": r.event_id or None,
+                "since": r.since,
+                "last_notified": r.last_notified,
+            },
+            rfc3339_to_ms(r.ts),
         )
         if ln is not None:
             out.append(ln)

@@ -128,7 +128,13 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler import EventLoopScheduler
 
 from gyeongbo.batch import ReadingBatch
-from gyeongbo.events import AlertEvent, DataQualityAlert, Detection, HQStageEvent
+from gyeongbo.events import (
+    AlertEvent,
+    AlertReminder,
+    DataQualityAlert,
+    Detection,
+    HQStageEvent,
+)
 from gyeongbo.registry import Registry
 from gyeongbo.settings import InfluxSettings
 from streams import influx_lines
@@ -280,6 +286,10 @@ class InfluxSink:
     def write_dq_alerts(self, events: Iterable[DataQualityAlert]) -> int:
         """Operators' data-quality alerts → ``dq_alert``."""
         return self.write_lines(influx_lines.dq_alert_lines(events))
+
+    def write_reminders(self, reminders: Iterable[AlertReminder]) -> int:
+        """Operators' reminders of unacknowledged alerts → ``alert_reminder``."""
+        return self.write_lines(influx_lines.reminder_lines(reminders))
 
     def write_hq(self, events: Iterable[HQStageEvent]) -> int:
         """Headquarters stage changes → ``hq_stage``."""

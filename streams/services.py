@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from alerting.model import ZoneInfo
-from alerting.policy import StagePolicy, with_holds
+from alerting.policy import StagePolicy, with_holds, with_repeats
 from alerting.templates import Templates
 from geo.routing import route
 from geo.stations import StationZoneIndex, station_zones
@@ -64,8 +64,12 @@ class Services:
 
     @cached_property
     def policies(self) -> dict[str, StagePolicy]:
-        """The stage policies, with the holds of ``settings.alerting`` (docs/design.md §4)."""
-        return with_holds(self.settings.alerting.hold_s.model_dump())
+        """The stage policies, with the holds and reminder periods of ``settings.alerting``
+        (docs/design.md §4)."""
+        alerting = self.settings.alerting
+        return with_repeats(
+            alerting.repeat_s.model_dump(), with_holds(alerting.hold_s.model_dump())
+        )
 
     @cached_property
     def station_names(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ create`` / the local stack, Faust creates only its changelogs)::
                       └─ geo join: station → zones ──→ zone.commands (Z, key = zone)
     zone.commands  (detections per zone, timer ticks, operator actions)
       └─ agent stage ── AlertMachine per partition ─→ alerts (Z, key = zone) + hq.inputs (1)
+                        └─ on ticks: reminders of unacknowledged alerts ─→ alerts.reminders (Z)
     alerts
       └─ agent deliver ── CAP 1.2 feed, InfluxDB, public transitions → alerts.notify
     alerts.notify (N, key = namespace|hazard)
@@ -98,6 +99,7 @@ from streams.faust_internals import mount_routes, release_payload, tables_recove
 from streams.influx_sink import InfluxSink
 from streams.notify import Notifier
 from streams.partitioning import partition_of, partitions_for
+from streams.reminders import ReminderChannel
 from streams.services import Services
 from streams.worker_web import middlewares, routes, web_options
 
@@ -284,6 +286,9 @@ class Worker:
         self.cap = CapFeed(settings.paths.cap_feed, sender=settings.twilio.cap_sender)
         self.notifier = Notifier(
             self.app, settings, self.services, sink=self.sink, counters=self.metrics.counters
+        )
+        self.reminder_channel = ReminderChannel(
+            self.app, settings, sink=self.sink, counters=self.metrics.counters
         )
         self._wire()
 
@@ -571,8 +576,9 @@ class Worker:
             for why in staged.rejected:
                 self.metrics.counters["operator_rejected"] += 1
                 log.warning("%s", why)
-            if staged.events:
-                await asyncio.gather(*await self._send_alerts(staged.events, p))
+            if staged.events or staged.reminders:
+                futs = await self._send_alerts(staged.events, p)
+                await asyncio.gather(*futs, *await self.reminder_channel.send(staged.reminders, p))
             if staged.changed:
                 self.alert_state[str(p)] = pack_state(offset, m.to_bytes())
                 self._applied[p] = offset

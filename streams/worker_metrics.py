@@ -50,6 +50,8 @@ _HELP = {
     "stale_records": "Records of an earlier consumer generation, skipped.",
     "detections": "Detections sent.",
     "alert_events": "Alert transitions sent.",
+    "alert_reminders": "Reminders of unacknowledged alerts sent to operators.",
+    "exercise_alert_reminders": "Reminders of unacknowledged exercise alerts sent to operators.",
     "rebalances": "Partition assignments.",
     "processing_errors": "Record groups that failed (logged, skipped).",
     "poison_records": "Undecodable records (logged, skipped).",
