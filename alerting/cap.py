@@ -184,6 +184,37 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     return el
 
 
+@dataclass(frozen=True)
+class _Codes:
+    """The CAP codes of one transition: its stage (the event's level, or ``cleared`` when
+    cleared or lifted below 주의) and the ``info`` block's coded fields."""
+
+    stage: str
+    severity: str
+    urgency: str
+    certainty: str
+    response: str
+    forecast: bool  # raised on a forecast crossing (``projected_crossing`` in the evidence)
+
+
+def _codes(event: AlertEvent) -> _Codes:
+    level = Level.parse(event.level)
+    lifted = level < Level.CAUTION and Level.parse(event.previous) >= Level.CAUTION
+    stage = "cleared" if level == Level.CLEARED or lifted else event.level
+    forecast = "projected_crossing" in event.evidence
+    if stage == "cleared":
+        return _Codes(stage, "Minor", "Past", "Observed", "AllClear", forecast)
+    idx = int(level) - 1
+    return _Codes(
+        stage,
+        ("Minor", "Moderate", "Severe", "Extreme")[idx],
+        ("Future", "Expected", "Expected" if forecast else "Immediate", "Immediate")[idx],
+        "Possible" if idx == 0 else ("Likely" if forecast else "Observed"),
+        _RESPONSE.get(event.hazard, ("Monitor",) * 4)[idx],
+        forecast,
+    )
+
+
 def render_cap(
     event: AlertEvent,
     zone: ZoneInfo,
@@ -193,18 +224,7 @@ def render_cap(
     sender_name: str = "경보 Gyeongbo",
 ) -> bytes:
     """The CAP 1.2 XML document for one transition (UTF-8, with declaration)."""
-    level = Level.parse(event.level)
-    lifted = level < Level.CAUTION and Level.parse(event.previous) >= Level.CAUTION
-    stage = "cleared" if level == Level.CLEARED or lifted else event.level
-    forecast = "projected_crossing" in event.evidence
-    if stage == "cleared":
-        severity, urgency, certainty, response = "Minor", "Past", "Observed", "AllClear"
-    else:
-        idx = int(level) - 1
-        severity = ("Minor", "Moderate", "Severe", "Extreme")[idx]
-        urgency = ("Future", "Expected", "Expected" if forecast else "Immediate", "Immediate")[idx]
-        certainty = "Possible" if idx == 0 else ("Likely" if forecast else "Observed")
-        response = _RESPONSE.get(event.hazard, ("Monitor",) * 4)[idx]
+    codes = _codes(event)
     sent = rfc3339_seconds(parse_rfc3339_ms(event.ts))
     if not references:
         msg_type = "Alert"
@@ -228,49 +248,56 @@ def render_cap(
     if references:
         _sub(root, "references", " ".join(r.text() for r in references))
     _sub(root, "incidents", event.alert_id.replace(" ", "_"))
-    names = EVENT_NAMES.get(event.hazard, {}).get(stage, (event.hazard, event.hazard))
-    ev = event.evidence
-    value, threshold = ev.get("value"), ev.get("threshold")
-    for lang, i in (("ko-KR", 0), ("en-US", 1)):
-        info = _sub(root, "info")
-        _sub(info, "language", lang)
-        _sub(info, "category", CATEGORY.get(event.hazard, "Other"))
-        _sub(info, "event", names[i])
-        _sub(info, "responseType", response)
-        _sub(info, "urgency", urgency)
-        _sub(info, "severity", severity)
-        _sub(info, "certainty", certainty)
-        _sub(info, "senderName", sender_name)
-        area_name = zone.name if i == 0 or not zone.name_en else zone.name_en
-        head = f"{names[i]} {area_name}" if i == 0 else f"{names[i]}: {area_name}"
-        _sub(info, "headline", head)
-        if value is not None:
-            stations = ", ".join(event.stations)
-            desc = (
-                f"관측소 {stations}: {value} (기준 {threshold}), {event.ts}"
-                if i == 0
-                else f"Station(s) {stations}: {value} (line {threshold}) at {event.ts}"
-            )
-            if forecast:
-                desc += (
-                    f"; 도달 예상 {ev['projected_crossing']}"
-                    if i == 0
-                    else f"; projected to cross at {ev['projected_crossing']}"
-                )
-            _sub(info, "description", desc)
-        _sub(info, "instruction", _INSTRUCTION[response][i])
-        param = _sub(info, "parameter")
-        _sub(param, "valueName", "gyeongbo:level")
-        _sub(param, "value", f"{event.level}/{event.level_ko}")
-        area = _sub(info, "area")
-        _sub(area, "areaDesc", area_name)
-        for ring in zone.rings:
-            text = polygon_text(ring)
-            if text:
-                _sub(area, "polygon", text)
-        if zone.admin_code:
-            gc = _sub(area, "geocode")
-            _sub(gc, "valueName", "KOSTAT")
-            _sub(gc, "value", zone.admin_code)
+    for i in (0, 1):
+        _info(root, i, event, zone, codes, sender_name)
     ET.indent(root)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+def _info(
+    root: ET.Element, i: int, event: AlertEvent, zone: ZoneInfo, codes: _Codes, sender_name: str
+) -> None:
+    """The ``info`` block in Korean (``i`` = 0) or English (1), with the zone's area."""
+    names = EVENT_NAMES.get(event.hazard, {}).get(codes.stage, (event.hazard, event.hazard))
+    ev = event.evidence
+    value, threshold = ev.get("value"), ev.get("threshold")
+    info = _sub(root, "info")
+    _sub(info, "language", ("ko-KR", "en-US")[i])
+    _sub(info, "category", CATEGORY.get(event.hazard, "Other"))
+    _sub(info, "event", names[i])
+    _sub(info, "responseType", codes.response)
+    _sub(info, "urgency", codes.urgency)
+    _sub(info, "severity", codes.severity)
+    _sub(info, "certainty", codes.certainty)
+    _sub(info, "senderName", sender_name)
+    area_name = zone.name if i == 0 or not zone.name_en else zone.name_en
+    head = f"{names[i]} {area_name}" if i == 0 else f"{names[i]}: {area_name}"
+    _sub(info, "headline", head)
+    if value is not None:
+        stations = ", ".join(event.stations)
+        desc = (
+            f"관측소 {stations}: {value} (기준 {threshold}), {event.ts}"
+            if i == 0
+            else f"Station(s) {stations}: {value} (line {threshold}) at {event.ts}"
+        )
+        if codes.forecast:
+            desc += (
+                f"; 도달 예상 {ev['projected_crossing']}"
+                if i == 0
+                else f"; projected to cross at {ev['projected_crossing']}"
+            )
+        _sub(info, "description", desc)
+    _sub(info, "instruction", _INSTRUCTION[codes.response][i])
+    param = _sub(info, "parameter")
+    _sub(param, "valueName", "gyeongbo:level")
+    _sub(param, "value", f"{event.level}/{event.level_ko}")
+    area = _sub(info, "area")
+    _sub(area, "areaDesc", area_name)
+    for ring in zone.rings:
+        text = polygon_text(ring)
+        if text:
+            _sub(area, "polygon", text)
+    if zone.admin_code:
+        gc = _sub(area, "geocode")
+        _sub(gc, "valueName", "KOSTAT")
+        _sub(gc, "value", zone.admin_code)

@@ -66,7 +66,7 @@ import msgspec
 from alerting.model import Recipient, parse_rfc3339_ms
 from alerting.policy import policy_for
 from alerting.sms import check_drill
-from alerting.templates import Templates, manual_stage
+from alerting.templates import ManualTemplates, Templates, manual_stage
 from gyeongbo.events import AlertEvent
 from gyeongbo.vocab import Level
 
@@ -359,38 +359,16 @@ def plan_notices(
         seen.add(r.id)
         now = person_level(board, r.zones)
         before = last.get(r.id, 0)
-        kind: NoticeKind
-        if now > before:
-            kind = "rise"
-        elif now == 0 and before > 0:
-            kind = "all_clear"
-        elif 0 < now < before and not mono:
-            kind = "step_down"
-        else:
+        kind = _notice_kind(now, before, mono)
+        if kind is None:
             continue
         area = area_name(board, r, level=now, trigger_zone=step.zone, limit=limit)
         stage = Level(now).wire if now else "cleared"
         body = bodies.get((stage, area))
         if body is None:
-            if manual is not None:  # an operator's decision says so, and who decided
-                text = manual.render(
-                    hazard,
-                    stage,
-                    keyword=templates.hazards[hazard].keyword,
-                    prefix=templates.prefix,
-                    zone=area,
-                )
-                body = templates.drill_prefix + text if board.exercise else text
-            else:
-                body = templates.render_fields(
-                    hazard,
-                    stage,
-                    zone=area,
-                    station=station,
-                    value=value,
-                    drill=board.exercise,
-                    rule=rule,
-                )
+            body = _body(
+                templates, manual, hazard, stage, area, station, value, rule, board.exercise
+            )
             bodies[(stage, area)] = body  # thousands of people share a few areas
         key = notice_key(r.id, step.event_id, now, ev.event_id or f"{step.zone}#{step.seq}")
         out.append(
@@ -411,6 +389,45 @@ def plan_notices(
             )
         )
     return out
+
+
+def _notice_kind(now: int, before: int, monotone: bool) -> NoticeKind | None:
+    """What a person's message is when their level goes from ``before`` to ``now``: a rise,
+    an all-clear, a step down (not for ``monotone`` hazards), or none."""
+    if now > before:
+        return "rise"
+    if now == 0 and before > 0:
+        return "all_clear"
+    if 0 < now < before and not monotone:
+        return "step_down"
+    return None
+
+
+def _body(
+    templates: Templates,
+    manual: ManualTemplates | None,
+    hazard: str,
+    stage: str,
+    area: str,
+    station: str,
+    value: float | None,
+    rule: str,
+    exercise: bool,
+) -> str:
+    """The text of a message at ``stage`` for ``area``: the hazard's template with the
+    reading's fields, or, for a stage an operator decided (``manual``), the manual text."""
+    if manual is not None:  # an operator's decision says so, and who decided
+        text = manual.render(
+            hazard,
+            stage,
+            keyword=templates.hazards[hazard].keyword,
+            prefix=templates.prefix,
+            zone=area,
+        )
+        return templates.drill_prefix + text if exercise else text
+    return templates.render_fields(
+        hazard, stage, zone=area, station=station, value=value, drill=exercise, rule=rule
+    )
 
 
 def priority(notice: Notice, distance_km: Callable[[Recipient], float] | None = None) -> float:

@@ -229,70 +229,85 @@ def parse_templates(
         if hz not in raw:
             problems.append(f"hazards.{hz}: missing")
     for hz, spec in raw.items():
-        where = f"hazards.{hz}"
-        if not isinstance(spec, dict) or not spec.get("keyword") or not spec.get("issuer"):
-            problems.append(f"{where}: needs keyword, issuer and stages")
-            continue
-        stages = spec.get("stages") or {}
-        fmt = str(spec.get("value_format", "{}"))
-        for st in STAGES:
-            text = stages.get(st)
-            if not isinstance(text, str):
-                problems.append(f"{where}.stages.{st}: missing")
-                continue
-            names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
-            if names - _FIELDS:
-                problems.append(
-                    f"{where}.stages.{st}: unknown placeholder(s) {sorted(names - _FIELDS)}"
-                )
-                continue
-            if spec["keyword"] not in text:
-                problems.append(
-                    f"{where}.stages.{st}: lacks the English keyword {spec['keyword']!r}"
-                )
-            try:
-                worst = drill_prefix + text.format(
-                    prefix=prefix,
-                    issuer=spec["issuer"],
-                    zone="가" * limits["zone"],
-                    station="가" * limits["station"],
-                    value="9" * limits["value"],
-                )
-            except (ValueError, IndexError, KeyError) as err:
-                problems.append(f"{where}.stages.{st}: {type(err).__name__}: {err}")
-                continue
-            if len(worst) > limit:
-                problems.append(
-                    f"{where}.stages.{st}: up to {len(worst)} chars with the drill prefix and "
-                    f"fields at their limits, over {limit}"
-                )
-        per_rule = spec.get("value_formats") or {}
-        if not isinstance(per_rule, dict):
-            problems.append(f"{where}.value_formats: must map rule names to formats")
-            per_rule = {}
-        for rule, rfmt in {"": fmt, **per_rule}.items():
-            try:
-                samples = [format_value(str(rfmt), v) for v in (0.001, 0.5, 9.99)]
-            except (ValueError, IndexError, KeyError) as err:
-                problems.append(f"{where}.value_formats.{rule or 'default'}: {err}")
-                continue
-            if max(len(x) for x in samples) > limits["value"]:
-                problems.append(
-                    f"{where}.value_formats.{rule or 'default'}: {rfmt!r} gives "
-                    f"{max(samples, key=len)!r}, longer than the value limit {limits['value']}"
-                )
-        hazards[hz] = HazardTemplates(
-            spec["keyword"],
-            spec["issuer"],
-            fmt,
-            dict(stages),
-            {str(k): str(v) for k, v in per_rule.items()},
-        )
+        parsed = _parse_hazard(f"hazards.{hz}", spec, prefix, drill_prefix, limits, limit, problems)
+        if parsed is not None:
+            hazards[hz] = parsed
     manual = _parse_manual(data.get("manual"), hazards, prefix, drill_prefix, limits, limit)
     problems += manual[1]
     if problems:
         raise TemplateError(path, problems)
     return Templates(limit, prefix, drill_prefix, limits, hazards, manual[0])
+
+
+def _parse_hazard(
+    where: str,
+    spec: Any,
+    prefix: str,
+    drill_prefix: str,
+    limits: dict[str, int],
+    limit: int,
+    problems: list[str],
+) -> HazardTemplates | None:
+    """One hazard's templates (``where``: its place in the file), or None; each problem is
+    added to ``problems``: a stage text missing, with an unknown placeholder, without the
+    English keyword, or over ``limit`` characters with the drill prefix and every field at
+    its limit; a value format longer than the value limit."""
+    if not isinstance(spec, dict) or not spec.get("keyword") or not spec.get("issuer"):
+        problems.append(f"{where}: needs keyword, issuer and stages")
+        return None
+    stages = spec.get("stages") or {}
+    fmt = str(spec.get("value_format", "{}"))
+    for st in STAGES:
+        text = stages.get(st)
+        if not isinstance(text, str):
+            problems.append(f"{where}.stages.{st}: missing")
+            continue
+        names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+        if names - _FIELDS:
+            problems.append(
+                f"{where}.stages.{st}: unknown placeholder(s) {sorted(names - _FIELDS)}"
+            )
+            continue
+        if spec["keyword"] not in text:
+            problems.append(f"{where}.stages.{st}: lacks the English keyword {spec['keyword']!r}")
+        try:
+            worst = drill_prefix + text.format(
+                prefix=prefix,
+                issuer=spec["issuer"],
+                zone="가" * limits["zone"],
+                station="가" * limits["station"],
+                value="9" * limits["value"],
+            )
+        except (ValueError, IndexError, KeyError) as err:
+            problems.append(f"{where}.stages.{st}: {type(err).__name__}: {err}")
+            continue
+        if len(worst) > limit:
+            problems.append(
+                f"{where}.stages.{st}: up to {len(worst)} chars with the drill prefix and "
+                f"fields at their limits, over {limit}"
+            )
+    per_rule = spec.get("value_formats") or {}
+    if not isinstance(per_rule, dict):
+        problems.append(f"{where}.value_formats: must map rule names to formats")
+        per_rule = {}
+    for rule, rfmt in {"": fmt, **per_rule}.items():
+        try:
+            samples = [format_value(str(rfmt), v) for v in (0.001, 0.5, 9.99)]
+        except (ValueError, IndexError, KeyError) as err:
+            problems.append(f"{where}.value_formats.{rule or 'default'}: {err}")
+            continue
+        if max(len(x) for x in samples) > limits["value"]:
+            problems.append(
+                f"{where}.value_formats.{rule or 'default'}: {rfmt!r} gives "
+                f"{max(samples, key=len)!r}, longer than the value limit {limits['value']}"
+            )
+    return HazardTemplates(
+        spec["keyword"],
+        spec["issuer"],
+        fmt,
+        dict(stages),
+        {str(k): str(v) for k, v in per_rule.items()},
+    )
 
 
 def _parse_manual(

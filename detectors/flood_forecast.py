@@ -103,6 +103,34 @@ def update(
     """
     m = len(ts)
     spacing = p.window_ms // RING
+    _append(st, ts, h, spacing)
+    level = st["level"].copy()
+    out_thr, out_conf, fitted, slope_h, projected = np.full((5, m), np.nan)
+    out_cross = np.full(m, -1, dtype=np.int64)
+    cand, tnow, tt, hh, valid = _candidates(st, ts, levels, level, spacing, p)
+    if len(cand):
+        new, line, chg, conf, tcross, hfit, b = _fit(
+            tt, hh, tnow, valid, levels.take(cand, axis=0), level[cand], p
+        )
+        crossing_ok = np.isfinite(tcross) & (tcross >= tnow) & chg
+        level[cand] = new
+        out_thr[cand] = np.where(chg, line, np.nan)
+        out_cross[cand] = np.where(crossing_ok, np.round(tcross), -1).astype(np.int64)
+        out_conf[cand] = np.where(chg, conf, np.nan)
+        fitted[cand] = hfit
+        slope_h[cand] = b * 3_600_000
+        projected[cand] = hfit + b * p.lead_ms
+    changed = level != st["level"]
+    st["level"] = level
+    return ForecastOut(level, changed, fitted, slope_h, projected, out_thr, out_cross, out_conf)
+
+
+def _append(
+    st: npt.NDArray[np.void], ts: npt.NDArray[np.int64], h: FloatArray, spacing: int
+) -> None:
+    """Add each reading to its gauge's ring when it is at least ``spacing`` after the ring's
+    newest point (or the ring is empty)."""
+    m = len(ts)
     head = st["head"].astype(np.intp)
     rows = np.arange(m)
     newest_t = st["t"][rows, head]
@@ -121,9 +149,32 @@ def update(
     st["head"] = np.where(append, pos, head)
     st["count"] = np.minimum(count + append, RING)
 
-    level = st["level"].copy()
-    out_thr, out_conf, fitted, slope_h, projected = np.full((5, m), np.nan)
-    out_cross = np.full(m, -1, dtype=np.int64)
+
+_Window = tuple[
+    npt.NDArray[np.intp],
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    npt.NDArray[np.bool_],
+]
+
+
+def _candidates(
+    st: npt.NDArray[np.void],
+    ts: npt.NDArray[np.int64],
+    levels: FloatArray,
+    level: npt.NDArray[np.uint8],
+    spacing: int,
+    p: ForecastParams,
+) -> _Window:
+    """The rows whose stage may change, with their windows: ``(rows, t_now, t, h, valid)``
+    (``t``, ``h``: each row's ring as float64, ``valid``: the points within ``window`` of
+    ``t_now``). A row needs stage levels, ``min_points`` in its window spanning
+    ``min_span``, and an interval bound that does not rule a change out."""
+    m = len(ts)
+    rows = np.arange(m)
+    t_arr = st["t"]
+    h_arr = st["h"]
     has_levels = _rows_count(~np.isnan(levels)) > 0
     ready = has_levels & (st["count"] >= p.min_points)
     if ready.any():
@@ -133,19 +184,21 @@ def update(
         newest = t_arr[rows, head_now]
         ready &= ~_surely_unchanged(h_arr, newest, ts, levels, level, spacing, p)
     cand = np.flatnonzero(ready)
-    if len(cand):
-        # Rows of 2-D arrays: take / compress are several times faster than [cand] / [mask].
-        tt = t_arr.take(cand, axis=0).astype(np.float64)
-        hh = h_arr.take(cand, axis=0).astype(np.float64)
-        tnow = ts[cand].astype(np.float64)
-        valid = (np.arange(RING)[None, :] < st["count"][cand, None]) & (
-            tt >= tnow[:, None] - p.window_ms
-        )
-        span = _rows_min(np.where(valid, tt, np.inf))
-        enough = (_rows_count(valid) >= p.min_points) & (tnow - span >= p.min_span_ms)
-        cand, tnow = cand[enough], tnow[enough]
-        tt, hh = np.compress(enough, tt, axis=0), np.compress(enough, hh, axis=0)
-        valid = np.compress(enough, valid, axis=0)
+    empty = np.zeros((0, RING))
+    if not len(cand):
+        return cand, np.zeros(0), empty, empty, np.zeros((0, RING), dtype=bool)
+    # Rows of 2-D arrays: take / compress are several times faster than [cand] / [mask].
+    tt = t_arr.take(cand, axis=0).astype(np.float64)
+    hh = h_arr.take(cand, axis=0).astype(np.float64)
+    tnow = ts[cand].astype(np.float64)
+    valid = (np.arange(RING)[None, :] < st["count"][cand, None]) & (
+        tt >= tnow[:, None] - p.window_ms
+    )
+    span = _rows_min(np.where(valid, tt, np.inf))
+    enough = (_rows_count(valid) >= p.min_points) & (tnow - span >= p.min_span_ms)
+    cand, tnow = cand[enough], tnow[enough]
+    tt, hh = np.compress(enough, tt, axis=0), np.compress(enough, hh, axis=0)
+    valid = np.compress(enough, valid, axis=0)
     if len(cand):
         # Skip the fit where no stage change is possible: every quantity below is inside an
         # interval bound from the level range, the smallest time gap and the ages (exact, not
@@ -155,43 +208,53 @@ def update(
             cand, tnow = cand[can], tnow[can]
             tt, hh = np.compress(can, tt, axis=0), np.compress(can, hh, axis=0)
             valid = np.compress(can, valid, axis=0)
-    if len(cand):
-        dt = tt[:, _J] - tt[:, _I]
-        pair_ok = valid[:, _I] & valid[:, _J] & (dt != 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            slopes = np.where(pair_ok, (hh[:, _J] - hh[:, _I]) / dt, np.nan)  # m per ms
-        srt, k = _sorted(slopes)
-        b = _nanmedian(srt, k)
-        b_lo = _nanquantile(srt, k, 1.0 - p.confidence)
-        b_hi = _nanquantile(srt, k, p.confidence)
-        resid = np.where(valid, hh - b[:, None] * (tt - tnow[:, None]), np.nan)
-        hfit = _nanmedian(*_sorted(resid))
-        lv = levels.take(cand, axis=0)
-        up = _stage(hfit + b_lo * p.lead_ms, lv)
-        down = _stage(hfit + b_hi * p.lead_ms, lv)
-        cur = level[cand].astype(np.int64)
-        new = np.where(up > cur, up, np.where(down < cur, down, cur))
-        # The line that decides: the new stage's line on a raise, the old one's on a fall.
-        line_idx = np.where(new > cur, new - 1, cur - 1)
-        line = np.take_along_axis(lv, np.clip(line_idx, 0, 3)[:, None], axis=1)[:, 0]
-        proj_at = hfit[:, None] + slopes * p.lead_ms
-        with np.errstate(invalid="ignore"):
-            agree_up = np.nanmean(np.where(np.isnan(slopes), np.nan, proj_at >= line[:, None]), 1)
-        conf = np.where(new >= cur, agree_up, 1.0 - agree_up)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tcross = tnow + (line - hfit) / b
-        crossing_ok = np.isfinite(tcross) & (tcross >= tnow) & (new != cur)
-        chg = new != cur
-        level[cand] = new
-        out_thr[cand] = np.where(chg, line, np.nan)
-        out_cross[cand] = np.where(crossing_ok, np.round(tcross), -1).astype(np.int64)
-        out_conf[cand] = np.where(chg, conf, np.nan)
-        fitted[cand] = hfit
-        slope_h[cand] = b * 3_600_000
-        projected[cand] = hfit + b * p.lead_ms
-    changed = level != st["level"]
-    st["level"] = level
-    return ForecastOut(level, changed, fitted, slope_h, projected, out_thr, out_cross, out_conf)
+    return cand, tnow, tt, hh, valid
+
+
+def _fit(
+    tt: FloatArray,
+    hh: FloatArray,
+    tnow: FloatArray,
+    valid: npt.NDArray[np.bool_],
+    lv: FloatArray,
+    level: npt.NDArray[np.uint8],
+    p: ForecastParams,
+) -> tuple[
+    npt.NDArray[np.int64],
+    FloatArray,
+    npt.NDArray[np.bool_],
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    FloatArray,
+]:
+    """The Theil–Sen fit of each window and the stage it decides: ``(stage, line, changed,
+    confidence, crossing time, fitted level now, slope per ms)`` per row (see the module
+    docstring)."""
+    dt = tt[:, _J] - tt[:, _I]
+    pair_ok = valid[:, _I] & valid[:, _J] & (dt != 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slopes = np.where(pair_ok, (hh[:, _J] - hh[:, _I]) / dt, np.nan)  # m per ms
+    srt, k = _sorted(slopes)
+    b = _nanmedian(srt, k)
+    b_lo = _nanquantile(srt, k, 1.0 - p.confidence)
+    b_hi = _nanquantile(srt, k, p.confidence)
+    resid = np.where(valid, hh - b[:, None] * (tt - tnow[:, None]), np.nan)
+    hfit = _nanmedian(*_sorted(resid))
+    up = _stage(hfit + b_lo * p.lead_ms, lv)
+    down = _stage(hfit + b_hi * p.lead_ms, lv)
+    cur = level.astype(np.int64)
+    new = np.where(up > cur, up, np.where(down < cur, down, cur))
+    # The line that decides: the new stage's line on a raise, the old one's on a fall.
+    line_idx = np.where(new > cur, new - 1, cur - 1)
+    line = np.take_along_axis(lv, np.clip(line_idx, 0, 3)[:, None], axis=1)[:, 0]
+    proj_at = hfit[:, None] + slopes * p.lead_ms
+    with np.errstate(invalid="ignore"):
+        agree_up = np.nanmean(np.where(np.isnan(slopes), np.nan, proj_at >= line[:, None]), 1)
+    conf = np.where(new >= cur, agree_up, 1.0 - agree_up)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tcross = tnow + (line - hfit) / b
+    return new, line, new != cur, conf, tcross, hfit, b
 
 
 def _surely_unchanged(

@@ -441,32 +441,10 @@ class Validator:
             out.rejections.append(Rejection(bad.reason, bad.message))
             return out
         tally = _Tally()
-        if isinstance(doc, dict):
-            items: list[Any] = [doc]
-            single = True
-        elif isinstance(doc, list):
-            items = doc
-            single = False
-            if not items:
-                out.rejections.append(Rejection(Reason.EMPTY_BATCH, "the batch array is empty"))
-                return out
-            if len(items) > lim.max_batch_readings:
-                out.rejections.append(
-                    Rejection(
-                        Reason.TOO_MANY_READINGS,
-                        f"the batch holds {len(items)} readings; the limit is "
-                        f"{lim.max_batch_readings}",
-                    )
-                )
-                return out
-        else:
-            out.rejections.append(
-                Rejection(
-                    Reason.WRONG_TYPE,
-                    f"payload must be a JSON object or an array of objects, got {_jtype(doc)}",
-                )
-            )
+        batch = self._items(doc, out)
+        if batch is None:
             return out
+        items, single = batch
         level = 1 if single else 2
         if not single:
             tally.depth = 1
@@ -505,6 +483,39 @@ class Validator:
             return Parsed(rejections=[problem])
         return out
 
+    def _items(self, doc: Any, out: Parsed) -> tuple[list[Any], bool] | None:
+        """The readings of a decoded payload and whether it was a single object (not a batch
+        array); None, with the rejection added to ``out``, when it is neither or out of
+        bounds."""
+        lim = self.limits
+        if isinstance(doc, dict):
+            items: list[Any] = [doc]
+            single = True
+        elif isinstance(doc, list):
+            items = doc
+            single = False
+            if not items:
+                out.rejections.append(Rejection(Reason.EMPTY_BATCH, "the batch array is empty"))
+                return None
+            if len(items) > lim.max_batch_readings:
+                out.rejections.append(
+                    Rejection(
+                        Reason.TOO_MANY_READINGS,
+                        f"the batch holds {len(items)} readings; the limit is "
+                        f"{lim.max_batch_readings}",
+                    )
+                )
+                return None
+        else:
+            out.rejections.append(
+                Rejection(
+                    Reason.WRONG_TYPE,
+                    f"payload must be a JSON object or an array of objects, got {_jtype(doc)}",
+                )
+            )
+            return None
+        return items, single
+
     # -- one reading ----------------------------------------------------------------------
     def _reading(
         self, item: Any, info: TopicInfo, lo: int, hi: int, received_ms: int, out: Parsed
@@ -520,30 +531,7 @@ class Validator:
         for name in ("station", "ts", "values"):
             if name not in item:
                 raise _Bad(Reason.MISSING_FIELD, f"missing required field {name!r}")
-        station = item["station"]
-        if not isinstance(station, str):
-            raise _Bad(Reason.WRONG_TYPE, f"station must be a string, got {_jtype(station)}")
-        known = self._stations.get(station)
-        if known is None:
-            raise _Bad(Reason.UNKNOWN_STATION, f"station {station!r} is not in the registry")
-        kind, gateway = known
-        if info.station is not None and station != info.station:
-            raise _Bad(
-                Reason.STATION_MISMATCH,
-                f"reading for station {station!r} published on the topic of {info.station!r}",
-            )
-        if kind is not info.kind:
-            raise _Bad(
-                Reason.KIND_MISMATCH,
-                f"station {station!r} is a {kind.value} station, published under "
-                f"{info.kind.value!r}",
-            )
-        drill = info.gateway in self._drill
-        if info.gateway is not None and gateway != info.gateway and not drill:
-            raise _Bad(
-                Reason.FOREIGN_STATION,
-                f"station {station!r} belongs to gateway {gateway!r}, not {info.gateway!r}",
-            )
+        station, kind, drill = self._identity(item["station"], info)
         ts_ms = self._ts(item["ts"])
         if ts_ms > hi:
             raise _Bad(
@@ -578,6 +566,47 @@ class Validator:
             raise _Bad(Reason.WRONG_TYPE, f"values must be an object, got {_jtype(values)}")
         if not values:
             raise _Bad(Reason.MISSING_FIELD, "values is empty")
+        clean = self._values(values, kind)
+        event: dict[str, float] = {}
+        if "event" in item:
+            if kind is not Kind.SEISMIC:
+                raise _Bad(Reason.UNKNOWN_FIELD, "only seismic readings may carry an event")
+            event = self._event(item["event"])
+            out.events += 1
+        return Reading(station, KIND_CODES[kind], ts_ms, seq, exercise, clean, event)
+
+    def _identity(self, station: Any, info: TopicInfo) -> tuple[str, Kind, bool]:
+        """The reading's station, its kind and whether its topic is a drill gateway's: the
+        station must be in the registry and belong to the topic's station, kind and gateway
+        (a drill gateway may relay any station)."""
+        if not isinstance(station, str):
+            raise _Bad(Reason.WRONG_TYPE, f"station must be a string, got {_jtype(station)}")
+        known = self._stations.get(station)
+        if known is None:
+            raise _Bad(Reason.UNKNOWN_STATION, f"station {station!r} is not in the registry")
+        kind, gateway = known
+        if info.station is not None and station != info.station:
+            raise _Bad(
+                Reason.STATION_MISMATCH,
+                f"reading for station {station!r} published on the topic of {info.station!r}",
+            )
+        if kind is not info.kind:
+            raise _Bad(
+                Reason.KIND_MISMATCH,
+                f"station {station!r} is a {kind.value} station, published under "
+                f"{info.kind.value!r}",
+            )
+        drill = info.gateway in self._drill
+        if info.gateway is not None and gateway != info.gateway and not drill:
+            raise _Bad(
+                Reason.FOREIGN_STATION,
+                f"station {station!r} belongs to gateway {gateway!r}, not {info.gateway!r}",
+            )
+        return station, kind, drill
+
+    def _values(self, values: dict[str, Any], kind: Kind) -> dict[str, float]:
+        """The values of a ``kind`` reading as floats: each a value of the kind, a finite
+        number within its physical range."""
         allowed = self._allowed[kind]
         clean: dict[str, float] = {}
         for name, v in values.items():
@@ -601,13 +630,7 @@ class Validator:
                     f"[{_fmt(rlo)}, {_fmt(rhi)}] {unit}",
                 )
             clean[name] = f
-        event: dict[str, float] = {}
-        if "event" in item:
-            if kind is not Kind.SEISMIC:
-                raise _Bad(Reason.UNKNOWN_FIELD, "only seismic readings may carry an event")
-            event = self._event(item["event"])
-            out.events += 1
-        return Reading(station, KIND_CODES[kind], ts_ms, seq, exercise, clean, event)
+        return clean
 
     @staticmethod
     def _ts(ts: Any) -> int:

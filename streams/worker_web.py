@@ -160,6 +160,19 @@ def middlewares(worker: Worker) -> list[Any]:
 
 
 def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
+    """The API's routes (the table in the module docstring), a group per concern."""
+    return [
+        *_status_routes(worker),
+        *_alert_routes(worker),
+        *_zone_routes(worker),
+        *_hq_routes(worker),
+        *_feed_routes(worker),
+    ]
+
+
+def _status_routes(worker: Worker) -> list[tuple[str, str, Handler]]:
+    """Health, metrics, the active alerts, the audit log and the operators."""
+
     async def health(request: web.Request) -> web.Response:
         h = worker.health()
         return _json(h, 200 if h["status"] == "ok" else 503)
@@ -183,20 +196,36 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
     async def audit(request: web.Request) -> web.Response:
         return _json(worker.audit())
 
-    async def submit(zone: str, action: OperatorAction) -> web.Response:
-        await worker.submit_action(zone, action)
-        return _json({"request_id": action.request_id, "zone": zone, "queued": True}, 202)
+    return [
+        ("GET", "/health", health),
+        ("GET", "/metrics", metrics),
+        ("GET", "/alerts", alerts),
+        ("GET", "/audit", audit),
+        ("GET", "/operators", operators),
+    ]
 
-    def _alert_zone(alert_id: str) -> str:
-        try:
-            return zone_of_alert(alert_id)
-        except ValueError as err:
-            raise web.HTTPBadRequest(text=str(err)) from None
+
+async def _submit(worker: Worker, zone: str, action: OperatorAction) -> web.Response:
+    """Queue an operator's action on ``zone.commands`` (the zone's partition): 202."""
+    await worker.submit_action(zone, action)
+    return _json({"request_id": action.request_id, "zone": zone, "queued": True}, 202)
+
+
+def _alert_zone(alert_id: str) -> str:
+    try:
+        return zone_of_alert(alert_id)
+    except ValueError as err:
+        raise web.HTTPBadRequest(text=str(err)) from None
+
+
+def _alert_routes(worker: Worker) -> list[tuple[str, str, Handler]]:
+    """Operators' actions on an alert: acknowledge, clear."""
 
     async def ack(request: web.Request) -> web.Response:
         alert_id = request.match_info["alert_id"]
         actor, reason = _who(request, await _body(request))
-        return await submit(
+        return await _submit(
+            worker,
             _alert_zone(alert_id),
             OperatorAction(
                 action="ack",
@@ -212,7 +241,8 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
         alert_id = request.match_info["alert_id"]
         body = await _body(request)
         actor, reason = _who(request, body)
-        return await submit(
+        return await _submit(
+            worker,
             _alert_zone(alert_id),
             OperatorAction(
                 action="clear",
@@ -225,13 +255,23 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
             ),
         )
 
+    return [
+        ("POST", "/alerts/{alert_id}/ack", ack),
+        ("POST", "/alerts/{alert_id}/clear", clear),
+    ]
+
+
+def _zone_routes(worker: Worker) -> list[tuple[str, str, Handler]]:
+    """Operators' actions on a zone: silence a hazard's repeats, escalate a hazard."""
+
     async def silence(request: web.Request) -> web.Response:
         body = await _body(request)
         actor, reason = _who(request, body)
         duration = body.get("duration_s")
         if not isinstance(duration, int) or duration <= 0:
             raise web.HTTPBadRequest(text="'duration_s' (positive integer seconds) is required")
-        return await submit(
+        return await _submit(
+            worker,
             request.match_info["zone"],
             OperatorAction(
                 action="silence",
@@ -253,7 +293,8 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
             raise web.HTTPBadRequest(
                 text="'hazard' and 'level' (attention|caution|alert|serious) are required"
             )
-        return await submit(
+        return await _submit(
+            worker,
             request.match_info["zone"],
             OperatorAction(
                 action="escalate",
@@ -266,6 +307,16 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
                 request_id=uuid.uuid4().hex,
             ),
         )
+
+    return [
+        ("POST", "/zones/{zone}/silence", silence),
+        ("POST", "/zones/{zone}/escalate", escalate),
+    ]
+
+
+def _hq_routes(worker: Worker) -> list[tuple[str, str, Handler]]:
+    """The headquarters' stage: read it, confirm the proposal or set it, through
+    ``hq.inputs``."""
 
     def _hq_doc() -> dict[str, Any]:
         doc = worker.hq_view()
@@ -324,6 +375,15 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
             )
         )
 
+    return [
+        ("GET", "/hq", hq),
+        ("POST", "/hq/confirm", hq_confirm),
+        ("POST", "/hq/stage", hq_stage),
+    ]
+
+
+def _feed_routes(worker: Worker) -> list[tuple[str, str, Handler]]:
+    """What went out: SMS deliveries per event and the CAP feed."""
     folder = Path(worker.settings.paths.cap_feed)
 
     async def cap_index(request: web.Request) -> web.Response:
@@ -353,20 +413,8 @@ def routes(worker: Worker) -> list[tuple[str, str, Handler]]:
         return _json(rows)
 
     return [
-        ("GET", "/health", health),
         ("GET", "/deliveries", deliveries),
         ("GET", "/deliveries/{event_id}", delivery_rows),
-        ("GET", "/metrics", metrics),
-        ("GET", "/alerts", alerts),
-        ("GET", "/audit", audit),
-        ("GET", "/operators", operators),
-        ("POST", "/alerts/{alert_id}/ack", ack),
-        ("POST", "/alerts/{alert_id}/clear", clear),
-        ("POST", "/zones/{zone}/silence", silence),
-        ("POST", "/zones/{zone}/escalate", escalate),
-        ("GET", "/hq", hq),
-        ("POST", "/hq/confirm", hq_confirm),
-        ("POST", "/hq/stage", hq_stage),
         ("GET", "/cap/index.json", cap_index),
         ("GET", "/cap/{name}", cap_doc),
     ]

@@ -132,7 +132,7 @@ def test_long_or_non_latin_ids_use_the_hash_probe() -> None:
         {"gateways": [{"id": "bench", "name": "bench"}], "stations": stations}, path="<t>"
     )
     ds = DetectorSet(reg)
-    assert ds._packed is None and ds._table is not None
+    assert ds._ids.packed is None and ds._ids.table is not None
     ids = np.array(["S1", "\uac00\uac01", "nope", "LONG-STATION-ID-1"])
     idx, known = ds._lookup(ids)
     assert known.tolist() == [True, False, False, True]
