@@ -91,7 +91,6 @@ __all__ = [
     "notify_step",
     "plan_step",
     "route",
-    "split_alerts",
     "stage",
     "sweep",
     "tick",
@@ -245,16 +244,6 @@ def apply_action(
     except (OperatorError, KeyError) as err:
         raise ValueError(str(err)) from err
     raise ValueError("incomplete")
-
-
-def split_alerts(events: Iterable[StageEvent]) -> tuple[list[AlertEvent], list[DataQualityAlert]]:
-    """Public transitions (``alerts``, ``hq.inputs``) and operators' data-quality alerts
-    (``dq.alerts`` only: never SMS, CAP or HQ)."""
-    alerts: list[AlertEvent] = []
-    dq: list[DataQualityAlert] = []
-    for ev in events:
-        (dq if isinstance(ev, DataQualityAlert) else alerts).append(ev)  # type: ignore[arg-type]
-    return alerts, dq
 
 
 # ----------------------------------------------------------------------------- headquarters
