@@ -23,6 +23,14 @@ What it does:
 ``submit_s`` is from the reading's MQTT publish to the last message the fake accepted;
 ``latency_ms_p50``/``p99`` are the worker's own request latencies (after a kill, the
 restarted worker's); ``max_in_flight`` is the most concurrent requests the fake saw.
+``cpu_s`` / ``cpu_ms_per_message``: CPU seconds (user + system) each process spent from just
+before the publish to the end, and per message submitted: the fake Twilio, the worker (a
+killed worker's up to the kill, plus its replacement's), PostgreSQL (postmaster and
+backends), the broker (``kafka``), the bridge, mosquitto, influxd and this driver;
+``cpu_ms_per_message_total`` sums them. The machine's other work does not count in them,
+so they compare across runs where wall-clock figures cannot (paired runs still: a
+crowded machine makes each instruction dearer). ``worker_cpu_s`` is the worker's CPU since
+it started (startup included), as printed before these fields.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.proc_cpu import group_cpu_s
 from geo.zones import ZoneKind
 from gyeongbo.settings import Settings, StackSettings, Topics, WorkerSettings
 from gyeongbo.stack.procs import free_port
@@ -135,6 +144,41 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def own_cpu_s() -> float:
+    """This driver's CPU seconds (not its children's: the stack is counted per group)."""
+    t = os.times()
+    return t.user + t.system
+
+
+class CpuMeter:
+    """CPU seconds per process between :meth:`start` and :meth:`stop`, per group; a worker
+    SIGKILLed in between is sampled just before (:meth:`sample`), its replacement from 0."""
+
+    def __init__(self, groups: dict[str, int]) -> None:
+        self.groups = dict(groups)
+        self.spent: dict[str, float] = dict.fromkeys([*groups, "driver"], 0.0)
+        self._base: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._base = {**group_cpu_s(self.groups), "driver": own_cpu_s()}
+
+    def sample(self, name: str) -> None:
+        """Bank ``name``'s CPU so far (before it is killed)."""
+        now = group_cpu_s({name: self.groups[name]})[name]
+        self.spent[name] += now - self._base.get(name, 0.0)
+        self._base[name] = now
+
+    def replace(self, name: str, pgid: int) -> None:
+        self.groups[name] = pgid
+        self._base[name] = 0.0
+
+    def stop(self) -> dict[str, float]:
+        now = {**group_cpu_s(self.groups), "driver": own_cpu_s()}
+        for k, v in now.items():
+            self.spent[k] += v - self._base.get(k, 0.0)
+        return self.spent
+
+
 def viewer_token(settings: Settings) -> str:
     """A viewer's token in the worker's tokens file (as ``gyeongbo operators add``)."""
     from streams.operators import TokenStore
@@ -220,7 +264,13 @@ def main() -> None:
             after = n // 3 if args.burst_after is None else args.burst_after
             http(fake + "/_fake/burst", {"count": args.burst, "after": after})
         with start_local_pipeline(settings, static_membership=True) as pipe:
+            groups = {name: p.pid for name, p in stack.procs.items()}
+            assert pipe.bridge is not None
+            groups["bridge"] = pipe.bridge.proc.pid
+            groups["worker"] = pipe.workers[0].proc.pid
+            meter = CpuMeter(groups)
             log("pipeline up; publishing the M5.8 catalogue reading through MQTT")
+            meter.start()
             t0 = publish_quake(settings)
             killed = False
             last = 0
@@ -228,8 +278,8 @@ def main() -> None:
             deadline = time.monotonic() + args.timeout_s
             while time.monotonic() < deadline:
                 time.sleep(1.0)
-                st = http(fake + "/_fake/stats")
-                done = len(st["per_to"])
+                st = http(fake + "/_fake/stats?per_to=0")  # counts only: cheap for the fake
+                done = st["handsets"]
                 log(
                     f"{done}/{n} handsets ({done - last}/s), in flight at the fake "
                     f"{st['in_flight']} (max {st['max_in_flight']}), 429s {st['rate_limited']}, "
@@ -239,13 +289,16 @@ def main() -> None:
                 if args.kill_at is not None and not killed and done >= args.kill_at * n:
                     log("SIGKILL the worker, and start it again")
                     worker_cpu += cpu_s(pipe.workers[0].proc.pid)
+                    meter.sample("worker")
                     pipe.workers[0].kill()
                     pipe.start_worker(0)
+                    meter.replace("worker", pipe.workers[0].proc.pid)
                     killed = True
                 if done >= n:
                     break
             time.sleep(2.0)  # a duplicate, if any, would come right behind
             worker_cpu += cpu_s(pipe.workers[0].proc.pid)
+            spent = meter.stop()
             st = http(fake + "/_fake/stats")
             metrics = http(pipe.workers[0].url + "/metrics")
             sums = http(pipe.workers[0].url + "/deliveries", token=viewer_token(settings))
@@ -269,6 +322,11 @@ def main() -> None:
             "killed": killed,
             "worker_cpu_s": round(worker_cpu, 1),
             "worker_cpu_ms_per_message": round(1000 * worker_cpu / max(1, sum(ours)), 3),
+            "cpu_s": {k: round(v, 2) for k, v in spent.items()},
+            "cpu_ms_per_message": {
+                k: round(1000 * v / max(1, sum(ours)), 3) for k, v in spent.items()
+            },
+            "cpu_ms_per_message_total": round(1000 * sum(spent.values()) / max(1, sum(ours)), 3),
             "resumed": metrics.get("sms_resumed", 0),
             "fake_latency_ms": [float(lo), float(hi or lo)],
             "event": sums[0] if sums else None,

@@ -44,6 +44,7 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.proc_cpu import process_table
 from gyeongbo.settings import Settings, StackSettings, Topics, WorkerSettings
 from gyeongbo.stack.credentials import mqtt_password
 from gyeongbo.stack.procs import free_port, stop
@@ -171,18 +172,8 @@ def worker_metrics(url: str) -> dict[str, Any]:
 
 
 def cpu_seconds(pid: int) -> float:
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pid:  # same process group as the worker
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    """CPU seconds of the process group ``pid`` leads (a worker's own session)."""
+    return sum(p.cpu_s for p in process_table().values() if p.pgrp == pid)
 
 
 def start_load(settings: Settings, args: argparse.Namespace, duration: float) -> Any:

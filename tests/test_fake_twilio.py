@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -120,6 +121,14 @@ def test_creates_messages_like_twilio_and_checks_auth(fake: str) -> None:
     assert err["more_info"] == "https://www.twilio.com/docs/errors/21211"
     assert call(fake, MSGS, {"To": "+821012345678", "Body": "x"})[1]["code"] == 21603
     assert len(call(fake, "/_fake/messages")[1]["messages"]) == 1
+    # the date as Twilio writes it (RFC 2822, GMT), within the last minute
+    created = parsedate_to_datetime(msg["date_created"])
+    assert msg["date_created"].endswith(" GMT") and abs(time.time() - created.timestamp()) < 60
+    # stats: messages per handset, or (for a poll every second) the counts only
+    stats = call(fake, "/_fake/stats")[1]
+    assert (stats["per_to"], stats["handsets"], stats["messages"]) == ({"+821012345678": 1}, 1, 1)
+    brief = call(fake, "/_fake/stats?per_to=0")[1]
+    assert "per_to" not in brief and (brief["handsets"], brief["requests"]) == (1, 3)
 
 
 def test_programmed_failures_idempotency_and_reset(fake: str) -> None:

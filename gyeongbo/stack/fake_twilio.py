@@ -37,7 +37,8 @@ and https://www.twilio.com/docs/usage/twilios-response):
 ``GET /_fake/messages``
     Every message created, plus counters (requests, replays, programmed failures served).
 ``GET /_fake/stats``
-    Counters only, with messages per handset (``per_to``) and the most requests in flight.
+    Counters only, with messages per handset (``per_to``; ``?per_to=0`` leaves it out and
+    gives ``handsets``, how many got one) and the most requests in flight.
 ``POST /_fake/fail``
     JSON ``{"status": 429, "code": 20429, "count": 2}`` or ``{"responses": [{"status": 500},
     {"status": 400, "code": 21211}]}``: the next Messages POSTs answer these errors in order.
@@ -125,6 +126,8 @@ class FakeTwilio:
     in_flight: int = 0
     max_in_flight: int = 0
     _file: IO[str] | None = None
+    _auth_seen: dict[tuple[str, str], bool] = field(default_factory=dict)
+    _date: tuple[int, str] = (0, "")
 
     def __post_init__(self) -> None:
         if self.data is not None:
@@ -144,7 +147,18 @@ class FakeTwilio:
 
     # ------------------------------------------------------------------ API
     def authorised(self, header: str | None, account: str) -> bool:
-        if not header or not header.startswith("Basic "):
+        if not header:
+            return False
+        key = (header, account)
+        ok = self._auth_seen.get(key)
+        if ok is None:
+            ok = self._auth_seen[key] = self._check_auth(header, account)
+            if len(self._auth_seen) > 1024:  # every header a new one: remember few
+                self._auth_seen.clear()
+        return ok
+
+    def _check_auth(self, header: str, account: str) -> bool:
+        if not header.startswith("Basic "):
             return False
         try:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
@@ -192,7 +206,7 @@ class FakeTwilio:
             return 400, _error(400, 21603)
         if not form.get("Body"):
             return 400, _error(400, 21602)
-        now = formatdate(usegmt=True)
+        now = self._now()
         body = form["Body"]
         msg: dict[str, Any] = {
             "account_sid": account,
@@ -225,6 +239,13 @@ class FakeTwilio:
             self._file.write(json.dumps(msg, ensure_ascii=False) + "\n")
             self._file.flush()
         return 201, self._public(msg)
+
+    def _now(self) -> str:
+        """RFC 2822 date of this second (formatted once a second: a fan-out makes ~1,000)."""
+        sec = int(time.time())
+        if self._date[0] != sec:
+            self._date = (sec, formatdate(sec, usegmt=True))
+        return self._date[1]
 
     def get(self, account: str, sid: str) -> dict[str, Any] | None:
         m = self.by_sid.get(sid)
@@ -311,8 +332,10 @@ class FakeTwilio:
             path.unlink(missing_ok=True)
             self._file = path.open("a", encoding="utf-8")
 
-    def stats(self) -> dict[str, Any]:
-        return {
+    def stats(self, *, per_to: bool = True) -> dict[str, Any]:
+        """Counters; ``per_to`` (messages per handset) only when asked: at 10⁵ handsets it is
+        megabytes, too much for a poll every second."""
+        out = {
             "requests": self.counters["requests"],
             "replays": self.counters["replays"],
             "failures_served": self.counters["failures_served"],
@@ -325,8 +348,11 @@ class FakeTwilio:
             "last_created": self.messages[-1]["_received_at"] if self.messages else None,
             "pending_failures": len(self.failures),
             "burst_left": self.burst_left,
-            "per_to": dict(self.per_to),
+            "handsets": len(self.per_to),
         }
+        if per_to:
+            out["per_to"] = dict(self.per_to)
+        return out
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -380,7 +406,7 @@ def make_app(fake: FakeTwilio) -> web.Application:
         return _json(fake.dump())
 
     async def stats(request: web.Request) -> web.Response:
-        return _json(fake.stats())
+        return _json(fake.stats(per_to=request.query.get("per_to") != "0"))
 
     async def fail(request: web.Request) -> web.Response:
         return _json({"pending_failures": fake.program(await _body(request))})
@@ -444,6 +470,8 @@ def make_app(fake: FakeTwilio) -> web.Application:
             await session["s"].close()
 
     app = web.Application()
+    # The Messages POST first: routes are matched in order, and it is the hot one.
+    app.router.add_post("/2010-04-01/Accounts/{acct:AC\\w+}/Messages.json", create)
     app.router.add_get("/health", health)
     app.router.add_get("/_fake/messages", messages)
     app.router.add_get("/_fake/stats", stats)
@@ -452,7 +480,6 @@ def make_app(fake: FakeTwilio) -> web.Application:
     app.router.add_post("/_fake/config", config)
     app.router.add_post("/_fake/reset", reset)
     app.router.add_get("/2010-04-01/Accounts/{acct:AC\\w+}/Messages/{sid:SM\\w+}.json", one)
-    app.router.add_post("/2010-04-01/Accounts/{acct:AC\\w+}/Messages.json", create)
     app.router.add_route("*", "/{tail:.*}", not_found)
     app.on_cleanup.append(cleanup)
     return app
