@@ -32,6 +32,7 @@ from gyeongbo.stack.procs import StackError
 from simulators.drill import DrillError, DrillOptions, run_drill
 from simulators.generator import Clock, as_gateway, batch_publications, generate
 from simulators.load import LoadPlan, run_load, write_registry
+from simulators.offline import run_offline
 from simulators.publisher import PublishError, drill_gateway, gateway_publisher
 from simulators.scenario import (
     ScenarioError,
@@ -156,12 +157,26 @@ def drill_run(
             ),
         ),
     ] = True,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help=(
+                "No services: push the scenario's payloads through the pipeline core in this "
+                "process (streams.core; subscribers from store.seed_recipients, CAP to a "
+                "temporary folder, no SMS sent) and report as a drill through the stack."
+            ),
+        ),
+    ] = False,
     log_level: LogLevelOpt = "warning",
 ) -> None:
     """Run a drill and print its report; exit 1 when an expectation fails.
 
     Without a running stack the drill starts an empty one of its own, with a bridge and a
     worker, and stops them at the end.
+
+    --offline needs no stack: the same payloads go through the pipeline core in one process;
+    the report has the same transitions, SMS, CAP documents and HQ stages (drill compare).
     """
     if clock not in ("end-now", "start-now"):
         raise typer.BadParameter(
@@ -176,7 +191,8 @@ def drill_run(
         if dry_run:
             _dry_run(scenario, settings, seed, tuple(faults or ()), batch, speed)
             return
-        result = run_drill(
+        run = run_offline if offline else run_drill
+        result = run(
             scenario,
             settings,
             DrillOptions(

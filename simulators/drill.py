@@ -61,6 +61,7 @@ from simulators.generator import (
     rfc3339,
 )
 from simulators.publisher import drill_gateway, gateway_publisher, play
+from simulators.records import Publication
 from simulators.report import (
     DrillReport,
     Observed,
@@ -80,7 +81,11 @@ from streams.pipeline import start_local_pipeline
 __all__ = [
     "DrillError",
     "DrillOptions",
+    "DrillPayloads",
     "Followed",
+    "drill_payloads",
+    "judge_run",
+    "mask_number",
     "pipeline_context",
     "run_drill",
     "stack_reachable",
@@ -486,7 +491,7 @@ def _sent_from_sms(sms: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _mask(number: str) -> str:
+def mask_number(number: str) -> str:
     return number[:-8] + "****" + number[-4:] if len(number) > 8 else "****"
 
 
@@ -573,11 +578,63 @@ def _sms_summary(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> l
     return [
         {
             "sid": m.get("sid"),
-            "to": _mask(str(m.get("to") or m.get("To") or "")),
+            "to": mask_number(str(m.get("to") or m.get("To") or "")),
             "body": str(m.get("body") or m.get("Body") or ""),
         }
         for m in new
     ]
+
+
+@dataclass
+class DrillPayloads:
+    """What a drill publishes, on its clock, and its report as far as the payloads tell."""
+
+    clock: Clock
+    generated: Generated
+    gateway: str
+    publications: list[Publication]
+    report: DrillReport
+
+
+def drill_payloads(
+    sc: Scenario, reg: Registry, settings: Settings, options: DrillOptions, seed: int
+) -> DrillPayloads:
+    """The drill's clock (starting a second from now), its payloads as the drill gateway
+    publishes them (in gateway batches with ``options.batch``), and the report's header:
+    scenario, seed, speed, anchor, the rejections expected, and a note on the malformed
+    payloads the drill gateway cannot send."""
+    clock = drill_clock(sc, options, time.time() + 1.0)
+    root = settings.mqtt.topic_root
+    gen = generate(
+        sc,
+        reg,
+        seed=seed,
+        anchor_ms=clock.anchor_ms,
+        seq_base=int(clock.wall_start * 1000) * 1000,
+        topic_root=root,
+    )
+    gateway = drill_gateway(reg)
+    pubs, unsendable = as_gateway(gen.publications, gateway, topic_root=root)
+    if options.batch:
+        pubs = batch_publications(
+            pubs, max_readings=options.max_batch, topic_root=root, gateway=gateway
+        )
+    report = DrillReport(
+        scenario=sc.name,
+        seed=seed,
+        speed=options.speed,
+        overlays=list(sc.overlays),
+        anchor=rfc3339(clock.anchor_ms),
+        wall_start=rfc3339(round(clock.wall_start * 1000)),
+        expected_rejections=sum(1 for p in pubs if p.expect_rejected),
+    )
+    if unsendable:
+        report.notes.append(
+            f"{len(unsendable)} malformed payload(s) not sent: the drill gateway {gateway} "
+            "publishes on batch topics, which name no station for a payload to contradict "
+            f"({', '.join(sorted({p.tag for p in unsendable}))})"
+        )
+    return DrillPayloads(clock, gen, gateway, pubs, report)
 
 
 # -- the drill ------------------------------------------------------------------------------------
@@ -642,41 +699,16 @@ async def _drill(
     await followers.start()
     sms_before = fetch_sms(settings.twilio.api_base)
     cap_before = cap_statuses(Path(settings.paths.cap_feed))
-    clock = drill_clock(sc, options, time.time() + 1.0)
+    drill = drill_payloads(sc, reg, settings, options, seed)
+    clock, gen, gateway, pubs, report = (
+        drill.clock,
+        drill.generated,
+        drill.gateway,
+        drill.publications,
+        drill.report,
+    )
     wall_start = clock.wall_start
-    gen = generate(
-        sc,
-        reg,
-        seed=seed,
-        anchor_ms=clock.anchor_ms,
-        seq_base=int(wall_start * 1000) * 1000,
-        topic_root=settings.mqtt.topic_root,
-    )
-    gateway = drill_gateway(reg)
-    pubs, unsendable = as_gateway(gen.publications, gateway, topic_root=settings.mqtt.topic_root)
-    if options.batch:
-        pubs = batch_publications(
-            pubs,
-            max_readings=options.max_batch,
-            topic_root=settings.mqtt.topic_root,
-            gateway=gateway,
-        )
-    expected_rejections = sum(1 for p in pubs if p.expect_rejected)
-    report = DrillReport(
-        scenario=sc.name,
-        seed=seed,
-        speed=options.speed,
-        overlays=list(sc.overlays),
-        anchor=rfc3339(clock.anchor_ms),
-        wall_start=rfc3339(round(wall_start * 1000)),
-        expected_rejections=expected_rejections,
-    )
-    if unsendable:
-        report.notes.append(
-            f"{len(unsendable)} malformed payload(s) not sent: the drill gateway {gateway} "
-            "publishes on batch topics, which name no station for a payload to contradict "
-            f"({', '.join(sorted({p.tag for p in unsendable}))})"
-        )
+    expected_rejections = report.expected_rejections
     publisher = gateway_publisher(settings, gateway)
     stop = threading.Event()
     progress = Progress(
@@ -738,19 +770,77 @@ async def _drill(
         await followers.stop()
     report.messages = stats.messages
     report.readings = stats.readings
+    sms_after = fetch_sms(settings.twilio.api_base)
+    sms = (
+        _sms_summary(sms_before, sms_after)
+        if sms_before is not None and sms_after is not None
+        else None
+    )
+    notes: list[str] = []
+    # residents' view: messages per recipient per event, clear → re-raise cycles
+    try:
+        sent: list[dict[str, Any]] | None = fetch_sent(settings, int(wall_start * 1000) - 1000)
+    except (urllib.error.URLError, OSError, ValueError):
+        sent = _sent_from_sms(sms) if sms is not None else None
+        notes.append(
+            "per-person counts from the fake Twilio, per handset and hazard (the worker's "
+            "/deliveries needs GYEONGBO_OPERATOR__TOKEN, a viewer's token)"
+        )
+    judge_run(
+        report,
+        sc,
+        clock,
+        followers.seen,
+        truths=truths,
+        rejected_topic=settings.kafka.topics.rejected.name,
+        sms=sms,
+        sent=sent,
+        notes=notes,
+        cap_folder=Path(settings.paths.cap_feed),
+        cap_before=cap_before,
+    )
     report.publish_elapsed_s = round(stats.elapsed_s, 3)
+    if stats.max_lag_s > 1.0:
+        report.notes.append(
+            f"the publisher fell up to {stats.max_lag_s:.1f}s behind schedule; lower --speed"
+        )
+    return report
+
+
+def judge_run(
+    report: DrillReport,
+    sc: Scenario,
+    clock: Clock,
+    seen: Followed,
+    *,
+    truths: dict[int, float],
+    rejected_topic: str,
+    sms: list[dict[str, Any]] | None,
+    sent: list[dict[str, Any]] | None,
+    notes: Sequence[str] = (),
+    cap_folder: Path,
+    cap_before: dict[str, str] | None,
+    cap_wait_s: float = 10.0,
+) -> None:
+    """Fill ``report`` from what a run produced, whichever way it ran (through the stack, or
+    offline through the pipeline core): alert events, data-quality alerts, HQ stages and
+    rejections as their Kafka records (``seen``), the SMS the handsets got (``sms``: masked
+    number and body), the sent log's rows (``sent``: recipient, hazard, event, kind), and
+    the CAP documents in ``cap_folder`` that were not in ``cap_before``."""
+    stations = set(sc.station_ids())
     findings: list[str] = []
-    obs = observe_alerts(followers.seen.alerts + followers.seen.dq, clock, stations, findings)
+    obs = observe_alerts(seen.alerts + seen.dq, clock, stations, findings)
     report.outcomes = evaluate(sc.expect, sc.never, obs, truths=truths)
     report.transitions, report.duplicate_alerts = transitions_of(obs)
-    report.observed_rejections = len(followers.seen.rejected)
+    report.observed_rejections = len(seen.rejected)
+    expected_rejections = report.expected_rejections
     if report.observed_rejections < expected_rejections:
         findings.append(
             f"{expected_rejections} payloads should have been dead-lettered to "
-            f"{settings.kafka.topics.rejected.name}, {report.observed_rejections} were"
+            f"{rejected_topic}, {report.observed_rejections} were"
         )
     reasons: dict[str, int] = {}
-    for _, data in followers.seen.rejected:
+    for _, data in seen.rejected:
         try:
             reason = str(json.loads(data).get("reason", "?"))
         except (ValueError, AttributeError):
@@ -759,7 +849,7 @@ async def _drill(
     if reasons:
         report.notes.append(f"rejection reasons: {reasons}")
     hq_seen: set[str] = set()
-    for _, data in followers.seen.hq:
+    for _, data in seen.hq:
         try:
             doc = json.loads(data)
         except ValueError:
@@ -770,21 +860,12 @@ async def _drill(
                 continue  # delivered twice (a replay after a crash): one stage change
             hq_seen.add(eid)
             report.hq_stages.append(doc)
-    sms_after = fetch_sms(settings.twilio.api_base)
-    if sms_before is not None and sms_after is not None:
-        report.sms = _sms_summary(sms_before, sms_after)
+    if sms is not None:
+        report.sms = sms
         for m in report.sms:
             if "[훈련]" not in m["body"]:
                 findings.append(f"SMS {m['sid']} to {m['to']} lacks the [훈련] drill prefix")
-    # residents' view: messages per recipient per event, clear → re-raise cycles
-    try:
-        sent: list[dict[str, Any]] | None = fetch_sent(settings, int(wall_start * 1000) - 1000)
-    except (urllib.error.URLError, OSError, ValueError):
-        sent = _sent_from_sms(report.sms) if report.sms is not None else None
-        report.notes.append(
-            "per-person counts from the fake Twilio, per handset and hazard (the worker's "
-            "/deliveries needs GYEONGBO_OPERATOR__TOKEN, a viewer's token)"
-        )
+    report.notes += notes
     counts = recipient_counts(sent) if sent is not None else []
     report.per_recipient = [asdict(c) for c in counts] if sent is not None else None
     cycles = reraise_cycles(obs)
@@ -802,18 +883,13 @@ async def _drill(
         )
     ]
     report.cap_documents, cap_findings = check_cap_documents(
-        followers.seen.alerts, Path(settings.paths.cap_feed), cap_before
+        seen.alerts, cap_folder, cap_before, wait_s=cap_wait_s
     )
     findings += cap_findings
-    report.cap = cap_entries(Path(settings.paths.cap_feed), cap_before)
+    report.cap = cap_entries(cap_folder, cap_before)
     if report.cap_documents is None:
         report.notes.append(
             f"{len(public)} public transitions observed; CAP not checked (the worker's feed "
-            f"folder {settings.paths.cap_feed} is not on this machine)"
-        )
-    if stats.max_lag_s > 1.0:
-        report.notes.append(
-            f"the publisher fell up to {stats.max_lag_s:.1f}s behind schedule; lower --speed"
+            f"folder {cap_folder} is not on this machine)"
         )
     report.findings = findings
-    return report

@@ -33,20 +33,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Callable
 from typing import Any
 
 import faust
 import msgspec
 from faust.types import TP
 
-from alerting.delivery import Board, Notice, Step, apply, plan_notices, priority, wanted
-from alerting.model import Recipient, mask_phone
+from alerting.delivery import Board, Step, wanted
+from alerting.model import Recipient
 from gyeongbo.events import AlertEvent, decode_alert, encode
 from gyeongbo.settings import Settings
 from gyeongbo.vocab import Hazard
+from streams import core
+from streams.core import notify_key
 from streams.fanout import FanOut
 from streams.influx_lines import delivery_lines
 from streams.influx_sink import InfluxSink
@@ -65,11 +65,6 @@ log = logging.getLogger("gyeongbo.notify")
 ALL_KEYS = tuple(
     f"{ns}|{h.value}" for ns in ("real", "exercise") for h in Hazard if h != Hazard.SENSOR_HEALTH
 )
-
-
-def notify_key(event: AlertEvent) -> str:
-    """``real|flood``, ``exercise|earthquake``: one board and one partition per key."""
-    return f"{'exercise' if event.exercise else 'real'}|{event.hazard}"
 
 
 class Notifier:
@@ -171,7 +166,7 @@ class Notifier:
                 continue
             key = notify_key(ev)
             board = self._board(key, ev)
-            step = apply(board, ev, hold_ms=hold_ms)
+            step = core.notify_step(board, ev, hold_ms=hold_ms)
             if step is None:
                 continue
             rows: list[PlannedDelivery] = []
@@ -196,48 +191,7 @@ class Notifier:
         self, board: Board, step: Step, key: str
     ) -> tuple[list[PlannedDelivery], dict[str, Recipient]]:
         """Who the step concerns, what changes for each, into the sent log (a thread)."""
-        assert step.event_id is not None
-        audience = self.store.audience(
-            step.zone, board.hazard, exercise=board.exercise, within=list(board.zones)
-        )
-        if not audience:
-            return [], {}
-        last = self.store.last_levels(step.event_id, [r.id for r in audience])
-        notices = plan_notices(
-            board,
-            step,
-            audience,
-            last,
-            self.services.templates,
-            station_names=self.services.station_names,
-        )
-        distance = self._distance(step) if board.hazard == Hazard.EARTHQUAKE else None
-        t = now_ms()
-        rows = [_row(n, key, priority(n, distance), t) for n in notices]
-        todo = set(self.store.plan(rows))
-        return [r for r in rows if r.key in todo], {n.recipient.id: n.recipient for n in notices}
-
-    def _distance(self, step: Step) -> Callable[[Recipient], float] | None:
-        """Nearest first: distance from the transition's lead station (the accelerometer, or
-        the station that relayed the catalogue event) to the person's point."""
-        ev = step.transition
-        sid = str(ev.evidence.get("station") or (ev.stations[0] if ev.stations else ""))
-        st = self.services.registry.stations.get(sid)
-        if st is None:
-            return None
-        lat0, lon0 = math.radians(st.lat), math.radians(st.lon)
-
-        def km(r: Recipient) -> float:
-            if r.point is None:
-                return 9_999.0
-            lat, lon = math.radians(r.point[0]), math.radians(r.point[1])
-            a = (
-                math.sin((lat - lat0) / 2) ** 2
-                + math.cos(lat0) * math.cos(lat) * math.sin((lon - lon0) / 2) ** 2
-            )
-            return 12_742.0 * math.asin(math.sqrt(min(1.0, a)))
-
-        return km
+        return core.plan_step(board, step, key, self.store, self.services, now_ms=now_ms())
 
     # ----------------------------------------------------------------------- rebalances
     def _keys_of(self, partitions: set[int]) -> list[str]:
@@ -292,24 +246,3 @@ class Notifier:
                 changed.append(s)
         if changed:
             self.sink.write_lines(delivery_lines(changed, now_ms()))
-
-
-def _row(n: Notice, key: str, prio: float, t: int) -> PlannedDelivery:
-    return PlannedDelivery(
-        key=n.key,
-        event_id=n.event_id,
-        notify_key=key,
-        hazard=n.hazard,
-        exercise=n.exercise,
-        subscriber_id=n.recipient.id,
-        phone_masked=mask_phone(n.recipient.phone),
-        level=n.level,
-        kind=n.kind,
-        seq=n.seq,
-        trigger=n.trigger,
-        area=n.area,
-        body=n.body,
-        priority=prio,
-        token=n.token,
-        planned_ms=t,
-    )

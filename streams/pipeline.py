@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,9 @@ class LocalPipeline:
         store.save(path)
         self.viewer_token = self._viewer_id = None
 
-    def start_bridge(self, extra_env: Mapping[str, str] | None = None) -> LocalProcess:
+    def start_bridge(
+        self, extra_env: Mapping[str, str] | None = None, *, wait: bool = True
+    ) -> LocalProcess:
         port = _bridge_port(extra_env)
         env = {
             **settings_env(self.settings),
@@ -128,9 +131,16 @@ class LocalPipeline:
             **(extra_env or {}),
         }
         p = _spawn("bridge", ["bridge", "run"], env, self.logs, f"http://127.0.0.1:{port}")
-        _wait(p, lambda: bool(_get_json(p.url + "/metrics?format=json")), what="bridge /metrics")
         self.bridge = p
+        if wait:
+            self.wait_bridge()
         return p
+
+    def wait_bridge(self) -> None:
+        """Until the bridge answers on ``/metrics`` (it has connected to MQTT and Kafka)."""
+        p = self.bridge
+        assert p is not None, "no bridge started"
+        _wait(p, lambda: bool(_get_json(p.url + "/metrics?format=json")), what="bridge /metrics")
 
     def start_worker(
         self,
@@ -175,11 +185,15 @@ class LocalPipeline:
         return p
 
     def stop(self) -> None:
+        """Stop the workers and the bridge side by side (each SIGTERM, then SIGKILL)."""
         self.revoke_viewer_token()
-        for w in self.workers:
-            w.stop()
-        if self.bridge is not None:
-            self.bridge.stop()
+        procs = [*self.workers, *([self.bridge] if self.bridge is not None else [])]
+        if len(procs) > 1:
+            with ThreadPoolExecutor(len(procs), thread_name_prefix="stop") as ex:
+                list(ex.map(LocalProcess.stop, procs))
+        else:
+            for p in procs:
+                p.stop()
 
 
 def _bridge_port(extra_env: Mapping[str, str] | None) -> int:
@@ -236,9 +250,12 @@ def start_local_pipeline(
         static_membership=static_membership,
     )
     try:
-        pipe.start_bridge()
+        # The bridge starts while the workers do (neither needs the other to start); the
+        # workers one after another, as a deployment's would.
+        pipe.start_bridge(wait=False)
         for _ in range(workers):
             pipe.start_worker()
+        pipe.wait_bridge()
         pipe.issue_viewer_token()
         yield pipe
     finally:

@@ -68,14 +68,12 @@ import numpy as np
 from faust.types import TP
 
 from alerting.hq import HQMachine
-from alerting.machine import AlertMachine, OperatorError
+from alerting.machine import AlertMachine
 from detectors.engine import DetectorSet
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import (
-    AlertReminder,
     DataQualityAlert,
     Detection,
-    HQStageEvent,
     StageEvent,
     decode_alert,
     encode,
@@ -83,8 +81,7 @@ from gyeongbo.events import (
 from gyeongbo.kafka_security import faust_credentials
 from gyeongbo.settings import Settings, Topic
 from gyeongbo.topics import topic_configs
-from gyeongbo.vocab import Level
-from streams import kafka_compat
+from streams import core, kafka_compat
 from streams.cap_feed import CapFeed
 from streams.codec import decode_batch
 from streams.commands import (
@@ -449,7 +446,7 @@ class Worker:
     async def _process(self, batch: ReadingBatch) -> None:
         """Detect on a joined batch and send what it detected (under the state lock)."""
         t0 = time.perf_counter()
-        dets = self.detectors.process(batch)
+        dets = core.detect(self.detectors, batch)
         dt = time.perf_counter() - t0
         self.state.mark_dirty()
         lat = None
@@ -538,11 +535,8 @@ class Worker:
             by_part.setdefault(partition_of(d.station, n), []).append(d)
         zn = self.settings.kafka.topics.zone_commands.partitions
         by_zone_part: dict[int, list[ZoneCommand]] = {}
-        for det in dets:
-            for zone, zdet in self.services.route(det):
-                by_zone_part.setdefault(partition_of(zone, zn), []).append(
-                    ZoneCommand(kind="detection", zone=zone, detection=zdet)
-                )
+        for cmd in core.route(self.services, dets):
+            by_zone_part.setdefault(partition_of(cmd.zone, zn), []).append(cmd)
         for p, cmds in by_zone_part.items():
             await self.zone_commands.send(
                 key=cmds[0].zone.encode(), value=encode_commands(cmds), partition=p
@@ -586,67 +580,16 @@ class Worker:
             if offset <= self._applied.get(p, -1):
                 self.metrics.counters["replayed_commands_skipped"] += 1
                 continue
-            out: list[StageEvent] = []
-            reminders: list[AlertReminder] = []
-            changed = False
-            for cmd in cmds:
-                step: list[StageEvent] = []
-                if cmd.kind == "detection" and cmd.detection is not None:
-                    det = cmd.detection
-                    step = m.feed(det, [self.services.zone_info(cmd.zone, det.hazard)])
-                    # operator-only signals (anomaly scores) never touch the machine
-                    changed = changed or det.public or det.hazard == "sensor_health"
-                elif cmd.kind == "tick":
-                    step = m.advance(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms or None)
-                    # operators' reminders of what nobody acknowledged (§4), on the same clocks
-                    reminders += m.reminders(cmd.now_ms, exercise_now_ms=cmd.exercise_now_ms)
-                    changed = True
-                elif cmd.kind == "action" and cmd.action is not None:
-                    step = self._apply_action(m, cmd.zone, cmd.action)
-                    changed = True
-                out.extend(step)
-            if out or reminders:
-                futs = await self._send_alerts(out, p)
-                await asyncio.gather(*futs, *await self.reminder_channel.send(reminders, p))
-            if changed:
+            staged = core.stage(m, self.services, cmds)
+            for why in staged.rejected:
+                self.metrics.counters["operator_rejected"] += 1
+                log.warning("%s", why)
+            if staged.events or staged.reminders:
+                futs = await self._send_alerts(staged.events, p)
+                await asyncio.gather(*futs, *await self.reminder_channel.send(staged.reminders, p))
+            if staged.changed:
                 self.alert_state[str(p)] = pack_state(offset, m.to_bytes())
                 self._applied[p] = offset
-
-    def _apply_action(self, m: AlertMachine, zone: str, a: OperatorAction) -> list[StageEvent]:
-        try:
-            if a.action == "ack" and a.alert_id:
-                return m.acknowledge(a.alert_id, actor=a.actor, ts_ms=a.ts_ms, reason=a.reason)
-            if a.action == "clear" and a.alert_id:
-                return m.clear(
-                    a.alert_id, actor=a.actor, ts_ms=a.ts_ms, reason=a.reason, cancel=a.cancel
-                )
-            if a.action == "silence":
-                return m.silence(
-                    zone,
-                    hazard=a.hazard,
-                    duration_s=a.duration_s or 3600,
-                    actor=a.actor,
-                    ts_ms=a.ts_ms,
-                    reason=a.reason,
-                    exercise=a.exercise,
-                )
-            if a.action == "escalate" and a.hazard and a.level:
-                return m.escalate(
-                    a.hazard,
-                    self.services.zone_info(zone, a.hazard),
-                    Level.parse(a.level).wire,
-                    actor=a.actor,
-                    ts_ms=a.ts_ms,
-                    reason=a.reason,
-                    exercise=a.exercise,
-                )
-        except (OperatorError, ValueError, KeyError) as err:
-            self.metrics.counters["operator_rejected"] += 1
-            log.warning("operator action %s by %s rejected: %s", a.action, a.actor, err)
-            return []
-        self.metrics.counters["operator_rejected"] += 1
-        log.warning("operator action %s by %s is incomplete", a.action, a.actor)
-        return []
 
     async def _send_alerts(self, events: list[StageEvent], partition: int) -> list[Any]:
         """Public transitions to ``alerts`` (and the HQ machine); operators' data-quality
@@ -680,14 +623,11 @@ class Worker:
             ev = decode_alert(raw)
             if self.sink is not None:
                 self.sink.write_alerts([ev])
-            zone = (
-                self.services.zone_info(ev.zone, ev.hazard)
-                if ev.zone in self.services.zones
-                else None
-            )
-            if zone is not None:
-                await loop.run_in_executor(None, self.cap.publish, ev, zone)
-            await self.notifier.forward(ev, raw)
+            intent = core.deliver(self.services, ev)
+            if intent.zone is not None:
+                await loop.run_in_executor(None, self.cap.publish, ev, intent.zone)
+            if intent.notify is not None:
+                await self.notifier.forward(ev, raw)
 
     def _hq_machine(self) -> HQMachine:
         """The HQ machine, restored from ``hq-state`` on first use after an assignment."""
@@ -711,13 +651,10 @@ class Worker:
             hq = self._hq_machine()
             if offset <= self._hq_applied:
                 continue
-            if isinstance(rec, HQCommand):
-                out: list[HQStageEvent] = self._apply_hq_command(hq, rec)
-            else:
-                province = None
-                if rec.zone in self.services.zones:
-                    province = self.services.zone_info(rec.zone, rec.hazard).province
-                out = hq.feed(rec, province)
+            out, refused = core.headquarters(hq, self.services, rec)
+            if refused is not None:
+                self.metrics.counters["operator_rejected"] += 1
+                log.warning("%s", refused)
             futs = [
                 await self.hq_stages.send(key=h.hazard_group.encode(), value=encode(h), partition=0)
                 for h in out
@@ -729,39 +666,12 @@ class Worker:
             self.hq_state["hq"] = pack_state(offset, hq.to_bytes())
             self._hq_applied = offset
 
-    def _apply_hq_command(self, hq: HQMachine, c: HQCommand) -> list[HQStageEvent]:
-        """An operator's confirm / set-stage with the authenticated actor; a refusal (no
-        proposal any more, a bad stage) is audited by the machine, counted and logged."""
-        try:
-            if c.action == "confirm":
-                return hq.confirm(
-                    actor=c.actor,
-                    ts_ms=c.ts_ms,
-                    reason=c.reason,
-                    exercise=c.exercise,
-                    command_id=c.command_id,
-                )
-            return hq.set_stage(
-                -1 if c.stage is None else c.stage,
-                actor=c.actor,
-                ts_ms=c.ts_ms,
-                reason=c.reason,
-                exercise=c.exercise,
-                command_id=c.command_id,
-            )
-        except ValueError as err:
-            self.metrics.counters["operator_rejected"] += 1
-            log.warning("headquarters %s by %s rejected: %s", c.action, c.actor, err)
-            return []
-
     # ----------------------------------------------------------------------------- timers
     async def _tick(self) -> None:
         n = self.settings.kafka.topics.zone_commands.partitions
         # The leader's drill clock: exact with one worker; with several, the newest drill
         # reading the leader saw (the machines also keep their own watermark).
-        cmd = encode_command(
-            ZoneCommand(kind="tick", now_ms=now_ms(), exercise_now_ms=self._exercise_watermark)
-        )
+        cmd = encode_command(core.tick(now_ms(), self._exercise_watermark))
         for p in range(n):
             await self.zone_commands.send(key=b"tick", value=cmd, partition=p)
 
@@ -792,13 +702,16 @@ class Worker:
             judged[[p for p in owned - self._behind_parts if p < n_parts]] = True
             # Hours first: an hour closed now ended before any silence judged now was noticed
             # (its event time is the hour's end), so its decision is made on trusted data.
-            dets = self.detectors.close_hours(now, exercise_now_ms=ex)
-            if dets:
+            hours, silent = core.sweep(
+                self.detectors,
+                now,
+                exercise_now_ms=ex,
+                judge=judged[self._station_part],
+                deadman=self.settings.worker.deadman,
+            )
+            if hours:
                 self.state.mark_dirty()
-            if self.settings.worker.deadman:
-                dets += self.detectors.check_deadman(
-                    now, exercise_now_ms=ex, judge=judged[self._station_part]
-                )
+            dets = hours + silent
             if dets:
                 await self._send_detections(
                     [d for d in dets if partition_of(d.station, n_parts) in owned]

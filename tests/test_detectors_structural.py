@@ -2,7 +2,7 @@
 
 Plain functions (``detectors.structural``), the detector set (readings in, detections out,
 the state export and its migration from version 6), and the Seongsu drill's scenario through
-the worker's pure path (:class:`tests.core_support.PureCore`) judged against its own
+the pipeline core (:class:`streams.core.Core`) judged against its own
 expectations.
 """
 
@@ -23,7 +23,8 @@ from simulators.drill import observe_alerts
 from simulators.generator import Clock, generate
 from simulators.report import evaluate
 from simulators.scenario import load_checked
-from tests.core_support import PureCore
+from streams.core import Core, Message, alerts_of
+from streams.services import Services
 from tests.test_detectors_engine import _as_version
 
 T0 = 1_596_672_000_000
@@ -199,15 +200,15 @@ def test_the_seongsu_scenario_meets_its_expectations_through_the_pure_path() -> 
     detectors, the geo join and the alert machine, judged against the scenario's own
     expectations (crack 3 / 4 / 5 mm at ~3h24m / 4h24m / 5h23m)."""
     settings = Settings(_env_file=None)
-    core = PureCore(settings)
+    core = Core(Services(settings))
     reg = core.services.registry
     sc = load_checked("seongsu-bridge-damage", reg)
     clock = Clock(anchor_ms=T0, wall_start=0.0, speed=60.0)
     gen = generate(sc, reg, anchor_ms=T0, exercise=True)
-    raw = []
-    for pub in sorted(gen.publications, key=lambda p: p.t_s):
-        for ev in core.feed(pub.topic, pub.payload, received_ms=T0 + round(pub.t_s * 1000)):
-            raw.append((pub.t_s / 60.0, encode(ev)))
+    pubs = sorted(gen.publications, key=lambda p: p.t_s)
+    out = core.push(Message(p.topic, p.payload, T0 + round(p.t_s * 1000)) for p in pubs)
+    # received "now" in the drill's wall clock: observe_alerts judges by the events' own ts
+    raw = [(0.0, encode(ev)) for ev in alerts_of(out)]
     findings: list[str] = []
     observed = observe_alerts(raw, clock, {s.station for s in sc.stations}, findings)
     assert findings == []

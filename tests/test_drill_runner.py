@@ -2,7 +2,7 @@
 offsets, judges in scenario time and reports.
 
 The Faust worker does not run here; a stand-in responder plays its part with the worker's
-pure path (:class:`tests.core_support.PureCore`: validation, columnar batch, detectors, the geo
+pure path (:class:`streams.core.Core`: validation, columnar batch, detectors, the geo
 join of ``geo.routing``, the alert machine): it subscribes to the seismic readings like
 the bridge would and produces the resulting alert events onto Kafka ``alerts``, stamped with
 their readings' event time — the accelerometers' district alerts and, when the catalogue
@@ -30,7 +30,8 @@ from rich.console import Console
 from gyeongbo.events import AlertEvent, encode
 from gyeongbo.settings import Settings
 from simulators.drill import DrillError, DrillOptions, pipeline_context, run_drill
-from tests.core_support import PureCore
+from streams.core import Core, Message, alerts_of
+from streams.services import Services
 
 pytestmark = pytest.mark.stack
 
@@ -40,7 +41,7 @@ class Responder:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.core = PureCore(settings)
+        self.core = Core(Services(settings))
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -71,7 +72,7 @@ class Responder:
 
     def _on_message(self, c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
         received_ms = time.time_ns() // 1_000_000
-        for ev in self.core.feed(msg.topic, msg.payload, received_ms=received_ms):
+        for ev in alerts_of(self.core.push([Message(msg.topic, msg.payload, received_ms)])):
             self.sent.append(ev)
             asyncio.run_coroutine_threadsafe(
                 self.producer.send_and_wait(

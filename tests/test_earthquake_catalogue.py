@@ -24,9 +24,9 @@ from gyeongbo.settings import Settings
 from simulators.generator import generate
 from simulators.report import Observed, evaluate
 from simulators.scenario import load_checked
+from streams.core import Core, Detections, Message, alerts_of
 from streams.influx_lines import reading_lines
 from streams.services import Services
-from tests.core_support import PureCore
 
 T0 = 1_473_679_974_000  # 2016-09-12 20:32:54 KST, the Gyeongju origin time
 GYEONGJU = {"magnitude": 5.8, "lat": 35.76, "lon": 129.19, "depth_km": 15.0}
@@ -163,7 +163,13 @@ def test_readings_with_an_event_write_its_numbers_as_float_fields() -> None:
 # -- the whole pure path ------------------------------------------------------------------
 
 
-def _drill(core: PureCore, *, relays: bool) -> list[Observed]:
+def _core() -> Core:
+    return Core(Services(Settings(_env_file=None)))
+
+
+def _drill(core: Core, *, relays: bool) -> tuple[list[Observed], list[object]]:
+    """The drill's payloads pushed through the core as one list; (observations, the list
+    that came out)."""
     reg = core.services.registry
     sc = load_checked("gyeongju-earthquake", reg)
     anchor = T0 - 120_000  # scenario t=0 is two minutes before the origin
@@ -184,12 +190,11 @@ def _drill(core: PureCore, *, relays: bool) -> list[Observed]:
             ),
         ]
         pubs.sort(key=lambda p: p.t_s)
+    out = core.push(Message(p.topic, p.payload, anchor + round(p.t_s * 1000) + 50) for p in pubs)
     obs = []
-    for p in pubs:
-        received = anchor + round(p.t_s * 1000) + 50
-        for ev in core.feed(p.topic, p.payload, received_ms=received):
-            t_s = (parse_rfc3339_ms(ev.ts) - anchor) / 1000
-            obs.append(Observed(ev.hazard, ev.zone, ev.level, ev.previous, t_s, action=ev.action))
+    for ev in alerts_of(out):
+        t_s = (parse_rfc3339_ms(ev.ts) - anchor) / 1000
+        obs.append(Observed(ev.hazard, ev.zone, ev.level, ev.previous, t_s, action=ev.action))
     outcomes = evaluate(sc.expect, sc.never, obs)
     assert not [o for o in outcomes if o.failed]
     assert [(o.zone, o.observed and o.observed.t_s) for o in outcomes if o.status == "met"] == [
@@ -197,12 +202,12 @@ def _drill(core: PureCore, *, relays: bool) -> list[Observed]:
         ("37", 128.0),  # the catalogue event's nationwide 긴급재난문자
         ("11", 128.0),
     ]
-    return obs
+    return obs, list(out)
 
 
 def test_the_gyeongju_drill_passes_through_the_pure_path() -> None:
-    core = PureCore(Settings(_env_file=None))
-    obs = _drill(core, relays=False)
+    core = _core()
+    obs, _ = _drill(core, relays=False)
     raises = Counter(o.zone for o in obs if o.action == "raise" and len(o.zone) == 2)
     assert sorted(raises) == sorted(core.services.zones.of_kind(ZoneKind.PROVINCE))
     assert set(raises.values()) == {1}
@@ -211,17 +216,17 @@ def test_the_gyeongju_drill_passes_through_the_pure_path() -> None:
 
 
 def test_a_relayed_or_retried_catalogue_event_raises_once() -> None:
-    core = PureCore(Settings(_env_file=None))
-    obs = _drill(core, relays=True)
+    core = _core()
+    obs, out = _drill(core, relays=True)
     provinces = [o for o in obs if len(o.zone) == 2]
     assert len(provinces) == 17 and {o.action for o in provinces} == {"raise"}
-    cat = [d for d in core.detections if d.rule == "earthquake.catalogue"]
+    cat = [d for d in out if isinstance(d, Detection) and d.rule == "earthquake.catalogue"]
     assert len(cat) == 1 and core.detectors.stats["catalogue_repeats"] == 2
 
 
 def test_the_alert_machine_absorbs_a_repeat_the_detectors_did_not_see() -> None:
     # Two relaying stations on two workers: each worker's detectors see the event once.
-    core = PureCore(Settings(_env_file=None))
-    first = core.stage([quake(5.8)])
+    core = _core()
+    first = alerts_of(core.push([Detections((quake(5.8),))]))
     other = msgspec.structs.replace(quake(5.8), station="KMA-POHANG-ACC", ts_ms=T0 + 9000)
-    assert len(first) == 17 and core.stage([other]) == []
+    assert len(first) == 17 and alerts_of(core.push([Detections((other,))])) == []

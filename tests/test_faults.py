@@ -7,6 +7,10 @@ Every run plays the same payload stream (same scenario, seed, speed and anchor) 
 pipeline of its own (topics, consumer group, CAP folder and SMS log: ``isolated_settings``)
 on the session's stack, with a short checkpoint interval so that a crash can fall anywhere
 in it. The clean reference runs once for the module.
+
+The same drill offline (``gyeongbo drill run --offline``: the payloads through the pipeline
+core in one process, :mod:`simulators.offline`) gives the clean run's report too: the core
+the agents call is the core the drill runs without them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from gyeongbo.stack.procs import port_open
 from gyeongbo.stack.stack import Stack
 from simulators.compare import compare_reports
 from simulators.drill import DrillOptions, run_drill
+from simulators.offline import run_offline
 from streams.pipeline import LocalPipeline, start_local_pipeline
 from tests.pipeline_support import get_json, isolated_settings, wait_for
 
@@ -189,3 +194,15 @@ def test_a_fault_changes_nothing_people_receive(
     diffs = compare_reports(reference, run)
     assert diffs == [], "\n".join([*run["faults_done"], *diffs])
     assert run["passed"], run["findings"]
+
+
+def test_the_offline_drill_reports_what_the_pipeline_did(
+    stack: Stack, tmp_path: Path, anchor_ms: Callable[[], int], reference: dict[str, Any]
+) -> None:
+    options = DrillOptions(speed=SPEED, anchor_ms=anchor_ms(), show_progress=False, quiet_s=8.0)
+    offline = run_offline(SCENARIO, _settings(stack, tmp_path), options).to_dict()
+    assert offline["passed"], offline["findings"]
+    assert compare_reports(reference, offline) == []
+    # the people's side is compared, not only present: as many messages and documents
+    assert len(offline["sms"]) == len(reference["sms"]) > 0
+    assert len(offline["cap"]) == len(reference["cap"]) > 0

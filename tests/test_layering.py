@@ -11,13 +11,18 @@ edge from this test and from mypy. The rules:
 - the pure packages import no client of a broker, MQTT, HTTP, SMS, database or InfluxDB, no
   process, socket or file system module, none of the base's I/O modules, and open no file
   (:data:`PURE_FORBIDDEN`, :data:`FILE_CALLS`): they receive data, ``streams`` reads it;
-- no module imports itself back through others (no cycle among the project's modules).
+- no module imports itself back through others (no cycle among the project's modules);
+- the pipeline core (``streams/core.py``) loads no broker, MQTT, HTTP or database client,
+  directly or through anything it imports (:data:`CORE_FORBIDDEN`, checked in a fresh
+  interpreter).
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,3 +271,47 @@ def test_cycle_finder_finds_a_cycle() -> None:
     ring = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(ring) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+#: What the pipeline core (``streams/core.py``) never loads, directly or through what it
+#: imports: it runs in the Faust agents, the drill runner's offline mode and the tests alike.
+CORE_FORBIDDEN = (
+    "faust",
+    "mode",
+    "aiokafka",
+    "kafka",
+    "paho",
+    "aiohttp",
+    "requests",
+    "httpx",
+    "urllib.request",
+    "http.client",
+    "twilio",
+    "psycopg",
+    "psycopg_pool",
+    "sqlite3",
+    "influxdb_client",
+    "prometheus_client",
+)
+
+
+def _loaded_by(module: str) -> list[str]:
+    """Every module a fresh interpreter has loaded after ``import module``."""
+    code = f"import sys, {module}; print('\\n'.join(sorted(sys.modules)))"
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    return run.stdout.split()
+
+
+def _forbidden(names: list[str]) -> list[str]:
+    return sorted(n for n in names if any(_under(n, f) for f in CORE_FORBIDDEN))
+
+
+def test_the_pipeline_core_loads_no_broker_mqtt_http_or_database_client() -> None:
+    core = MODULES["streams.core"]
+    direct = [f"{_where(core, line)}: imports {t}" for line, t in imports(core, MODULES)]
+    assert _forbidden([d.rsplit(" ", 1)[1] for d in direct]) == [], direct
+    assert _forbidden(_loaded_by("streams.core")) == []
+    # the check sees what the agents load (it can fail)
+    assert {"faust", "aiokafka"} <= set(_forbidden(_loaded_by("streams.worker")))

@@ -1,7 +1,7 @@
 """Public stages do not flap, and their transitions do not depend on when the clock ticked.
 
-Pure: detections (or a scenario's MQTT payloads through the worker's pure path,
-:class:`tests.core_support.PureCore`) in, transitions out, compared as lists.
+Pure: detections (or a scenario's MQTT payloads through the pipeline core,
+:class:`streams.core.Core`) in, transitions out, compared as lists.
 
 The flood drill once showed zone 32010 (춘천시) clearing its heavy-rain 주의 and raising it again
 about 28 s into the run, in 3 of 7 clean runs. Chuncheon's gauge (station 101) stands at 주의
@@ -34,8 +34,8 @@ from gyeongbo.registry import load_registry
 from gyeongbo.settings import REPO_ROOT, Settings
 from simulators.generator import generate
 from simulators.scenario import SCENARIO_DIR, load_scenario
+from streams.core import Core, Message, Tick, alerts_of
 from streams.services import Services
-from tests.core_support import PureCore
 
 H = 3_600_000
 T0 = 1596661200000  # 2020-08-06T06:00:00+09:00, the flood scenario's origin
@@ -188,22 +188,22 @@ def _flood_drill(
     the worker sends them: one per 5 s of wall time (at 600x, ``tick_every_s`` = 3,000 s of
     drill time), carrying the newest drill reading processed so far; ``tick_phase_s`` shifts
     them."""
-    core = PureCore(Settings(_env_file=None))
-    if hold_s is not None:
-        core.machine = AlertMachine(with_holds({"heavy_rain": hold_s}))
+    policies = None if hold_s is None else with_holds({"heavy_rain": hold_s})
+    core = Core(Services(Settings(_env_file=None)), policies=policies)
     reg = load_registry(REPO_ROOT / "config" / "stations.yaml")
     sc = load_scenario(scenario)
     gen = generate(sc, reg, anchor_ms=T0, exercise=True)
-    out: list[AlertEvent] = []
+    records: list[Message | Tick] = []
     newest = 0.0
     tick = float(tick_phase_s)
     for pub in sorted(gen.publications, key=lambda p: p.t_s):
         while tick < pub.t_s:
-            out += core.machine.advance(T0 + 48 * H, exercise_now_ms=T0 + round(newest * 1000))
+            records.append(Tick(T0 + 48 * H, exercise_now_ms=T0 + round(newest * 1000)))
             tick += tick_every_s
-        out += core.feed(pub.topic, pub.payload, received_ms=T0 + round(pub.t_s * 1000))
+        records.append(Message(pub.topic, pub.payload, T0 + round(pub.t_s * 1000)))
         newest = max(newest, pub.t_s)
-    out += core.machine.advance(T0 + 48 * H, exercise_now_ms=T0 + round(newest * 1000))
+    records.append(Tick(T0 + 48 * H, exercise_now_ms=T0 + round(newest * 1000)))
+    out = alerts_of(core.push(records))
     # per zone in event time (the order across zones follows the ticks and means nothing)
     return sorted(
         (e.zone, round((parse_rfc3339_ms(e.ts) - T0) / H, 2), e.level)
