@@ -589,8 +589,15 @@ def test_a_backlog_is_detected_in_joined_batches_with_the_same_alerts(
     with start_local_pipeline(settings, workers=0) as pipe:
         run(one_record_per_reading())
         w = pipe.start_worker()
+        # ``readings`` counts a group's readings when the detectors have them, ``records``
+        # its records once its detections are sent: wait for both (a look in between sees
+        # the last group's readings and not yet its records)
         m = wait_for(
-            lambda: (x := get_json(w.url + "/metrics")).get("readings", 0) >= len(rows) and x,
+            lambda: (
+                (x := get_json(w.url + "/metrics")).get("readings", 0) >= len(rows)
+                and x.get("records", 0) >= len(rows)
+                and x
+            ),
             90,
             "the backlog to be processed",
         )
