@@ -207,9 +207,11 @@ class StateBook:
         return batch.take(np.flatnonzero(~seen))
 
     # -- progress -------------------------------------------------------------------------
-    def mark_dirty(self) -> None:
-        """Note the stations the detectors just changed, per readings partition."""
-        idx = self.detectors.touched_station_index()
+    def mark_dirty(self, idx: npt.NDArray[np.int64] | None = None) -> None:
+        """Note the stations the detectors just changed (``idx``, registry indices; by default
+        those the last ``process``/``close_hours`` call touched), per readings partition."""
+        if idx is None:
+            idx = self.detectors.touched_station_index()
         if not len(idx):
             return
         parts = self.station_partition[idx]

@@ -58,6 +58,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -469,6 +470,13 @@ class Worker:
         Kafka first gets every detection sent so far (a producer flush): a checkpoint in
         Kafka never includes a reading whose detections could still be lost."""
         due = self.state.due(partitions, self._checkpoint_s)
+        if due:
+            await self._checkpoint(due, stream)
+
+    async def _checkpoint(self, partitions: Iterable[int], stream: Any) -> None:
+        """Checkpoint ``partitions`` now (under the state lock): detections sent so far to
+        Kafka first, then the chunks; acknowledge the events the checkpoints include."""
+        due = sorted(partitions)
         if not due:
             return
         await self.app.producer.flush()
@@ -708,6 +716,20 @@ class Worker:
                 await self._send_detections(
                     [d for d in dets if partition_of(d.station, n_parts) in owned]
                 )
+            # A station judged silent is a change no reading replays: its detection is
+            # staged (the machine holds the station out of public stages) and must be in the
+            # checkpoint at once, or a worker restarted before the next one restores the
+            # station as alive and never sends the ``cleared`` its next reading calls for —
+            # the station's zones would stay held for good.
+            dead = [d.station for d in dets if d.rule == "health.deadman"]
+            if dead and self._readings_stream is not None:
+                idx = self.detectors.index_of(dead)
+                self.state.mark_dirty(idx)
+                # (a partition with nothing processed since its assignment has no offset to
+                # checkpoint: its next record, being processed, brings the station back)
+                parts = {int(p) for p in self._station_part[idx].tolist()} & owned
+                parts &= set(self.state.processed)
+                await self._checkpoint(parts, self._readings_stream)
 
     async def _checkpoint_idle(self) -> None:
         """Checkpoint partitions that hold acknowledgements but receive no more readings (a

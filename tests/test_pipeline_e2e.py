@@ -449,6 +449,15 @@ def test_worker_crash_mid_episode_loses_no_stage_and_sends_no_second_sms(
         sms_before_crash = wait_for(
             lambda: [m for m in fake_sms(stack) if m["sid"] not in before], 30, "the 주의 SMS"
         )
+        # The gauge's newest reading is 3 h 50 min old: on the wall clock it is silent, and
+        # the deadman says so (the machine holds it out of public stages). The crash comes
+        # after that judgement: the restarted worker must still know it, so that the readings
+        # that follow clear it and raise 경계 (a worker that forgot it held the zones for good).
+        wait_for(
+            lambda: [e for e in dq_alert_events(settings) if e.zone == "11030"],
+            30,
+            "the deadman's data-quality alert on 11030",
+        )
         pipe.workers[0].kill()  # SIGKILL: no shutdown, no final commit
         pipe.start_worker(0)
         produce_readings(settings, flood_rows(t0 + 12 * 10 * MIN, levels[12:], start_seq=13))
@@ -580,8 +589,15 @@ def test_a_backlog_is_detected_in_joined_batches_with_the_same_alerts(
     with start_local_pipeline(settings, workers=0) as pipe:
         run(one_record_per_reading())
         w = pipe.start_worker()
+        # ``readings`` counts a group's readings when the detectors have them, ``records``
+        # its records once its detections are sent: wait for both (a look in between sees
+        # the last group's readings and not yet its records)
         m = wait_for(
-            lambda: (x := get_json(w.url + "/metrics")).get("readings", 0) >= len(rows) and x,
+            lambda: (
+                (x := get_json(w.url + "/metrics")).get("readings", 0) >= len(rows)
+                and x.get("records", 0) >= len(rows)
+                and x
+            ),
             90,
             "the backlog to be processed",
         )
