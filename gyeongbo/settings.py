@@ -82,6 +82,24 @@ class Topics(_Frozen):
                 merged[name] = {**field.default.model_dump(), **value}
         return merged
 
+    @model_validator(mode="after")
+    def _zone_partitions_agree(self) -> Topics:
+        """The stage agent writes a zone's alerts, data-quality alerts and reminders to the
+        partition number of the ``zone.commands`` record it applied (so each zone's output
+        stays in order with its input): those topics need as many partitions."""
+        n = self.zone_commands.partitions
+        odd = [
+            f"{t.name} has {t.partitions}"
+            for t in (self.alerts, self.dq_alerts, self.reminders)
+            if t.partitions != n
+        ]
+        if odd:
+            raise ValueError(
+                f"{', '.join(odd)} partitions; they must have as many as "
+                f"{self.zone_commands.name} ({n})"
+            )
+        return self
+
     def all(self) -> list[Topic]:
         return [getattr(self, name) for name in type(self).model_fields]
 

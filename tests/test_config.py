@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from gyeongbo.registry import RegistryError, load_registry, parse_registry
@@ -173,3 +174,15 @@ def test_every_command_has_help() -> None:
     ):
         out = runner.invoke(cli, [*sub, "--help"])
         assert out.exit_code == 0 and "Usage" in out.output, sub
+
+
+def test_zone_keyed_topics_must_agree_on_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zone's alerts go to the partition number of its zone command: an ``alerts`` topic
+    with fewer partitions would make the stage agent write where nothing exists."""
+    monkeypatch.setenv("GYEONGBO_KAFKA__TOPICS__ALERTS__PARTITIONS", "2")
+    with pytest.raises(ValidationError, match=r"alerts has 2 partitions; .*zone\.commands \(4\)"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("GYEONGBO_KAFKA__TOPICS__ZONE_COMMANDS__PARTITIONS", "2")
+    monkeypatch.setenv("GYEONGBO_KAFKA__TOPICS__DQ_ALERTS__PARTITIONS", "2")
+    monkeypatch.setenv("GYEONGBO_KAFKA__TOPICS__REMINDERS__PARTITIONS", "2")
+    assert Settings(_env_file=None).kafka.topics.alerts.partitions == 2
