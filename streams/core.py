@@ -34,7 +34,6 @@ This module imports no broker, MQTT, HTTP, database or Faust client
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,6 +48,7 @@ from alerting.machine import AlertMachine, OperatorError
 from alerting.model import Recipient, ZoneInfo, mask_phone, parse_rfc3339_ms
 from alerting.policy import StagePolicy
 from detectors.engine import DetectorSet
+from geo.metric import haversine_km
 from gyeongbo.batch import ReadingBatch
 from gyeongbo.events import (
     AlertEvent,
@@ -345,33 +345,30 @@ def plan_step(
     notices = plan_notices(
         board, step, audience, last, services.templates, station_names=services.station_names
     )
-    distance = _nearest_first(services, step) if board.hazard == Hazard.EARTHQUAKE else None
+    distance = (
+        _nearest_first(services, step, notices) if board.hazard == Hazard.EARTHQUAKE else None
+    )
     rows = [_row(n, key, priority(n, distance), now_ms) for n in notices]
     todo = set(log.plan(rows))
     return [r for r in rows if r.key in todo], {n.recipient.id: n.recipient for n in notices}
 
 
-def _nearest_first(services: Services, step: Step) -> Callable[[Recipient], float] | None:
+def _nearest_first(
+    services: Services, step: Step, notices: Sequence[Notice]
+) -> Callable[[Recipient], float] | None:
     """Distance from the transition's lead station (the accelerometer, or the station that
-    relayed the catalogue event) to the person's point, km."""
+    relayed the catalogue event) to each person's point, km (no point: last); computed once
+    for the whole audience (:func:`geo.metric.haversine_km`)."""
     ev = step.transition
     sid = str(ev.evidence.get("station") or (ev.stations[0] if ev.stations else ""))
     st = services.registry.stations.get(sid)
     if st is None:
         return None
-    lat0, lon0 = math.radians(st.lat), math.radians(st.lon)
-
-    def km(r: Recipient) -> float:
-        if r.point is None:
-            return 9_999.0
-        lat, lon = math.radians(r.point[0]), math.radians(r.point[1])
-        a = (
-            math.sin((lat - lat0) / 2) ** 2
-            + math.cos(lat0) * math.cos(lat) * math.sin((lon - lon0) / 2) ** 2
-        )
-        return 12_742.0 * math.asin(math.sqrt(min(1.0, a)))
-
-    return km
+    located = [n.recipient for n in notices if n.recipient.point is not None]
+    pts = np.array([r.point for r in located], dtype=np.float64).reshape(-1, 2)
+    dist = haversine_km(st.lat, st.lon, pts[:, 0], pts[:, 1])
+    km = {r.id: float(d) for r, d in zip(located, dist, strict=True)}
+    return lambda r: km.get(r.id, 9_999.0)
 
 
 def _row(n: Notice, key: str, prio: float, t: int) -> PlannedDelivery:
