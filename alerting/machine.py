@@ -470,14 +470,20 @@ class AlertMachine:
         levels.sort(reverse=True)
         return levels[q - 1] if len(levels) >= q else 0
 
-    def _silenced(self, tr: Track, now: int) -> bool:
-        return any(
-            s.exercise == tr.exercise
+    def _silence_ends(self, tr: Track, after: int) -> list[int]:
+        """When the silences covering the track's zone and hazard that stand after ``after``
+        end."""
+        return [
+            s.until_ms
+            for s in self._s.silences
+            if s.exercise == tr.exercise
             and s.zone == tr.zone
             and s.hazard in (None, tr.hazard)
-            and s.until_ms > now
-            for s in self._s.silences
-        )
+            and s.until_ms > after
+        ]
+
+    def _silenced(self, tr: Track, now: int) -> bool:
+        return bool(self._silence_ends(tr, now))
 
     def _evaluate(self, key: str, tr: Track, now: int, *, sample: bool) -> list[StageEvent]:
         """The zone at ``now``: first the timers that ran out before it, then ``now`` itself
@@ -522,14 +528,7 @@ class AlertMachine:
                 for st in tr.stations.values()
                 if (lapse := st.ts_ms + pol.expire_s * 1000) > after
             ]
-        cand += [
-            s.until_ms
-            for s in self._s.silences
-            if s.exercise == tr.exercise
-            and s.zone == tr.zone
-            and s.hazard in (None, tr.hazard)
-            and s.until_ms > after
-        ]
+        cand += self._silence_ends(tr, after)
         return min(cand, default=None)
 
     def _step(self, tr: Track, now: int, pol: StagePolicy, *, sample: bool) -> list[StageEvent]:
@@ -900,14 +899,7 @@ class AlertMachine:
         for tr in self._s.tracks.values():
             if tr.alert_id is None or (exercise is not None and tr.exercise != exercise):
                 continue
-            until = [
-                s.until_ms
-                for s in self._s.silences
-                if s.exercise == tr.exercise
-                and s.zone == tr.zone
-                and s.hazard in (None, tr.hazard)
-                and s.until_ms > tr.last_ts_ms
-            ]
+            until = self._silence_ends(tr, tr.last_ts_ms)
             silenced_until = rfc3339(max(until)) if until else None
             due = None if tr.acked else self._reminder_due(tr, tr.last_ts_ms)
             last_notified = rfc3339(tr.last_notified_ms)
@@ -963,14 +955,7 @@ class AlertMachine:
     def _reminder_due(self, tr: Track, now: int) -> int | None:
         """When the track's alert is next due for a reminder, judged at ``now`` (a silence
         standing then defers it to the silence's end)."""
-        until = [
-            s.until_ms
-            for s in self._s.silences
-            if s.exercise == tr.exercise
-            and s.zone == tr.zone
-            and s.hazard in (None, tr.hazard)
-            and s.until_ms > now
-        ]
+        until = self._silence_ends(tr, now)
         return reminder_due_ms(
             tr.last_notified_ms, self._policy(tr.hazard).repeat_s, max(until, default=None)
         )
