@@ -99,7 +99,7 @@ from streams.detector_state import StateBook
 from streams.faust_internals import mount_routes, release_payload, tables_recovered, waiting_queue
 from streams.influx_sink import InfluxSink
 from streams.notify import Notifier
-from streams.partitioning import partition_of, partitions_for
+from streams.partitioning import partition_of
 from streams.reminders import ReminderChannel
 from streams.services import Services
 from streams.worker_web import middlewares, routes, web_options
@@ -269,9 +269,8 @@ class Worker:
         #: had later ones waiting in Kafka (being caught up on: their silence is not judged).
         self._exercise_clock_part: dict[int, int] = {}
         self._behind_parts: set[int] = set()
-        self._station_part = partitions_for(
-            self.detectors.ids, settings.kafka.topics.readings.partitions
-        ).astype(np.int64)
+        #: Per registry station: its readings partition (the state book's mapping).
+        self._station_part = self.state.station_partition.astype(np.int64)
         self._machines: dict[int, AlertMachine] = {}
         #: Per zone.commands partition: offset of the last command its machine includes.
         self._applied: dict[int, int] = {}
